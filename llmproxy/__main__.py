@@ -1,0 +1,3 @@
+from llmproxy.cli.main import run
+
+run()

@@ -1,0 +1,80 @@
+"""Pure formatting helpers for the console (no printing here): request rows, banners, status."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+
+STATUS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
+
+
+def fmt_tokens(usage: dict | None) -> str:
+    if not usage:
+        return "-"
+    i = (usage.get("input_tokens") or 0) + (usage.get("cache_read_input_tokens") or 0) + \
+        (usage.get("cache_creation_input_tokens") or 0)
+    o = usage.get("output_tokens")
+    return f"{i}→{o}" if o is not None else f"{i}→-"
+
+
+def fmt_ms(ms: float | None) -> str:
+    if ms is None:
+        return "-"
+    return f"{ms:.0f}ms" if ms < 10_000 else f"{ms / 1000:.1f}s"
+
+
+def fmt_cost(cost: float | None) -> str:
+    if cost is None:
+        return "?"
+    return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
+
+
+def request_row(rec: dict) -> Text:
+    """One console line for one request record (the --verbose log and `logs`)."""
+    status = rec.get("status")
+    style = STATUS_STYLE.get((status or 0) // 100, "white")
+    d = rec.get("decision") or {}
+    scen = d.get("scenario", "-")
+    if d.get("concept"):
+        scen += f":{d['concept']}"
+    t = Text()
+    t.append(str(rec.get("time", ""))[11:19] + " ", style="dim")
+    t.append(f"{rec.get('profile', '-'):<11} ", style="bold")
+    t.append(f"{scen:<22} ", style="magenta")
+    target = rec.get("target") or d.get("target") or "-"
+    t.append(f"{target:<42} ", style="cyan")
+    if rec.get("simulated"):
+        t.append("sim ", style="yellow")
+    t.append(f"{status if status is not None else '-':>3} ", style=style)
+    t.append(f"ttft {fmt_ms(rec.get('ttft_ms')):>7} ", style="dim")
+    t.append(f"{fmt_ms(rec.get('duration_ms')):>7} ")
+    t.append(f"{fmt_tokens(rec.get('usage')):>12} ")
+    if "cost_usd" in rec:
+        t.append(fmt_cost(rec.get("cost_usd")) + " ", style="green")
+    if rec.get("endpoint") not in (None, "messages"):
+        t.append(f"[{rec['endpoint']}] ", style="dim")
+    if rec.get("attempts"):
+        t.append(f"fallbacks={len(rec['attempts'])} ", style="yellow")
+    if rec.get("client_disconnected"):
+        t.append("client-gone ", style="yellow")
+    if rec.get("error") or rec.get("stream_error"):
+        t.append(str(rec.get("error") or rec.get("stream_error"))[:120], style="red")
+    return t
+
+
+def providers_table(health: dict) -> Table:
+    tbl = Table(title="providers", title_justify="left", show_edge=False, pad_edge=False)
+    tbl.add_column("provider")
+    tbl.add_column("kind")
+    tbl.add_column("state")
+    for name, p in health.get("providers", {}).items():
+        state = Text("live", style="green") if p["live"] else Text(f"simulated: {p['simulated_reason']}", style="yellow")
+        tbl.add_row(name, p["kind"], state)
+    return tbl
+
+
+def fmt_uptime(seconds: float) -> str:
+    s = int(seconds)
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"

@@ -1,0 +1,110 @@
+"""``llmproxy`` — the Typer app. Each command imports what it needs when it runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="llmproxy: a local LLM routing proxy that speaks the Anthropic API.")
+config_app = typer.Typer(no_args_is_help=True, help="Write or validate the configuration file.")
+kg_app = typer.Typer(no_args_is_help=True, help="Inspect the keyword knowledge graphs.")
+app.add_typer(config_app, name="config")
+app.add_typer(kg_app, name="kg")
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
+ProfileDirOpt = Annotated[Optional[list[Path]], typer.Option("--profile-dir", help="extra directory of profile .toml files")]
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="address to bind (default from config: 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default from config: 3456)")] = None,
+    config: ConfigOpt = None,
+    profile_dir: ProfileDirOpt = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: one line per request; -vv: bodies too")] = 0,
+    simulate: Annotated[bool, typer.Option(help="serve every provider with the offline simulator")] = False,
+    daemon: Annotated[bool, typer.Option(help="detach; return once /health answers")] = False,
+    allow_remote: Annotated[bool, typer.Option(help="allow binding a non-loopback address without proxy API keys")] = False,
+) -> None:
+    """Run the proxy (foreground unless --daemon)."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.serve(host, port, config, profile_dir or [], verbose, simulate, daemon, allow_remote))
+
+
+@app.command()
+def stop() -> None:
+    """Stop the daemon gracefully (escalates to SIGKILL after the grace period)."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.stop())
+
+
+@app.command()
+def status(json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Is the daemon running? pid, address, uptime, profiles, providers, requests served."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.status(json_out))
+
+
+@app.command()
+def reload() -> None:
+    """Re-read config, profiles and knowledge graphs in the running daemon (SIGHUP)."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.reload())
+
+
+@app.command("route-test")
+def route_test(
+    text: Annotated[Optional[str], typer.Argument(help="the user's prompt")] = None,
+    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="profile to route with")] = None,
+    all_profiles: Annotated[bool, typer.Option("--all-profiles", help="one row per profile")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the Decision as JSON")] = False,
+    request: Annotated[Optional[Path], typer.Option("--request", help="a full Anthropic request body (JSON file)")] = None,
+    config: ConfigOpt = None,
+    profile_dir: ProfileDirOpt = None,
+) -> None:
+    """Explain where a prompt (or a recorded request) would be routed, without calling any model."""
+    from llmproxy.cli import routetest
+
+    raise typer.Exit(routetest.run(text, profile, all_profiles, json_out, request, config, profile_dir or []))
+
+
+@config_app.command("init")
+def config_init(
+    path: Annotated[Optional[Path], typer.Option("--path", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter config."""
+    from llmproxy.cli import configcmd
+
+    raise typer.Exit(configcmd.init(path, force))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None, profile_dir: ProfileDirOpt = None) -> None:
+    """Validate config, profiles and knowledge graphs; report every problem; non-zero exit if any."""
+    from llmproxy.cli import configcmd
+
+    raise typer.Exit(configcmd.check(config, profile_dir or []))
+
+
+@kg_app.command("check")
+def kg_check(
+    profile: Annotated[Optional[str], typer.Argument(help="profile (default: all)")] = None,
+    config: ConfigOpt = None,
+    profile_dir: ProfileDirOpt = None,
+) -> None:
+    """Duplicate terms, empty concepts, unknown routes, too-short terms."""
+    from llmproxy.cli import configcmd
+
+    raise typer.Exit(configcmd.kg_check(profile, config, profile_dir or []))
+
+
+def run() -> None:
+    app()

@@ -1,0 +1,93 @@
+"""One error family. Each error knows its HTTP status and its Anthropic error type; it is rendered once,
+at the server boundary (JSON body, or an SSE ``event: error`` frame once a stream has begun)."""
+
+from __future__ import annotations
+
+
+class ProxyError(Exception):
+    status = 500
+    error_type = "api_error"
+    #: whether the dispatcher may try the next target in the chain after this error
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        self.retry_after = retry_after
+
+    def body(self, request_id: str | None = None) -> dict:
+        out: dict = {"type": "error", "error": {"type": self.error_type, "message": self.message}}
+        if request_id:
+            out["request_id"] = request_id
+        return out
+
+    # OpenAI's error shape for the /v1/chat/completions surface
+    def openai_body(self) -> dict:
+        code = {400: "invalid_request_error", 401: "invalid_api_key", 404: "model_not_found",
+                429: "rate_limit_exceeded"}.get(self.status)
+        return {"error": {"message": self.message, "type": self.error_type, "param": None, "code": code}}
+
+
+class InvalidRequest(ProxyError):
+    status, error_type = 400, "invalid_request_error"
+
+
+class AuthenticationFailed(ProxyError):
+    status, error_type = 401, "authentication_error"
+
+
+class BillingError(ProxyError):
+    status, error_type = 402, "billing_error"
+
+
+class PermissionDenied(ProxyError):
+    status, error_type = 403, "permission_error"
+
+
+class NotFound(ProxyError):
+    status, error_type = 404, "not_found_error"
+
+
+class RequestTooLarge(ProxyError):
+    status, error_type = 413, "request_too_large"
+
+
+class RateLimited(ProxyError):
+    status, error_type, retryable = 429, "rate_limit_error", True
+
+
+class UpstreamError(ProxyError):
+    """The upstream answered 5xx, or could not be reached."""
+
+    status, error_type, retryable = 502, "api_error", True
+
+
+class UpstreamTimeout(ProxyError):
+    status, error_type, retryable = 504, "timeout_error", True
+
+
+class Overloaded(ProxyError):
+    status, error_type, retryable = 529, "overloaded_error", True
+
+
+_BY_STATUS: dict[int, type[ProxyError]] = {
+    400: InvalidRequest, 401: AuthenticationFailed, 402: BillingError, 403: PermissionDenied,
+    404: NotFound, 408: UpstreamTimeout, 413: InvalidRequest, 422: InvalidRequest, 429: RateLimited,
+    503: Overloaded, 504: UpstreamTimeout, 529: Overloaded,
+}
+
+
+def from_upstream_status(status: int, message: str, provider: str, retry_after: str | None = None) -> ProxyError:
+    """Map an upstream HTTP error to our family (ANTHROPIC_API.md §12.3). The message names the provider."""
+    if status == 401:
+        # the proxy's own upstream key was refused: not the client's fault, so not a 401 for the client
+        return UpstreamError(f"{provider}: upstream rejected the configured credentials ({message})", status=502)
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = UpstreamError if status >= 500 else InvalidRequest
+    err = cls(f"{provider}: {message}", retry_after=retry_after)
+    if cls is UpstreamError:
+        err.status = 500 if status in (500, 502) else 502
+    return err

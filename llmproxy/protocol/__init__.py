@@ -1,0 +1,1 @@
+"""Wire shapes: SSE framing, request validation, token estimates. Pure; no I/O."""

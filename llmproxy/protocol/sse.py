@@ -1,0 +1,75 @@
+"""Server-sent events: encode one frame, and decode a byte stream incrementally.
+
+The decoder works on bytes, so a frame (or a multi-byte UTF-8 character) split across network chunks is
+reassembled before it is decoded. Line endings may be LF, CRLF or CR, as the SSE spec allows.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+
+def encode(event: str, data: dict) -> bytes:
+    """One SSE frame whose ``event:`` line equals ``data["type"]`` (ANTHROPIC_API.md §0 rule 1)."""
+    return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+
+
+def encode_data(data: dict | str) -> bytes:
+    """A data-only frame (the OpenAI streaming style)."""
+    payload = data.encode() if isinstance(data, str) else orjson.dumps(data)
+    return b"data: " + payload + b"\n\n"
+
+
+class SSEDecoder:
+    """Incremental decoder: ``feed(bytes) -> [(event, data)]``; comments and ids are skipped."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
+        buf = self._buf + chunk
+        if b"\r" in buf:
+            # keep a trailing CR: it may be the first half of a CRLF split across chunks
+            keep_cr = buf.endswith(b"\r")
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+            if keep_cr:
+                buf = buf[:-1] + b"\r"
+        out = []
+        start = 0
+        while True:
+            end = buf.find(b"\n\n", start)
+            if end < 0:
+                break
+            frame = buf[start:end]
+            start = end + 2
+            ev = self._parse(frame)
+            if ev is not None:
+                out.append(ev)
+        self._buf = buf[start:]
+        return out
+
+    def flush(self) -> list[tuple[str, str]]:
+        """Whatever complete-looking frame is left when the stream ends without a final blank line."""
+        buf, self._buf = self._buf.rstrip(b"\r\n"), b""
+        ev = self._parse(buf) if buf else None
+        return [ev] if ev else []
+
+    @staticmethod
+    def _parse(frame: bytes) -> tuple[str, str] | None:
+        event = ""
+        data: list[str] = []
+        for line in frame.decode("utf-8", errors="replace").split("\n"):
+            if not line or line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "event":
+                event = value
+            elif name == "data":
+                data.append(value)
+        if not event and not data:
+            return None
+        return event, "\n".join(data)

@@ -1,0 +1,130 @@
+"""Anthropic-kind upstreams: passthrough. Request bytes are forwarded untouched when nothing needs
+changing, SSE bytes are handed back as they arrive, and errors are mapped once, here."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import aiohttp
+import orjson
+
+from llmproxy.config import ProviderConfig
+from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout, from_upstream_status
+from llmproxy.providers.base import Call, Reply
+
+# client headers worth passing to Anthropic (the gateway contract asks for anthropic-* unchanged)
+_FORWARD_PREFIXES = ("anthropic-", "x-claude-code-", "x-stainless-")
+_FORWARD_EXACT = ("user-agent", "x-app")
+_DROP = ("anthropic-dangerous-direct-browser-access",)
+# upstream response headers worth passing back
+_BACK_PREFIXES = ("anthropic-ratelimit-", "retry-after", "x-should-retry", "anthropic-organization-id")
+
+
+def forward_headers(client: dict | object, provider: ProviderConfig, key: str | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in client.items():  # type: ignore[attr-defined]
+        if (k.startswith(_FORWARD_PREFIXES) or k in _FORWARD_EXACT) and k not in _DROP:
+            out[k] = v
+    out.setdefault("anthropic-version", "2023-06-01")
+    out["content-type"] = "application/json"
+    out.update(provider.headers)
+    if key:
+        out["x-api-key"] = key
+    return out
+
+
+def error_message(raw: bytes) -> str:
+    try:
+        data = orjson.loads(raw)
+        err = data.get("error") if isinstance(data, dict) else None
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    text = raw[:300].decode("utf-8", errors="replace").strip()
+    return text or "empty error body"
+
+
+def map_transport_error(exc: BaseException, provider: ProviderConfig) -> ProxyError:
+    """aiohttp/asyncio transport failures → our errors; the message names the provider, never a key."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return UpstreamTimeout(f"{provider.name}: upstream timed out")
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return UpstreamError(f"{provider.name}: cannot connect to {provider.base_url} ({exc.os_error.strerror or exc.os_error})")
+    return UpstreamError(f"{provider.name}: upstream connection failed ({type(exc).__name__})")
+
+
+class AnthropicProvider:
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession):
+        self.config = config
+        self.session = session
+        self.simulated_reason: str | None = None
+        self.timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout,
+                                             sock_read=config.read_timeout)
+
+    def _key(self, call: Call) -> str | None:
+        key = self.config.api_key()
+        if key is None and self.config.forward_client_key:
+            key = call.client_key
+        return key
+
+    async def _post(self, path: str, call: Call, payload: bytes) -> aiohttp.ClientResponse:
+        url = self.config.base_url + path + (f"?{call.query}" if call.query else "")
+        headers = forward_headers(call.headers, self.config, self._key(call))
+        try:
+            resp = await self.session.post(url, data=payload, headers=headers, timeout=self.timeout)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise map_transport_error(exc, self.config) from exc
+        if resp.status >= 400:
+            try:
+                raw = await resp.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                raw = b""
+            finally:
+                resp.release()
+            raise from_upstream_status(resp.status, error_message(raw), self.config.name,
+                                       retry_after=resp.headers.get("retry-after"))
+        return resp
+
+    async def messages(self, call: Call) -> Reply:
+        payload = call.raw if call.raw is not None else orjson.dumps(call.body)
+        resp = await self._post("/v1/messages", call, payload)
+        back = {k: v for k, v in resp.headers.items() if k.lower().startswith(_BACK_PREFIXES)}
+        if rid := resp.headers.get("request-id"):
+            back["x-upstream-request-id"] = rid
+        if call.stream and resp.content_type == "text/event-stream":
+            return Reply(status=200, headers=back, stream=self._iter(resp), close=resp.close)
+        try:
+            body = await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise map_transport_error(exc, self.config) from exc
+        finally:
+            resp.release()
+        return Reply(status=resp.status, headers=back, body=body)
+
+    async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in resp.content.iter_any():
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise map_transport_error(exc, self.config) from exc
+        finally:
+            resp.close()
+
+    async def count_tokens(self, call: Call) -> int:
+        payload = call.raw if call.raw is not None else orjson.dumps(call.body)
+        resp = await self._post("/v1/messages/count_tokens", call, payload)
+        try:
+            data = orjson.loads(await resp.read())
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise map_transport_error(exc, self.config) from exc
+        except orjson.JSONDecodeError:
+            raise UpstreamError(f"{self.config.name}: count_tokens answered something that is not JSON") from None
+        finally:
+            resp.release()
+        if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
+            raise UpstreamError(f"{self.config.name}: count_tokens answer has no input_tokens")
+        return data["input_tokens"]

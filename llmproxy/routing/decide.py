@@ -1,0 +1,145 @@
+"""``decide(request, profile) -> Decision``: the single place routing happens. Pure, no I/O.
+
+Scenario precedence (first that fires wins): override, image, long_context, web_search, background,
+compact, subagent, keyword, think, default. The server calls this for every /v1/messages and count_tokens
+request; ``llmproxy route-test`` and ``POST /api/route`` call the very same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import orjson
+
+from llmproxy.config import Config, ProfileConfig, Target
+from llmproxy.errors import InvalidRequest, NotFound
+from llmproxy.protocol import tokens
+from llmproxy.routing import scenarios as sc
+from llmproxy.routing.kg import KnowledgeGraph, Match
+from llmproxy.routing.text import latest_human_text
+
+
+@dataclass(frozen=True)
+class CompiledProfile:
+    config: ProfileConfig
+    kg: KnowledgeGraph
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+
+@dataclass
+class Decision:
+    profile: str
+    scenario: str
+    chain: tuple[Target, ...]
+    reasons: list[str] = field(default_factory=list)
+    concept: str | None = None
+    matches: list[Match] = field(default_factory=list)
+    text: str = ""
+    estimated_tokens: int = 0
+
+    @property
+    def target(self) -> Target:
+        return self.chain[0]
+
+    def header(self) -> str:
+        out = f"profile={self.profile}; scenario={self.scenario}; target={self.target}"
+        if self.concept:
+            out += f"; concept={self.concept}"
+        return out
+
+    def to_dict(self) -> dict:
+        return {
+            "profile": self.profile, "scenario": self.scenario, "concept": self.concept,
+            "target": str(self.target),
+            "chain": [{"provider": t.provider, "model": t.model} for t in self.chain],
+            "matches": [{"term": m.term, "concept": m.concept, "start": m.start, "end": m.end}
+                        for m in self.matches],
+            "reasons": self.reasons, "estimated_tokens": self.estimated_tokens,
+        }
+
+
+def _dedup(*chains: tuple[Target, ...]) -> tuple[Target, ...]:
+    seen: dict[Target, None] = {}
+    for ch in chains:
+        for t in ch:
+            seen.setdefault(t, None)
+    return tuple(seen)
+
+
+def parse_override(model: str, cfg: Config) -> tuple[Target | None, str | None]:
+    """(target, profile) named by an override model string, or (None, None) if it is not an override."""
+    if model.startswith("profile:"):
+        name = model[len("profile:"):].strip()
+        if name not in cfg.profiles:
+            raise NotFound(f"unknown profile {name!r}; valid profiles: {', '.join(sorted(cfg.profiles))}")
+        return None, name
+    if "," in model:
+        try:
+            t = Target.parse(model)
+        except ValueError as exc:
+            raise InvalidRequest(f"model: {exc}") from None
+        problem = cfg.target_problem(t)
+        if problem:
+            raise InvalidRequest(f"model: {problem}")
+        return t, None
+    return None, None
+
+
+def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[str, CompiledProfile],
+           headers: Mapping[str, str] | None = None, raw_len: int | None = None) -> Decision:
+    headers = headers or {}
+    p = profile.config
+    default = p.default
+    override = headers.get("x-llmproxy-model") or str(body.get("model", ""))
+    target, switch = parse_override(override, cfg)
+    if switch is not None and switch != p.name:
+        d = decide({**body, "model": "claude"}, profiles[switch], cfg, profiles, headers={}, raw_len=raw_len)
+        d.reasons.insert(0, f"override: {override!r} switched to profile {switch!r}")
+        return d
+    if raw_len is None:
+        raw_len = len(orjson.dumps(body))
+    est = tokens.estimate(body, raw_len)
+    messages = body.get("messages") or []
+    human, _ = latest_human_text(messages)
+
+    def done(scenario: str, chain: tuple[Target, ...], reason: str, **kw) -> Decision:
+        return Decision(profile=p.name, scenario=scenario, chain=_dedup(chain, default), reasons=[reason],
+                        text=human, estimated_tokens=est, **kw)
+
+    if target is not None:
+        return done("override", (target,), f"override: model field names {target}")
+
+    def route(scenario: str) -> tuple[Target, ...] | None:
+        return p.scenarios.get(scenario)
+
+    if route("image") and (why := sc.image(body)):
+        return done("image", route("image"), why)
+    primary_spec = cfg.providers[default[0].provider].model(default[0].model) if default else None
+    window = primary_spec.context_window if primary_spec else None
+    if route("long_context") and (est > p.long_context_threshold or (window and est > window)):
+        limit = p.long_context_threshold if est > p.long_context_threshold else window
+        return done("long_context", route("long_context"), f"~{est} input tokens > {limit}")
+    if (why := sc.web_search(body)) and route("web_search"):
+        return done("web_search", route("web_search"), why)
+    subagent_why = sc.subagent(body, headers)
+    if subagent_why is None and (why := sc.background(body, p.background_models)):
+        return done("background", route("background") or default, why)
+    if why := sc.compact(body):
+        return done("compact", route("compact") or default, why)
+    if subagent_why:
+        return done("subagent", route("subagent") or default, subagent_why)
+    concept, matches = profile.kg.match(human)
+    if concept is not None:
+        first = next(m for m in matches if m.concept == concept.name)
+        chain = concept.routes or (route(concept.scenario or "keyword") or default)
+        why = f"concept {concept.name!r} matched {first.term!r} (priority {concept.priority})"
+        return done("keyword", chain, why, concept=concept.name, matches=matches)
+    claude_code = sc.is_claude_code(body, headers)
+    if (why := sc.think(body, human, claude_code, p.think_budget_threshold)) and route("think"):
+        return done("think", route("think"), why, matches=matches)
+    reason = "no scenario fired" if human or not messages else "no human text and no scenario fired"
+    return done("default", default, reason, matches=matches)

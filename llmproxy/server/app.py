@@ -1,0 +1,99 @@
+"""The aiohttp app factory: typed state under AppKeys, the upstream client session and the request log
+as cleanup contexts, and every route under the bare root and under each ``/p/<profile>`` prefix."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from llmproxy import config as config_mod
+from llmproxy import paths, providers, routing
+from llmproxy.obs.log import RequestLog
+from llmproxy.server import handlers
+from llmproxy.server.middleware import auth_middleware, errors_middleware
+from llmproxy.server.state import STATE, Options, Runtime, State
+
+log = logging.getLogger("llmproxy")
+
+
+def load_runtime(options: Options) -> Runtime:
+    """Config + compiled profiles, no providers yet. Raises ConfigError / KGError."""
+    cfg, _ = config_mod.load(options.config_path, list(options.profile_dirs))
+    return Runtime(cfg=cfg, profiles=routing.compile_profiles(cfg), providers={})
+
+
+def _with_providers(state: State, rt: Runtime) -> Runtime:
+    assert state.session is not None
+    provs = providers.build(rt.cfg, state.session, simulate_all=state.options.simulate,
+                            local_up=state.local_up, sim_speed=rt.cfg.server.simulator_speed)
+    return dataclasses.replace(rt, providers=provs)
+
+
+async def reload(state: State) -> list[str]:
+    """Re-read config, profiles and knowledge graphs. On any problem the previous routing stays."""
+    try:
+        rt = load_runtime(state.options)
+    except config_mod.ConfigError as exc:
+        return exc.problems
+    except routing.KGError as exc:
+        return [str(exc)]
+    state.local_up = await providers.probe_local(rt.cfg)
+    state.runtime = _with_providers(state, rt)
+    return []
+
+
+async def _client_session(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, ttl_dns_cache=300, keepalive_timeout=60)
+    state.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+    state.local_up = await providers.probe_local(state.runtime.cfg)
+    state.runtime = _with_providers(state, state.runtime)
+    yield
+    await state.session.close()
+
+
+async def _request_log(app: web.Application) -> AsyncIterator[None]:
+    state = app[STATE]
+    cfg = state.runtime.cfg
+    state.log = RequestLog(state.options.log_path or paths.request_log(), cfg.log.rotate_bytes,
+                           cfg.log.rotate_keep, secrets=_known_secrets(cfg))
+    for listener in app.get(LISTENERS, ()):
+        state.log.add_listener(listener)
+    state.log.start()
+    yield
+    await state.log.close()
+
+
+def _known_secrets(cfg: config_mod.Config) -> tuple[str, ...]:
+    import os
+
+    vals = [os.environ.get(p.api_key_env, "") for p in cfg.providers.values() if p.api_key_env]
+    return tuple(v for v in (*vals, *cfg.api_keys) if v)
+
+
+LISTENERS = web.AppKey("listeners", list)
+
+
+def create_app(state: State, listeners: list | None = None) -> web.Application:
+    app = web.Application(client_max_size=state.runtime.cfg.server.max_body_bytes,
+                          middlewares=[errors_middleware, auth_middleware])
+    app[STATE] = state
+    app[LISTENERS] = list(listeners or [])
+    app.cleanup_ctx.append(_client_session)
+    app.cleanup_ctx.append(_request_log)
+    for prefix in ("", "/p/{profile}"):
+        r = app.router
+        r.add_post(prefix + "/v1/messages", handlers.messages)
+        r.add_post(prefix + "/v1/messages/count_tokens", handlers.count_tokens)
+        r.add_get(prefix + "/v1/models", handlers.list_models)
+        r.add_get(prefix + "/v1/models/{model_id:.+}", handlers.get_model)
+        r.add_post(prefix + "/api/route", handlers.api_route)
+        r.add_get(prefix or "/", handlers.root)
+        if prefix:
+            r.add_get(prefix + "/", handlers.root)
+    app.router.add_get("/health", handlers.health)
+    return app

@@ -1,0 +1,179 @@
+"""Dispatch: try each target of a Decision's chain in order, falling back on retryable errors only
+while nothing has been sent to the client, then write the reply as JSON or as an SSE stream."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from aiohttp import web
+
+from llmproxy.errors import ProxyError, UpstreamError
+from llmproxy.protocol import sse
+from llmproxy.protocol.anthropic import adapt_for_model
+from llmproxy.providers import Call, Reply
+from llmproxy.routing import Decision
+from llmproxy.server.state import State
+
+PING = sse.encode("ping", {"type": "ping"})
+
+
+class UsageTap:
+    """Reads usage, stop reason and the event grammar off an Anthropic SSE byte stream as it passes."""
+
+    __slots__ = ("_dec", "usage", "stop_reason", "started", "stopped", "errored", "first_token_at")
+
+    def __init__(self) -> None:
+        self._dec = sse.SSEDecoder()
+        self.usage: dict = {}
+        self.stop_reason: str | None = None
+        self.started = self.stopped = False
+        self.errored: dict | None = None
+        self.first_token_at: float | None = None
+
+    def feed(self, chunk: bytes) -> None:
+        for event, data in self._dec.feed(chunk):
+            if event == "content_block_delta":
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                continue
+            if event not in ("message_start", "message_delta", "message_stop", "error"):
+                continue
+            try:
+                obj = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if event == "message_start":
+                self.started = True
+                self.usage.update((obj.get("message") or {}).get("usage") or {})
+            elif event == "message_delta":
+                self.usage.update({k: v for k, v in (obj.get("usage") or {}).items() if v is not None})
+                self.stop_reason = (obj.get("delta") or {}).get("stop_reason")
+            elif event == "message_stop":
+                self.stopped = True
+            else:
+                self.errored = obj.get("error") or obj
+
+    @property
+    def at_boundary(self) -> bool:
+        return not self._dec._buf
+
+
+def build_call(state: State, body: dict, raw: bytes, decision: Decision, target_index: int,
+               request: web.Request, client_key: str | None) -> Call:
+    rt = state.runtime
+    target = decision.chain[target_index]
+    spec = rt.cfg.providers[target.provider].model(target.model)
+    new_body = adapt_for_model(body, target.model, spec)
+    unchanged = new_body is body
+    label = {"profile": decision.profile, "scenario": decision.scenario, "concept": decision.concept,
+             "estimated_tokens": decision.estimated_tokens}
+    return Call(body=new_body, raw=raw if unchanged else None, target=target, spec=spec,
+                headers=request.headers, query=request.query_string, client_key=client_key, label=label)
+
+
+async def open_reply(state: State, body: dict, raw: bytes, decision: Decision, request: web.Request,
+                     client_key: str | None, record: dict) -> tuple[Reply, Call]:
+    """Open the first target of the chain that answers; fallback attempts are recorded."""
+    rt = state.runtime
+    attempts = record.setdefault("attempts", [])
+    last: ProxyError | None = None
+    for i, target in enumerate(decision.chain):
+        provider = rt.providers.get(target.provider)
+        if provider is None:
+            continue
+        call = build_call(state, body, raw, decision, i, request, client_key)
+        t0 = time.monotonic()
+        try:
+            reply = await provider.messages(call)
+        except ProxyError as exc:
+            attempts.append({"target": str(target), "status": exc.status, "error": exc.message,
+                             "ms": round((time.monotonic() - t0) * 1000, 1)})
+            last = exc
+            if exc.retryable:
+                continue
+            raise
+        record["target"] = str(target)
+        record["simulated"] = provider.simulated_reason is not None
+        return reply, call
+    raise last or UpstreamError("no provider in the chain is configured")
+
+
+async def _next_or_ping(it: AsyncIterator[bytes], interval: float):
+    """Yield chunks from ``it``; yield None whenever ``interval`` seconds pass without one."""
+    pending: asyncio.Future | None = None
+    try:
+        while True:
+            if pending is None:
+                pending = asyncio.ensure_future(it.__anext__())
+            done, _ = await asyncio.wait((pending,), timeout=interval)
+            if not done:
+                yield None
+                continue
+            fut, pending = pending, None
+            try:
+                yield fut.result()
+            except StopAsyncIteration:
+                return
+    finally:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+async def write_stream(request: web.Request, reply: Reply, headers: dict, record: dict,
+                       ping_interval: float) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={**reply.headers, **headers,
+                                                   "content-type": "text/event-stream",
+                                                   "cache-control": "no-cache"})
+    await resp.prepare(request)
+    tap = UsageTap()
+    sent = 0
+    try:
+        assert reply.stream is not None
+        async for chunk in _next_or_ping(reply.stream, ping_interval):
+            if chunk is None:
+                if tap.started and tap.at_boundary:
+                    await resp.write(PING)
+                continue
+            tap.feed(chunk)
+            sent += len(chunk)
+            await resp.write(chunk)
+        if not tap.stopped and tap.errored is None:
+            raise UpstreamError(f"{record.get('target', 'upstream')}: stream ended before message_stop")
+    except ProxyError as exc:
+        record["stream_error"] = exc.message
+        if tap.at_boundary:
+            await resp.write(sse.encode("error", exc.body()))
+    except (ConnectionResetError, asyncio.CancelledError):
+        record["client_disconnected"] = True
+        raise
+    finally:
+        reply.close()
+        record["usage"] = tap.usage
+        record["stop_reason"] = tap.stop_reason
+        record["bytes_out"] = sent
+        if tap.first_token_at is not None:
+            record["ttft_ms"] = round((tap.first_token_at - record["_t0"]) * 1000, 1)
+        if tap.errored:
+            record["stream_error"] = str(tap.errored)
+    with contextlib.suppress(ConnectionResetError):
+        await resp.write_eof()
+    return resp
+
+
+def json_reply(reply: Reply, headers: dict, record: dict) -> web.Response:
+    body = reply.body or b"{}"
+    try:
+        msg = orjson.loads(body)
+        record["usage"] = msg.get("usage") or {}
+        record["stop_reason"] = msg.get("stop_reason")
+    except (orjson.JSONDecodeError, AttributeError):
+        pass
+    record["bytes_out"] = len(body)
+    return web.Response(status=reply.status, body=body, content_type="application/json",
+                        headers={**reply.headers, **headers})

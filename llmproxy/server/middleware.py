@@ -1,0 +1,82 @@
+"""Middleware: request id, one place that turns every failure into the API's error shape, and auth."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+
+from aiohttp import web
+
+from llmproxy.errors import AuthenticationFailed, InvalidRequest, NotFound, ProxyError, RequestTooLarge
+from llmproxy.server.errors import error_response, is_openai_surface
+from llmproxy.server.state import STATE
+
+log = logging.getLogger("llmproxy")
+REQUEST_ID = web.RequestKey("request_id", str)
+PUBLIC_PATHS = frozenset({"/", "/health"})
+
+
+def new_request_id() -> str:
+    return "req_" + secrets.token_hex(12)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler):
+    rid = request[REQUEST_ID] = new_request_id()
+    openai = is_openai_surface(request)
+    try:
+        resp = await handler(request)
+    except ProxyError as exc:
+        return error_response(exc, rid, openai=openai)
+    except web.HTTPRequestEntityTooLarge as exc:
+        limit = request.app[STATE].runtime.cfg.server.max_body_bytes
+        return error_response(RequestTooLarge(f"request body exceeds the {limit} byte limit"
+                                              f" ({exc.text or 'too large'})"), rid, openai=openai)
+    except web.HTTPNotFound:
+        return error_response(NotFound(f"not found: {request.method} {request.path}"), rid, openai=openai)
+    except web.HTTPMethodNotAllowed as exc:
+        err = InvalidRequest(f"method {request.method} not allowed on {request.path} "
+                             f"(allowed: {', '.join(sorted(exc.allowed_methods))})", status=405)
+        return error_response(err, rid, openai=openai)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return error_response(ProxyError(exc.reason, status=exc.status), rid, openai=openai)
+    except Exception:  # noqa: BLE001 - the daemon never dies of a request
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, rid)
+        return error_response(ProxyError(f"internal proxy error (request {rid})"), rid, openai=openai)
+    if not resp.prepared:
+        resp.headers["request-id"] = rid
+    return resp
+
+
+def client_credential(request: web.Request) -> str | None:
+    key = request.headers.get("x-api-key")
+    if key:
+        return key
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        return auth[7:].strip() or None
+    return None
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler):
+    keys = request.app[STATE].runtime.cfg.api_keys
+    if keys and request.path not in PUBLIC_PATHS and not _is_profile_root(request.path):
+        presented = client_credential(request)
+        if presented is None:
+            raise AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
+        given = presented.encode()
+        ok = False
+        for k in keys:  # check them all: constant time whatever the match position
+            ok |= hmac.compare_digest(given, k.encode())
+        if not ok:
+            raise AuthenticationFailed("invalid proxy API key")
+    return await handler(request)
+
+
+def _is_profile_root(path: str) -> bool:
+    parts = path.strip("/").split("/")
+    return len(parts) == 2 and parts[0] == "p"

@@ -1,0 +1,115 @@
+"""Running the daemon in the foreground: bind, write the pid file, serve until a signal, shut down
+gracefully (in-flight responses get ``grace_seconds``), remove the pid file. SIGHUP reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from llmproxy import paths
+from llmproxy.server.app import create_app, reload
+from llmproxy.server.state import State
+
+
+class StartupError(Exception):
+    """One clear line for the user; no traceback."""
+
+
+def write_pid_file(path: Path, host: str, port: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "started": time.time()}))
+    os.replace(tmp, path)
+
+
+def read_pid_file(path: Path | None = None) -> dict | None:
+    path = path or paths.pid_file()
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie child of ours still "exists"; treat it as gone
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def is_llmproxy_process(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return pid_alive(pid)  # no /proc (macOS): trust the pid file
+    return b"llmproxy" in cmdline
+
+
+async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State], None] | None = None,
+                listeners: list | None = None) -> None:
+    cfg = state.runtime.cfg
+    app = create_app(state, listeners)
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=cfg.server.grace_seconds,
+                           access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, reuse_address=True)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} on {host} is already in use (is llmproxy already running? "
+                               f"try 'llmproxy status')") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise StartupError(f"not allowed to bind {host}:{port}: {exc.strerror}") from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    pid_path = paths.pid_file()
+    try:
+        write_pid_file(pid_path, host, port)
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(f"cannot write pid file {pid_path}: {exc.strerror}") from None
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    def _hup() -> None:
+        async def go() -> None:
+            problems = await reload(state)
+            for fn in listeners or ():
+                with contextlib.suppress(Exception):
+                    fn({"event": "reload", "problems": problems})
+        loop.create_task(go())
+
+    loop.add_signal_handler(signal.SIGHUP, _hup)
+    if on_ready:
+        on_ready(state)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(sig)
+        await runner.cleanup()
+        with contextlib.suppress(OSError):
+            data = read_pid_file(pid_path)
+            if data and data.get("pid") == os.getpid():
+                pid_path.unlink()

@@ -1,0 +1,48 @@
+"""Application state, kept under typed ``web.AppKey``s. ``Runtime`` is what a reload replaces as a whole
+(config, compiled profiles, providers), so a request always sees one consistent version."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from llmproxy.config import Config
+from llmproxy.obs.log import RequestLog
+from llmproxy.providers import Provider
+from llmproxy.routing import CompiledProfile
+
+
+@dataclass(frozen=True)
+class Runtime:
+    cfg: Config
+    profiles: dict[str, CompiledProfile]
+    providers: dict[str, Provider]
+
+
+@dataclass
+class Options:
+    """How this server was started (the CLI's flags)."""
+    config_path: Path | None = None
+    profile_dirs: tuple[Path, ...] = ()
+    simulate: bool = False
+    verbose: int = 0
+    log_path: Path | None = None
+
+
+@dataclass
+class State:
+    runtime: Runtime
+    options: Options
+    session: aiohttp.ClientSession | None = None
+    log: RequestLog | None = None
+    local_up: dict[str, bool] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+    served: int = 0
+    in_flight: int = 0
+
+
+STATE = web.AppKey("state", State)
