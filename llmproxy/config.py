@@ -210,7 +210,7 @@ def _model(r: _Reader, mid: str, t: dict, where: str) -> ModelSpec:
 
 def _provider(r: _Reader, name: str, t: dict) -> ProviderConfig:
     where = f"providers.{name}"
-    kind = r.get(t, "kind", str, "", where)
+    declared = kind = r.get(t, "kind", str, "", where)
     if kind not in PROVIDER_KINDS:
         r.problems.append(f"{r.source}: {where}.kind: must be one of {', '.join(PROVIDER_KINDS)}, got {kind!r}")
         kind = "simulator"
@@ -226,7 +226,7 @@ def _provider(r: _Reader, name: str, t: dict) -> ProviderConfig:
         if k not in known:
             r.problems.append(f"{r.source}: {where}.{k}: unknown key")
     base_url = r.get(t, "base_url", str, "", where).rstrip("/")
-    if kind != "simulator" and not base_url.startswith(("http://", "https://")):
+    if declared != "simulator" and not base_url.startswith(("http://", "https://")):
         r.problems.append(f"{r.source}: {where}.base_url: must be an http(s) URL")
     return ProviderConfig(
         name=name, kind=kind, base_url=base_url,

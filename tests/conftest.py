@@ -86,22 +86,22 @@ async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup):
         pdir = home / "profiles"
         pdir.mkdir(exist_ok=True)
         (pdir / "test.toml").write_text(TEST_PROFILE)
-        write_config(home, f"""
-            [server]
-            default_profile = "test"
-            simulator_speed = 0
-            ping_interval = 0.2
-            [providers.anthropic]
-            base_url = "{fake_anthropic.url}"
-            read_timeout = 5
-            [providers.backup]
-            kind = "anthropic"
-            base_url = "{fake_backup.url}"
-            api_key_env = "BACKUP_KEY"
-            read_timeout = 5
-            [providers.backup.models.claude-sonnet-4-5]
-            context_window = 200000
-            """ + textwrap.dedent(extra_config))
+        import tomllib
+
+        import tomli_w
+
+        from llmproxy.config import _merge
+
+        base = {
+            "server": {"default_profile": "test", "simulator_speed": 0, "ping_interval": 0.2},
+            "providers": {
+                "anthropic": {"base_url": fake_anthropic.url, "read_timeout": 5},
+                "backup": {"kind": "anthropic", "base_url": fake_backup.url, "api_key_env": "BACKUP_KEY",
+                           "read_timeout": 5, "models": {"claude-sonnet-4-5": {"context_window": 200000}}},
+            },
+        }
+        merged = _merge(base, tomllib.loads(textwrap.dedent(extra_config)))
+        (home / "config.toml").write_text(tomli_w.dumps(merged))
         opts = Options(simulate=simulate, verbose=verbose)
         state = State(runtime=load_runtime(opts), options=opts)
         server = TestServer(create_app(state), host="127.0.0.1", handler_cancellation=True)

@@ -117,9 +117,7 @@ class FakeAnthropic:
                 return resp
             if action.get("hang"):
                 await resp.write(events[0])
-                for _ in range(int(action["hang"] / 0.05)):
-                    await asyncio.sleep(0.05)
-                    await resp.write(b": keepalive\n\n")
+                await asyncio.sleep(action["hang"])  # silent; a client disconnect cancels this handler
                 await resp.write(b"".join(events[1:]))
             elif step:
                 for k in range(0, len(data), step):

@@ -1,0 +1,47 @@
+"""Claude Code itself, run with -p through the proxy (against the fake upstream, and the simulator)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import wait_log
+from tests.helpers import claude_env, require_claude
+
+pytestmark = pytest.mark.e2e
+
+
+async def run_claude(claude: str, env: dict, cwd, *args: str, timeout: float = 120) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(claude, *args, env=env, cwd=cwd, stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except asyncio.TimeoutError:
+        proc.kill()
+        raise
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_claude_p_through_fake_upstream(proxy, fake_anthropic, tmp_path, home):
+    claude = require_claude()
+    url, _ = proxy
+    env = claude_env(url + "/p/fast", tmp_path / "cc" / "config", tmp_path / "work")
+    rc, out, err = await run_claude(claude, env, tmp_path / "work", "-p", "say hi")
+    assert rc == 0, err
+    assert "Hello from the fake upstream." in out
+    probes = [r for r in fake_anthropic.requests if r["path"] == "/v1/messages"]
+    assert probes, "Claude Code never reached the upstream"
+    assert all(r["body"]["model"] in ("claude-sonnet-4-5", "claude-haiku-4-5") for r in probes)
+    recs = await wait_log(home, 1)
+    assert any(r.get("profile") == "fast" and r.get("status") == 200 for r in recs)
+
+
+async def test_claude_p_through_simulator(proxy_factory, tmp_path):
+    claude = require_claude()
+    url, _ = await proxy_factory(simulate=True)
+    env = claude_env(url + "/p/fast", tmp_path / "cc" / "config", tmp_path / "work")
+    rc, out, err = await run_claude(claude, env, tmp_path / "work", "-p", "say hi")
+    assert rc == 0, err
+    assert "[llmproxy simulator] profile=fast" in out
+    assert "You said: say hi" in out
