@@ -6,11 +6,8 @@ import ipaddress
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from rich.console import Console
@@ -48,17 +45,22 @@ def _ensure_home() -> str | None:
 
 
 def get_health(host: str, port: int, timeout: float = 1.0) -> dict | None:
-    h = f"[{host}]" if ":" in host else host
+    import http.client
+
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        with urllib.request.urlopen(f"http://{h}:{port}/health", timeout=timeout) as resp:
-            return json.loads(resp.read())
-    except (OSError, ValueError, urllib.error.URLError):
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        return json.loads(resp.read()) if resp.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException):
         return None
+    finally:
+        conn.close()
 
 
 def running() -> tuple[dict | None, str | None]:
     """(pid file data of a live llmproxy, or None; note about a stale pid file that was removed)."""
-    from llmproxy.server.run import is_llmproxy_process, pid_alive, read_pid_file
+    from llmproxy.pidfile import is_llmproxy_process, pid_alive, read_pid_file
 
     pf = paths.pid_file()
     data = read_pid_file(pf)
@@ -100,42 +102,49 @@ def serve(host: str | None, port: int | None, config: Path | None, profile_dirs:
     if live:
         return fail(f"llmproxy is already running (pid {live['pid']} on {live['host']}:{live['port']})")
     if daemon:
-        return _spawn_daemon(host, port, config, profile_dirs, verbose, simulate, allow_remote)
+        return _spawn_daemon(cfg, host, port, config, profile_dirs, verbose, simulate)
     return _foreground(cfg, host, port, config, profile_dirs, verbose, simulate)
 
 
-def _spawn_daemon(host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
-                  simulate: bool, allow_remote: bool) -> int:
-    args = [sys.executable, "-m", "llmproxy", "serve", "--host", host, "--port", str(port)]
-    if config:
-        args += ["--config", str(config.resolve())]
-    for d in profile_dirs:
-        args += ["--profile-dir", str(d.resolve())]
-    if verbose:
-        args.append("-" + "v" * verbose)
-    if simulate:
-        args.append("--simulate")
-    if allow_remote:
-        args.append("--allow-remote")
+def _spawn_daemon(cfg, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
+                  simulate: bool) -> int:
+    """Fork the already-configured process into the background (new session, output to daemon.log) and
+    return once the child answers /health — no second interpreter start, no second import of aiohttp."""
     logf = paths.daemon_log()
     start_at = logf.stat().st_size if logf.exists() else 0
-    with logf.open("ab") as fh, open(os.devnull, "rb") as devnull:
-        child = subprocess.Popen(args, stdin=devnull, stdout=fh, stderr=subprocess.STDOUT,
-                                 start_new_session=True, env={**os.environ, "COLUMNS": "200"})
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the daemon
+        rc = 1
+        try:
+            os.setsid()
+            fd = os.open(logf, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(fd, 1)
+            os.dup2(fd, 2)
+            os.environ.setdefault("COLUMNS", "200")
+            rc = _foreground(cfg, host, port, config, profile_dirs, verbose, simulate)
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(rc)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        if child.poll() is not None:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
             tail = _log_tail(logf, start_at)
-            return fail(tail or f"daemon exited with status {child.returncode}; see {logf}")
+            return fail(tail or f"daemon exited with status {os.waitstatus_to_exitcode(status)}; see {logf}")
         health = get_health(host, port, timeout=0.5)
-        if health and health.get("pid") == child.pid:
-            sims = [n for n, p in health["providers"].items() if not p["live"]]
-            out.print(f"llmproxy running (pid {child.pid}) on http://{host}:{port}  log: {logf}")
+        if health and health.get("pid") == pid:
+            sims = [n for n, p in health["providers"].items() if not p["live"] and p["kind"] != "simulator"]
+            out.print(f"llmproxy running (pid {pid}) on http://{host}:{port}  log: {logf}")
             if sims:
                 out.print(f"[yellow]simulated providers:[/] {', '.join(sims)}")
             return 0
-        time.sleep(0.05)
-    child.terminate()
+        time.sleep(0.02)
+    os.kill(pid, signal.SIGTERM)
     return fail(f"daemon did not answer /health within 20 s; see {logf}")
 
 
@@ -212,7 +221,7 @@ def stop() -> int:
     if live is None:
         return fail(f"llmproxy is not running{f' ({note})' if note else ''}")
     from llmproxy import config as config_mod
-    from llmproxy.server.run import pid_alive
+    from llmproxy.pidfile import pid_alive
 
     try:
         grace = config_mod.load(strict=False)[0].server.grace_seconds

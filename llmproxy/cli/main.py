@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,14 +14,14 @@ kg_app = typer.Typer(no_args_is_help=True, help="Inspect the keyword knowledge g
 app.add_typer(config_app, name="config")
 app.add_typer(kg_app, name="kg")
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
-ProfileDirOpt = Annotated[Optional[list[Path]], typer.Option("--profile-dir", help="extra directory of profile .toml files")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
+ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", help="extra directory of profile .toml files")]
 
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="address to bind (default from config: 127.0.0.1)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port (default from config: 3456)")] = None,
+    host: Annotated[str | None, typer.Option(help="address to bind (default from config: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default from config: 3456)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: one line per request; -vv: bodies too")] = 0,
@@ -61,11 +61,11 @@ def reload() -> None:
 
 @app.command("route-test")
 def route_test(
-    text: Annotated[Optional[str], typer.Argument(help="the user's prompt")] = None,
-    profile: Annotated[Optional[str], typer.Option("--profile", "-p", help="profile to route with")] = None,
+    text: Annotated[str | None, typer.Argument(help="the user's prompt")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="profile to route with")] = None,
     all_profiles: Annotated[bool, typer.Option("--all-profiles", help="one row per profile")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the Decision as JSON")] = False,
-    request: Annotated[Optional[Path], typer.Option("--request", help="a full Anthropic request body (JSON file)")] = None,
+    request: Annotated[Path | None, typer.Option("--request", help="a full Anthropic request body (JSON file)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
 ) -> None:
@@ -77,7 +77,7 @@ def route_test(
 
 @config_app.command("init")
 def config_init(
-    path: Annotated[Optional[Path], typer.Option("--path", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,
+    path: Annotated[Path | None, typer.Option("--path", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented starter config."""
@@ -96,7 +96,7 @@ def config_check(config: ConfigOpt = None, profile_dir: ProfileDirOpt = None) ->
 
 @kg_app.command("check")
 def kg_check(
-    profile: Annotated[Optional[str], typer.Argument(help="profile (default: all)")] = None,
+    profile: Annotated[str | None, typer.Argument(help="profile (default: all)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
 ) -> None:

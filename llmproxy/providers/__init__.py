@@ -41,7 +41,7 @@ async def probe_local(cfg: Config, timeout: float = 0.3) -> dict[str, bool]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
         try:
             _, w = await asyncio.wait_for(asyncio.open_connection(parts.hostname, port), timeout)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         w.close()
         return True

@@ -76,12 +76,12 @@ class AnthropicProvider:
         headers = forward_headers(call.headers, self.config, self._key(call))
         try:
             resp = await self.session.post(url, data=payload, headers=headers, timeout=self.timeout)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise map_transport_error(exc, self.config) from exc
         if resp.status >= 400:
             try:
                 raw = await resp.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 raw = b""
             finally:
                 resp.release()
@@ -99,7 +99,7 @@ class AnthropicProvider:
             return Reply(status=200, headers=back, stream=self._iter(resp), close=resp.close)
         try:
             body = await resp.read()
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise map_transport_error(exc, self.config) from exc
         finally:
             resp.release()
@@ -109,7 +109,7 @@ class AnthropicProvider:
         try:
             async for chunk in resp.content.iter_any():
                 yield chunk
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise map_transport_error(exc, self.config) from exc
         finally:
             resp.close()
@@ -119,7 +119,7 @@ class AnthropicProvider:
         resp = await self._post("/v1/messages/count_tokens", call, payload)
         try:
             data = orjson.loads(await resp.read())
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise map_transport_error(exc, self.config) from exc
         except orjson.JSONDecodeError:
             raise UpstreamError(f"{self.config.name}: count_tokens answered something that is not JSON") from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
@@ -41,7 +41,7 @@ def new_record(request: web.Request, endpoint: str) -> dict:
         client["session_id"] = sid
     if aid := h.get("x-claude-code-agent-id"):
         client["agent_id"] = aid
-    return {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    return {"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
             "request_id": request[REQUEST_ID], "endpoint": endpoint, "client": client,
             "_t0": time.monotonic()}
 

@@ -6,61 +6,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import json
 import os
 import signal
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 from aiohttp import web
 
 from llmproxy import paths
+from llmproxy.pidfile import read_pid_file, write_pid_file
 from llmproxy.server.app import create_app, reload
 from llmproxy.server.state import State
 
 
 class StartupError(Exception):
     """One clear line for the user; no traceback."""
-
-
-def write_pid_file(path: Path, host: str, port: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "started": time.time()}))
-    os.replace(tmp, path)
-
-
-def read_pid_file(path: Path | None = None) -> dict | None:
-    path = path or paths.pid_file()
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) and isinstance(data.get("pid"), int) else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # a zombie child of ours still "exists"; treat it as gone
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
-def is_llmproxy_process(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-    except OSError:
-        return pid_alive(pid)  # no /proc (macOS): trust the pid file
-    return b"llmproxy" in cmdline
 
 
 async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State], None] | None = None,
