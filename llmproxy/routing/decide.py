@@ -90,14 +90,18 @@ def parse_override(model: str, cfg: Config) -> tuple[Target | None, str | None]:
 
 
 def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[str, CompiledProfile],
-           headers: Mapping[str, str] | None = None, raw_len: int | None = None) -> Decision:
+           headers: Mapping[str, str] | None = None, raw_len: int | None = None,
+           endpoint: str = "messages") -> Decision:
+    """Route one request. ``endpoint="count_tokens"`` skips keyword and think matching: Claude Code's
+    /context sends system-prompt sections as user text there, and a count needs no reasoning model."""
     headers = headers or {}
     p = profile.config
     default = p.default
     override = headers.get("x-llmproxy-model") or str(body.get("model", ""))
     target, switch = parse_override(override, cfg)
     if switch is not None and switch != p.name:
-        d = decide({**body, "model": "claude"}, profiles[switch], cfg, profiles, headers={}, raw_len=raw_len)
+        d = decide({**body, "model": "claude"}, profiles[switch], cfg, profiles, headers={}, raw_len=raw_len,
+                   endpoint=endpoint)
         d.reasons.insert(0, f"override: {override!r} switched to profile {switch!r}")
         return d
     if raw_len is None:
@@ -132,6 +136,8 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         return done("compact", route("compact") or default, why)
     if subagent_why:
         return done("subagent", route("subagent") or default, subagent_why)
+    if endpoint == "count_tokens":
+        return done("default", default, "count_tokens: keywords are not matched")
     concept, matches = profile.kg.match(human)
     if concept is not None:
         first = next(m for m in matches if m.concept == concept.name)

@@ -9,11 +9,12 @@ started the tool loop, with no server-side state.
 
 from __future__ import annotations
 
-# tags whose whole span (tag and content) is machine text, not the user's words
-_DROP_TAGS = ("system-reminder", "command-name", "command-message", "local-command-stdout",
+# tags whose whole span (tag and content) is not this turn's human text: reminders, and the wrappers of a
+# slash command that already ran (its args were instructions to that command, e.g. /compact's focus)
+_DROP_TAGS = ("system-reminder", "command-name", "command-message", "command-args", "local-command-stdout",
               "local-command-stderr", "local-command-caveat")
-# tags that wrap the user's own words: keep the content, drop the tags
-_UNWRAP_TAGS = ("command-args",)
+# text blocks Claude Code writes itself into user turns
+_MACHINE_PREFIXES = ("This session is being continued from a previous conversation",)
 
 
 def _strip_tags(text: str) -> str:
@@ -27,8 +28,6 @@ def _strip_tags(text: str) -> str:
                 break
             j = text.find(close, i)
             text = text[:i] + (text[j + len(close):] if j >= 0 else "")
-    for tag in _UNWRAP_TAGS:
-        text = text.replace(f"<{tag}>", " ").replace(f"</{tag}>", " ")
     return text
 
 
@@ -36,15 +35,19 @@ def message_texts(message: dict) -> list[str]:
     """The human text blocks of one user message (wrappers removed, empty ones dropped)."""
     content = message.get("content")
     if isinstance(content, str):
-        t = _strip_tags(content)
-        return [t] if t.strip() else []
+        blocks = [content]
+    elif isinstance(content, list):
+        blocks = [b["text"] for b in content
+                  if isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str)]
+    else:
+        return []
     out = []
-    if isinstance(content, list):
-        for block in content:
-            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-                t = _strip_tags(block["text"])
-                if t.strip():
-                    out.append(t)
+    for text in blocks:
+        if text.startswith(_MACHINE_PREFIXES):
+            continue
+        t = _strip_tags(text)
+        if t.strip():
+            out.append(t.strip())
     return out
 
 

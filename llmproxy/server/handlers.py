@@ -109,7 +109,8 @@ async def count_tokens(request: web.Request) -> web.Response:
         profile = resolve_profile(request)
         record["profile"] = profile.name
         raw, body = await _read_request(request, record, count_tokens=True)
-        decision = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw))
+        decision = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw),
+                          endpoint="count_tokens")
         record["decision"] = decision.to_dict()
         call = dispatch.build_call(state, body, raw, decision, 0, request,
                                    None if rt.cfg.api_keys else client_credential(request))
