@@ -8,7 +8,8 @@ The ratio and the error against a real BPE tokenizer are in docs/routing.md.
 
 from __future__ import annotations
 
-BYTES_PER_TOKEN = 3.6
+BYTES_PER_TOKEN = 4.5  # serialised JSON bytes per token, calibrated in docs/routing.md
+SKELETON_BYTES = 64  # the request's fixed JSON keys
 IMAGE_TOKENS = 1600  # a typical ~1.15 MP image
 PDF_PAGE_TOKENS = 2000
 PDF_BYTES_PER_PAGE = 60_000
@@ -49,5 +50,5 @@ def estimate(body: dict, raw_len: int) -> int:
     """Estimated input tokens of an Anthropic request whose serialised size is ``raw_len`` bytes."""
     msgs = body.get("messages")
     skipped, extra = _binary_payloads(msgs) if isinstance(msgs, list) else (0, 0)
-    text_bytes = max(0, raw_len - skipped)
+    text_bytes = max(0, raw_len - skipped - SKELETON_BYTES)
     return max(1, int(text_bytes / BYTES_PER_TOKEN) + extra)
