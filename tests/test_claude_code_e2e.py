@@ -17,7 +17,7 @@ async def run_claude(claude: str, env: dict, cwd, *args: str, timeout: float = 1
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         raise
     return proc.returncode, out.decode(), err.decode()
