@@ -225,6 +225,18 @@ def _provider(r: _Reader, name: str, t: dict) -> ProviderConfig:
     for k in t:
         if k not in known:
             r.problems.append(f"{r.source}: {where}.{k}: unknown key")
+    quirks = dict(r.table(t, "quirks", where))
+    if quirks:
+        from llmproxy.convert.quirks import Quirks
+
+        known_q = set(Quirks.__dataclass_fields__)
+        for k in quirks:
+            if k not in known_q:
+                r.problems.append(f"{r.source}: {where}.quirks.{k}: unknown quirk (known: {', '.join(sorted(known_q))})")
+        try:
+            Quirks.from_config(quirks)
+        except (ValueError, TypeError) as exc:
+            r.problems.append(f"{r.source}: {where}.quirks: {exc}")
     base_url = r.get(t, "base_url", str, "", where).rstrip("/")
     if declared != "simulator" and not base_url.startswith(("http://", "https://")):
         r.problems.append(f"{r.source}: {where}.base_url: must be an http(s) URL")
@@ -236,7 +248,7 @@ def _provider(r: _Reader, name: str, t: dict) -> ProviderConfig:
         read_timeout=r.get(t, "read_timeout", float, 600.0, where),
         headers={str(k): str(v) for k, v in headers.items()},
         allow_any_model=r.get(t, "allow_any_model", bool, False, where),
-        models=models, quirks=dict(r.table(t, "quirks", where)),
+        models=models, quirks=quirks,
     )
 
 

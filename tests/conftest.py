@@ -72,7 +72,25 @@ async def fake_backup():
 
 
 @pytest.fixture
-async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup):
+async def fake_openai():
+    from tests.fakes.openai import FakeOpenAI
+
+    fake = FakeOpenAI()
+    server = await start_fake(fake)
+    fake.url = str(server.make_url("")).rstrip("/") + "/v1"
+    yield fake
+    await server.close()
+
+
+OAI_PROFILE = """
+description = "routes to the fake OpenAI-compatible upstream"
+default = "fakeoai,fake-model"
+fallbacks = ["anthropic,claude-sonnet-4-5"]
+"""
+
+
+@pytest.fixture
+async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup, fake_openai):
     """Start the proxy (same event loop) against the fake upstreams. Returns (base_url, state)."""
     from llmproxy.server.app import create_app, load_runtime
     from llmproxy.server.state import Options, State
@@ -86,6 +104,8 @@ async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup):
         pdir = home / "profiles"
         pdir.mkdir(exist_ok=True)
         (pdir / "test.toml").write_text(TEST_PROFILE)
+        (pdir / "oai.toml").write_text(OAI_PROFILE)
+        monkeypatch.setenv("FAKE_OAI_KEY", "sk-fakeoai-secret-13579")
         import tomllib
 
         import tomli_w
@@ -98,6 +118,11 @@ async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup):
                 "anthropic": {"base_url": fake_anthropic.url, "read_timeout": 5},
                 "backup": {"kind": "anthropic", "base_url": fake_backup.url, "api_key_env": "BACKUP_KEY",
                            "read_timeout": 5, "models": {"claude-sonnet-4-5": {"context_window": 200000}}},
+                "fakeoai": {"kind": "openai", "base_url": fake_openai.url, "api_key_env": "FAKE_OAI_KEY",
+                            "read_timeout": 5, "quirks": {"reasoning": "reasoning_content",
+                                                          "reasoning_in_history": True, "max_tokens_cap": 8192},
+                            "models": {"fake-model": {"context_window": 128000, "max_output": 16000,
+                                                      "thinking": True, "input_price": 1.0, "output_price": 2.0}}},
             },
         }
         merged = _merge(base, tomllib.loads(textwrap.dedent(extra_config)))

@@ -45,3 +45,18 @@ async def test_claude_p_through_simulator(proxy_factory, tmp_path):
     assert rc == 0, err
     assert "[llmproxy simulator] profile=fast" in out
     assert "You said: say hi" in out
+
+
+async def test_claude_runs_a_tool_through_an_openai_upstream(proxy, fake_openai, tmp_path, home):
+    claude = require_claude()
+    url, _ = proxy
+    env = claude_env(url + "/p/oai", tmp_path / "cc" / "config", tmp_path / "work")
+    rc, out, err = await run_claude(claude, env, tmp_path / "work", "-p", "print the marker with bash",
+                                    "--allowedTools", "Bash(echo:*)")
+    assert rc == 0, err + out
+    assert "The tool said: llmproxy-tool-ok" in out, out
+    bodies = [r["body"] for r in fake_openai.requests]
+    tool_msgs = [m for b in bodies for m in b["messages"] if m["role"] == "tool"]
+    assert tool_msgs and "llmproxy-tool-ok" in tool_msgs[-1]["content"]
+    call_id = next(m for b in bodies for m in b["messages"] if m.get("tool_calls"))["tool_calls"][0]["id"]
+    assert tool_msgs[-1]["tool_call_id"] == call_id == "call_fake_0000"

@@ -96,7 +96,7 @@ class AnthropicProvider:
         if rid := resp.headers.get("request-id"):
             back["x-upstream-request-id"] = rid
         if call.stream and resp.content_type == "text/event-stream":
-            return Reply(status=200, headers=back, stream=self._iter(resp), close=resp.close)
+            return Reply(status=200, headers=back, stream=await self._primed(resp), close=resp.close)
         try:
             body = await resp.read()
         except (TimeoutError, aiohttp.ClientError) as exc:
@@ -104,6 +104,31 @@ class AnthropicProvider:
         finally:
             resp.release()
         return Reply(status=resp.status, headers=back, body=body)
+
+    async def _primed(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+        """Read the first chunk before the client gets a 200: Anthropic may answer 200 and then at once an
+        ``event: error`` (e.g. overloaded); that is still an error before the first byte, so it may fall back."""
+        it = self._iter(resp)
+        try:
+            first = await it.__anext__()
+        except StopAsyncIteration:
+            raise UpstreamError(f"{self.config.name}: empty stream") from None
+        if first.lstrip().startswith(b"event: error"):
+            await it.aclose()
+            _, _, data = first.partition(b"data:")
+            try:
+                err = orjson.loads(data.strip().split(b"\n")[0]).get("error") or {}
+            except (orjson.JSONDecodeError, AttributeError):
+                err = {}
+            status = {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500}.get(err.get("type"), 502)
+            raise from_upstream_status(status, str(err.get("message", "stream error")), self.config.name)
+
+        async def rest() -> AsyncIterator[bytes]:
+            yield first
+            async for chunk in it:
+                yield chunk
+
+        return rest()
 
     async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         try:

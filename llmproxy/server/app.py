@@ -13,7 +13,7 @@ from aiohttp import web
 from llmproxy import config as config_mod
 from llmproxy import paths, providers, routing
 from llmproxy.obs.log import RequestLog
-from llmproxy.server import handlers
+from llmproxy.server import handlers, openai_surface
 from llmproxy.server.middleware import auth_middleware, errors_middleware
 from llmproxy.server.state import STATE, Options, Runtime, State
 
@@ -91,6 +91,7 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
         r.add_post(prefix + "/v1/messages/count_tokens", handlers.count_tokens)
         r.add_get(prefix + "/v1/models", handlers.list_models)
         r.add_get(prefix + "/v1/models/{model_id:.+}", handlers.get_model)
+        r.add_post(prefix + "/v1/chat/completions", openai_surface.chat_completions)
         r.add_post(prefix + "/api/route", handlers.api_route)
         r.add_get(prefix or "/", handlers.root)
         if prefix:

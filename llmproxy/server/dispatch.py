@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import orjson
 from aiohttp import web
 
+from llmproxy.convert.thinking import strip_foreign_thinking
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import adapt_for_model
@@ -62,12 +63,16 @@ class UsageTap:
         return not self._dec._buf
 
 
-def build_call(state: State, body: dict, raw: bytes, decision: Decision, target_index: int,
+def build_call(state: State, body: dict, raw: bytes | None, decision: Decision, target_index: int,
                request: web.Request, client_key: str | None) -> Call:
+    """The request as this target gets it. ``raw`` (the client's bytes) is forwarded only when nothing changed."""
     rt = state.runtime
     target = decision.chain[target_index]
-    spec = rt.cfg.providers[target.provider].model(target.model)
+    provider = rt.cfg.providers[target.provider]
+    spec = provider.model(target.model)
     new_body = adapt_for_model(body, target.model, spec)
+    if provider.kind == "anthropic":
+        new_body = strip_foreign_thinking(new_body)
     unchanged = new_body is body
     label = {"profile": decision.profile, "scenario": decision.scenario, "concept": decision.concept,
              "estimated_tokens": decision.estimated_tokens}

@@ -1,0 +1,242 @@
+"""The inbound OpenAI surface: a Chat Completions request -> the internal Anthropic form, and Anthropic
+results (a Message, or its event stream) -> OpenAI's shapes. Pure."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from llmproxy.errors import InvalidRequest
+
+DEFAULT_MAX_TOKENS = 8192
+STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
+                  "refusal": "content_filter", "pause_turn": "stop", "model_context_window_exceeded": "length"}
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
+    return ""
+
+
+def _image_block(url: str) -> dict:
+    if url.startswith("data:"):
+        head, _, data = url.partition(",")
+        media = head[5:].split(";")[0] or "image/png"
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _user_content(content: Any, i: int) -> Any:
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequest(f"messages[{i}].content: expected a string or a list of content parts")
+    out = []
+    for j, p in enumerate(content):
+        t = p.get("type") if isinstance(p, dict) else None
+        if t == "text":
+            out.append({"type": "text", "text": p.get("text", "")})
+        elif t == "image_url":
+            iu = p.get("image_url")
+            url = iu.get("url") if isinstance(iu, dict) else iu
+            if not isinstance(url, str):
+                raise InvalidRequest(f"messages[{i}].content[{j}].image_url.url: required")
+            out.append(_image_block(url))
+        elif t == "file":
+            f = p.get("file") or {}
+            data = f.get("file_data", "")
+            if isinstance(data, str) and data.startswith("data:application/pdf;base64,"):
+                out.append({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
+                                                           "data": data.split(",", 1)[1]}})
+            else:
+                raise InvalidRequest(f"messages[{i}].content[{j}]: only inline PDF files are supported")
+        else:
+            raise InvalidRequest(f"messages[{i}].content[{j}].type: unsupported content part {t!r}")
+    return out
+
+
+def _args(raw: Any, i: int) -> dict:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        val = orjson.loads(raw or "{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest(f"messages[{i}].tool_calls: function.arguments is not valid JSON") from None
+    return val if isinstance(val, dict) else {"value": val}
+
+
+def to_anthropic(req: Any) -> dict:
+    """An OpenAI Chat Completions request -> an Anthropic Messages request (raises InvalidRequest)."""
+    if not isinstance(req, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = req.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("model: required")
+    msgs = req.get("messages")
+    if not isinstance(msgs, list) or not msgs:
+        raise InvalidRequest("messages: a non-empty list is required")
+    if req.get("n", 1) != 1:
+        raise InvalidRequest("n: only n=1 is supported")
+    system: list[str] = []
+    out: list[dict] = []
+
+    def push(role: str, blocks: list[dict]) -> None:
+        if out and out[-1]["role"] == role and isinstance(out[-1]["content"], list):
+            out[-1]["content"] += blocks
+        else:
+            out.append({"role": role, "content": blocks})
+
+    for i, m in enumerate(msgs):
+        if not isinstance(m, dict):
+            raise InvalidRequest(f"messages[{i}]: expected an object")
+        role = m.get("role")
+        if role in ("system", "developer"):
+            if out:
+                out.append({"role": "system", "content": _text(m.get("content"))})
+            else:
+                system.append(_text(m.get("content")))
+        elif role == "user":
+            c = _user_content(m.get("content"), i)
+            push("user", [{"type": "text", "text": c}] if isinstance(c, str) else c)
+        elif role == "assistant":
+            blocks: list[dict] = []
+            if m.get("reasoning_content"):
+                pass  # reasoning from an earlier turn carries no verifiable signature; not replayed
+            text = _text(m.get("content"))
+            if text:
+                blocks.append({"type": "text", "text": text})
+            for tc in m.get("tool_calls") or []:
+                fn = tc.get("function") or {}
+                blocks.append({"type": "tool_use", "id": tc.get("id") or f"call_{i}_{len(blocks)}",
+                               "name": fn.get("name", ""), "input": _args(fn.get("arguments"), i)})
+            push("assistant", blocks or [{"type": "text", "text": ""}])
+        elif role == "tool":
+            push("user", [{"type": "tool_result", "tool_use_id": str(m.get("tool_call_id", "")),
+                           "content": _text(m.get("content"))}])
+        else:
+            raise InvalidRequest(f"messages[{i}].role: unsupported role {role!r}")
+    body: dict[str, Any] = {"model": model, "messages": out,
+                            "max_tokens": req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_MAX_TOKENS}
+    rf = req.get("response_format")
+    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
+        schema = (rf.get("json_schema") or {}).get("schema")
+        system.append("Respond with a single JSON object and nothing else."
+                      + (f" It must match this JSON schema: {orjson.dumps(schema).decode()}" if schema else ""))
+    if system:
+        body["system"] = "\n\n".join(system)
+    for key in ("temperature", "top_p", "stream"):
+        if key in req:
+            body[key] = req[key]
+    stop = req.get("stop")
+    if stop:
+        body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+    if isinstance(req.get("user"), str):
+        body["metadata"] = {"user_id": req["user"]}
+    tools = req.get("tools")
+    if tools:
+        body["tools"] = [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
+                          "input_schema": t["function"].get("parameters") or {"type": "object", "properties": {}}}
+                         for t in tools if isinstance(t, dict) and t.get("type") == "function"]
+    tc = req.get("tool_choice")
+    if tools and tc is not None:
+        if tc == "auto":
+            body["tool_choice"] = {"type": "auto"}
+        elif tc == "required":
+            body["tool_choice"] = {"type": "any"}
+        elif tc == "none":
+            body["tool_choice"] = {"type": "none"}
+        elif isinstance(tc, dict) and (tc.get("function") or {}).get("name"):
+            body["tool_choice"] = {"type": "tool", "name": tc["function"]["name"]}
+        if req.get("parallel_tool_calls") is False and "tool_choice" in body:
+            body["tool_choice"]["disable_parallel_tool_use"] = True
+    effort = req.get("reasoning_effort")
+    if effort in ("low", "medium", "high"):
+        budget = {"low": 2048, "medium": 8192, "high": 24576}[effort]
+        if body["max_tokens"] > budget:
+            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return body
+
+
+# ----------------------------------------------------------------------------------- Anthropic -> OpenAI
+
+def _usage(u: dict) -> dict:
+    cached = int(u.get("cache_read_input_tokens") or 0)
+    prompt = int(u.get("input_tokens") or 0) + cached + int(u.get("cache_creation_input_tokens") or 0)
+    comp = int(u.get("output_tokens") or 0)
+    return {"prompt_tokens": prompt, "completion_tokens": comp, "total_tokens": prompt + comp,
+            "prompt_tokens_details": {"cached_tokens": cached}}
+
+
+def completion_from_message(msg: dict, model: str) -> dict:
+    text, calls, reasoning = [], [], []
+    for b in msg.get("content") or []:
+        if b.get("type") == "text":
+            text.append(b.get("text", ""))
+        elif b.get("type") == "tool_use":
+            calls.append({"id": b["id"], "type": "function",
+                          "function": {"name": b["name"], "arguments": orjson.dumps(b.get("input", {})).decode()}})
+        elif b.get("type") == "thinking":
+            reasoning.append(b.get("thinking", ""))
+    message: dict = {"role": "assistant", "content": "".join(text) if text or not calls else None}
+    if calls:
+        message["tool_calls"] = calls
+    if reasoning:
+        message["reasoning_content"] = "".join(reasoning)
+    return {"id": "chatcmpl-" + str(msg.get("id", "")).removeprefix("msg_"), "object": "chat.completion",
+            "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message,
+                         "finish_reason": STOP_TO_FINISH.get(msg.get("stop_reason") or "end_turn", "stop")}],
+            "usage": _usage(msg.get("usage") or {})}
+
+
+class ChunkConverter:
+    """Anthropic events -> OpenAI ``chat.completion.chunk`` dicts (``feed`` per event)."""
+
+    def __init__(self, model: str, include_usage: bool):
+        self.model = model
+        self.include_usage = include_usage
+        self.id = "chatcmpl-llmp"
+        self.created = int(time.time())
+        self.tool_index: dict[int, int] = {}  # anthropic block index -> openai tool_calls index
+        self.usage: dict = {}
+
+    def _chunk(self, delta: dict, finish: str | None = None) -> dict:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+    def feed(self, name: str, data: dict) -> list[dict]:
+        if name == "message_start":
+            m = data.get("message") or {}
+            self.id = "chatcmpl-" + str(m.get("id", "llmp")).removeprefix("msg_")
+            self.usage = dict(m.get("usage") or {})
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if name == "content_block_start":
+            b = data.get("content_block") or {}
+            if b.get("type") == "tool_use":
+                k = self.tool_index[data["index"]] = len(self.tool_index)
+                return [self._chunk({"tool_calls": [{"index": k, "id": b.get("id"), "type": "function",
+                                                     "function": {"name": b.get("name"), "arguments": ""}}]})]
+            return []
+        if name == "content_block_delta":
+            d = data.get("delta") or {}
+            if d.get("type") == "text_delta":
+                return [self._chunk({"content": d.get("text", "")})]
+            if d.get("type") == "thinking_delta":
+                return [self._chunk({"reasoning_content": d.get("thinking", "")})]
+            if d.get("type") == "input_json_delta" and data.get("index") in self.tool_index:
+                return [self._chunk({"tool_calls": [{"index": self.tool_index[data["index"]],
+                                                     "function": {"arguments": d.get("partial_json", "")}}]})]
+            return []
+        if name == "message_delta":
+            self.usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
+            stop = (data.get("delta") or {}).get("stop_reason") or "end_turn"
+            return [self._chunk({}, STOP_TO_FINISH.get(stop, "stop"))]
+        if name == "message_stop" and self.include_usage:
+            return [{"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                     "choices": [], "usage": _usage(self.usage)}]
+        return []

@@ -1,0 +1,255 @@
+"""Anthropic Messages request -> OpenAI Chat Completions request (pure).
+
+Rules (ANTHROPIC_API.md §§ 8-11): system blocks become one system message, minus Claude Code's billing-header
+block (it changes every request and defeats upstream prompt caching); tool results become ``role: "tool"``
+messages in order, before the user's other content; tool ids are preserved; custom tools become functions
+with cleaned schemas, typed/server tools are dropped; thinking maps to the provider's reasoning setting;
+fields an OpenAI upstream does not understand (cache_control, context_management, output_config, betas)
+are dropped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import orjson
+
+from llmproxy.convert.quirks import Quirks
+from llmproxy.errors import InvalidRequest
+
+BILLING_PREFIX = "x-anthropic-billing-header:"
+_STRICT_DROP = frozenset({"$schema", "$id", "$comment", "format", "examples", "default"})
+_ALWAYS_DROP = frozenset({"$schema"})
+
+
+def system_text(system: Any) -> str:
+    if isinstance(system, str):
+        return system
+    if isinstance(system, list):
+        parts = [b.get("text", "") for b in system if isinstance(b, dict) and b.get("type", "text") == "text"]
+        return "\n\n".join(p for p in parts if p and not p.startswith(BILLING_PREFIX))
+    return ""
+
+
+def clean_schema(schema: Any, strict: bool, _names: bool = False) -> Any:
+    """Drop schema keywords strict providers reject. Inside a ``properties`` map the keys are parameter
+    names (a parameter may well be called ``format``), so nothing is dropped at that level."""
+    drop = _STRICT_DROP if strict else _ALWAYS_DROP
+    if isinstance(schema, dict):
+        return {k: clean_schema(v, strict, _names=(k in ("properties", "patternProperties", "$defs", "definitions")
+                                                     and not _names))
+                for k, v in schema.items() if _names or k not in drop}
+    if isinstance(schema, list):
+        return [clean_schema(v, strict) for v in schema]
+    return schema
+
+
+def is_custom_tool(tool: dict) -> bool:
+    return tool.get("type") in (None, "custom")
+
+
+def _image_part(block: dict, provider: str) -> dict:
+    src = block.get("source") or {}
+    if src.get("type") == "base64":
+        return {"type": "image_url", "image_url": {"url": f"data:{src.get('media_type', 'image/png')};base64,{src.get('data', '')}"}}
+    if src.get("type") == "url":
+        return {"type": "image_url", "image_url": {"url": src.get("url", "")}}
+    raise InvalidRequest(f"image source type {src.get('type')!r} cannot be sent to {provider}")
+
+
+def _document_part(block: dict, provider: str, quirks: Quirks) -> dict:
+    src = block.get("source") or {}
+    title = block.get("title")
+    if src.get("type") == "text":
+        text = src.get("data", "")
+        return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
+    if src.get("type") == "content":
+        inner = src.get("content")
+        text = inner if isinstance(inner, str) else "\n".join(
+            b.get("text", "") for b in inner or [] if isinstance(b, dict) and b.get("type") == "text")
+        return {"type": "text", "text": text}
+    if src.get("type") == "base64" and src.get("media_type") == "application/pdf":
+        if not quirks.pdf:
+            raise InvalidRequest(f"{provider} does not accept PDF documents; route this request to a model that does")
+        return {"type": "file", "file": {"filename": title or "document.pdf",
+                                         "file_data": f"data:application/pdf;base64,{src.get('data', '')}"}}
+    raise InvalidRequest(f"document source type {src.get('type')!r} cannot be sent to {provider}")
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(b.get("text", "") for b in content if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def _tool_result(block: dict, provider: str, quirks: Quirks) -> tuple[dict, list[dict]]:
+    """(the role:tool message, image parts that must follow in a user message)."""
+    content = block.get("content")
+    images: list[dict] = []
+    if isinstance(content, list):
+        texts = []
+        for b in content:
+            if not isinstance(b, dict):
+                continue
+            if b.get("type") == "text":
+                texts.append(b.get("text", ""))
+            elif b.get("type") == "image":
+                images.append(_image_part(b, provider))
+                texts.append("[image attached below]")
+            elif b.get("type") == "document":
+                texts.append(_document_part(b, provider, quirks).get("text", "[document]"))
+        text = "\n".join(texts)
+    else:
+        text = content if isinstance(content, str) else ""
+    if block.get("is_error"):
+        text = f"Error: {text}" if text else "Error"
+    return {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}, images
+
+
+def _user_messages(content: list, provider: str, quirks: Quirks) -> list[dict]:
+    out: list[dict] = []
+    parts: list[dict] = []
+    trailing_images: list[dict] = []
+    for b in content:
+        if not isinstance(b, dict):
+            continue
+        t = b.get("type")
+        if t == "tool_result":
+            msg, imgs = _tool_result(b, provider, quirks)
+            out.append(msg)
+            trailing_images += imgs
+        elif t == "text":
+            part: dict = {"type": "text", "text": b.get("text", "")}
+            if quirks.cache_control and "cache_control" in b:
+                part["cache_control"] = b["cache_control"]
+            parts.append(part)
+        elif t == "image":
+            parts.append(_image_part(b, provider))
+        elif t == "document":
+            parts.append(_document_part(b, provider, quirks))
+        elif t == "search_result":
+            parts.append({"type": "text", "text": _text_of(b.get("content"))})
+    parts = trailing_images + parts
+    if parts:
+        if all(p["type"] == "text" and "cache_control" not in p for p in parts):
+            out.append({"role": "user", "content": "\n\n".join(p["text"] for p in parts)})
+        else:
+            out.append({"role": "user", "content": parts})
+    return out
+
+
+def _assistant_message(content: list, quirks: Quirks) -> dict | None:
+    texts, calls, reasoning = [], [], []
+    for b in content:
+        if not isinstance(b, dict):
+            continue
+        t = b.get("type")
+        if t == "text":
+            texts.append(b.get("text", ""))
+        elif t == "tool_use":
+            calls.append({"id": str(b.get("id", "")), "type": "function",
+                          "function": {"name": b.get("name", ""),
+                                       "arguments": orjson.dumps(b.get("input", {})).decode()}})
+        elif t == "thinking":
+            reasoning.append(b.get("thinking", ""))
+    msg: dict = {"role": "assistant", "content": "".join(texts) or None}
+    if calls:
+        msg["tool_calls"] = calls
+    elif msg["content"] is None:
+        msg["content"] = ""
+    if reasoning and quirks.reasoning_in_history:
+        msg["reasoning_content"] = "\n".join(reasoning)
+    return msg
+
+
+def _messages(body: dict, provider: str, quirks: Quirks) -> list[dict]:
+    out: list[dict] = []
+    sys_ = system_text(body.get("system"))
+    if sys_:
+        out.append({"role": "system", "content": sys_})
+    for m in body.get("messages") or []:
+        role, content = m.get("role"), m.get("content")
+        if role == "system":
+            out.append({"role": "system", "content": _text_of(content) if not isinstance(content, str) else content})
+        elif isinstance(content, str):
+            out.append({"role": role, "content": content})
+        elif role == "user":
+            out += _user_messages(content or [], provider, quirks)
+        elif role == "assistant":
+            msg = _assistant_message(content or [], quirks)
+            if msg is not None:
+                out.append(msg)
+    return out
+
+
+def _effort(body: dict) -> str | None:
+    th = body.get("thinking") or {}
+    kind = th.get("type")
+    if kind == "enabled":
+        budget = th.get("budget_tokens") or 0
+        return "low" if budget < 4096 else "medium" if budget < 16384 else "high"
+    if kind == "adaptive":
+        effort = (body.get("output_config") or {}).get("effort", "medium")
+        return {"xhigh": "high", "max": "high"}.get(effort, effort)
+    return None
+
+
+def _user_id(metadata: Any) -> str | None:
+    uid = metadata.get("user_id") if isinstance(metadata, dict) else None
+    if not isinstance(uid, str) or not uid:
+        return None
+    return uid if len(uid) <= 64 else "u_" + hashlib.sha256(uid.encode()).hexdigest()[:32]
+
+
+def to_openai(body: dict, *, model: str, provider: str = "upstream", quirks: Quirks | None = None,
+              max_output: int | None = None) -> dict:
+    quirks = quirks or Quirks()
+    stream = bool(body.get("stream"))
+    out: dict[str, Any] = {"model": model, "messages": _messages(body, provider, quirks), "stream": stream}
+    limit = body.get("max_tokens")
+    for cap in (max_output, quirks.max_tokens_cap):
+        if cap and isinstance(limit, int) and limit > cap:
+            limit = cap
+    if isinstance(limit, int):
+        out[quirks.max_tokens_field] = limit
+    for key in ("temperature", "top_p"):
+        if key in body:
+            out[key] = body[key]
+    if quirks.top_k and "top_k" in body:
+        out["top_k"] = body["top_k"]
+    if body.get("stop_sequences"):
+        out["stop"] = list(body["stop_sequences"])[:4]
+    if uid := _user_id(body.get("metadata")):
+        out["user"] = uid
+    tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and is_custom_tool(t)]
+    if tools:
+        out["tools"] = [{"type": "function", "function": {
+            "name": t["name"], "description": t.get("description", ""),
+            "parameters": clean_schema(t.get("input_schema") or {"type": "object", "properties": {}},
+                                       quirks.strict_schema)}} for t in tools]
+        names = {t["name"] for t in tools}
+        tc = body.get("tool_choice")
+        if isinstance(tc, dict):
+            kind = tc.get("type")
+            if kind == "auto":
+                out["tool_choice"] = "auto"
+            elif kind == "any":
+                out["tool_choice"] = "required"
+            elif kind == "none":
+                out["tool_choice"] = "none"
+            elif kind == "tool" and tc.get("name") in names:
+                out["tool_choice"] = {"type": "function", "function": {"name": tc["name"]}}
+            if tc.get("disable_parallel_tool_use"):
+                out["parallel_tool_calls"] = False
+    effort = _effort(body)
+    if effort and quirks.reasoning == "reasoning_effort":
+        out["reasoning_effort"] = effort
+    elif quirks.reasoning == "openrouter" and (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
+        th = body["thinking"]
+        out["reasoning"] = {"max_tokens": th["budget_tokens"]} if th.get("budget_tokens") else {"effort": effort}
+    if stream and quirks.stream_usage:
+        out["stream_options"] = {"include_usage": True}
+    return out

@@ -1,0 +1,314 @@
+"""OpenAI chat-completion chunks -> a correct Anthropic event stream, incrementally (ANTHROPIC_API.md §12.2).
+
+``feed(chunk_dict) -> [(event, data)]`` and ``finish() -> [(event, data)]``; no I/O. Guarantees:
+``message_start`` once; blocks opened and closed one at a time with indexes 0, 1, 2… without gaps; a thinking
+block closes (with a non-empty signature) before text or tools; each tool call becomes one ``tool_use`` block
+whose ``input_json_delta`` fragments concatenate to a JSON object; exactly one ``message_delta`` then
+``message_stop``.
+
+Tool arguments are buffered per call and emitted complete (one normalised ``input_json_delta``) at the end:
+a provider that streams malformed arguments would otherwise hand the client fragments that can never become
+JSON (the anthropic SDK raises on those). ``stream_tool_args=True`` forwards fragments as they arrive, for
+providers whose tool JSON is constrained; calls interleaved by ``index`` are then buffered while another
+tool block is open.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+
+import orjson
+
+from llmproxy.convert.thinking import mint_signature
+from llmproxy.errors import ProxyError, from_upstream_status
+
+Event = tuple[str, dict]
+
+FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
+                  "content_filter": "refusal", "end_turn": "end_turn", "eos": "end_turn"}
+_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
+
+
+def tool_id(raw: object, seen: set[str]) -> str:
+    """The provider's id when it is usable by Anthropic (charset, length, unique); else a fresh one."""
+    rid = raw if isinstance(raw, str) else ""
+    if len(rid) >= 8 and set(rid) <= _ID_OK and rid not in seen:
+        seen.add(rid)
+        return rid
+    new = "toolu_llmp_" + secrets.token_hex(12)
+    seen.add(new)
+    return new
+
+
+def normalise_arguments(args: str) -> str:
+    """A JSON object text for a complete tool-call argument string (Anthropic requires an object)."""
+    if not args.strip():
+        return "{}"
+    try:
+        val = orjson.loads(args)
+    except orjson.JSONDecodeError:
+        return orjson.dumps({"_unparsed_arguments": args}).decode()
+    return args if isinstance(val, dict) else orjson.dumps({"value": val}).decode()
+
+
+def map_usage(u: dict | None) -> dict:
+    if not u:
+        return {}
+    prompt = int(u.get("prompt_tokens") or 0)
+    cached = int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0)
+    return {"input_tokens": max(0, prompt - cached), "output_tokens": int(u.get("completion_tokens") or 0),
+            "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
+
+
+def map_stop(finish: str | None, matched_stop: object, stop_sequences: tuple[str, ...], has_tools: bool
+             ) -> tuple[str, str | None]:
+    if isinstance(matched_stop, str) and matched_stop in stop_sequences:
+        return "stop_sequence", matched_stop
+    if has_tools and finish in (None, "stop", "tool_calls", "function_call"):
+        return "tool_use", None
+    return FINISH_TO_STOP.get(finish or "stop", "end_turn"), None
+
+
+def reasoning_text(delta: dict) -> str:
+    for key in ("reasoning_content", "reasoning"):
+        val = delta.get(key)
+        if isinstance(val, str) and val:
+            return val
+    details = delta.get("reasoning_details")
+    if isinstance(details, list):
+        return "".join(d.get("text", "") for d in details if isinstance(d, dict) and isinstance(d.get("text"), str))
+    return ""
+
+
+@dataclass
+class _Tool:
+    id: str = ""
+    name: str = ""
+    args: list[str] = field(default_factory=list)
+    block: int | None = None  # Anthropic index once started
+
+
+class StreamConverter:
+    def __init__(self, model: str, *, message_id: str | None = None, input_tokens: int = 0,
+                 stop_sequences: tuple[str, ...] = (), provider: str = "upstream", stream_tool_args: bool = False):
+        self.model = model
+        self.stream_tool_args = stream_tool_args
+        self.message_id = message_id or "msg_llmp_" + secrets.token_hex(12)
+        self.input_tokens = input_tokens
+        self.stop_sequences = stop_sequences
+        self.provider = provider
+        self.started = False
+        self.next_index = 0
+        self.open: str | None = None  # "text" | "thinking" | "tool"
+        self.open_tool: int | None = None  # OpenAI index of the open tool
+        self.tools: dict[int, _Tool] = {}
+        self.thinking: list[str] = []
+        self.finish_reason: str | None = None
+        self.matched_stop: object = None
+        self.usage: dict = {}
+        self.ids: set[str] = set()
+        self.output_chars = 0
+
+    # -------------------------------------------------------------------------------------------- blocks
+    def _start(self) -> list[Event]:
+        self.started = True
+        return [("message_start", {"type": "message_start", "message": {
+            "id": self.message_id, "type": "message", "role": "assistant", "model": self.model, "content": [],
+            "stop_reason": None, "stop_sequence": None,
+            "usage": {"input_tokens": self.input_tokens, "output_tokens": 1, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0}}})]
+
+    def _close(self) -> list[Event]:
+        if self.open is None:
+            return []
+        idx = self.next_index - 1
+        ev: list[Event] = []
+        if self.open == "thinking":
+            sig = mint_signature("".join(self.thinking))
+            ev.append(("content_block_delta", {"type": "content_block_delta", "index": idx,
+                                               "delta": {"type": "signature_delta", "signature": sig}}))
+            self.thinking = []
+        ev.append(("content_block_stop", {"type": "content_block_stop", "index": idx}))
+        self.open, self.open_tool = None, None
+        return ev
+
+    def _open(self, kind: str, block: dict) -> list[Event]:
+        ev = self._close()
+        ev.append(("content_block_start", {"type": "content_block_start", "index": self.next_index,
+                                           "content_block": block}))
+        self.open = kind
+        self.next_index += 1
+        return ev
+
+    def _ensure(self, kind: str) -> list[Event]:
+        if self.open == kind:
+            return []
+        block = {"type": "text", "text": ""} if kind == "text" else {"type": "thinking", "thinking": "", "signature": ""}
+        return self._open(kind, block)
+
+    def _start_tool(self, idx: int, slot: _Tool) -> list[Event]:
+        slot.id = tool_id(slot.id, self.ids)
+        ev = self._open("tool", {"type": "tool_use", "id": slot.id, "name": slot.name, "input": {}})
+        slot.block = self.next_index - 1
+        self.open_tool = idx
+        if slot.args and "".join(slot.args):
+            ev.append(self._json_delta(slot.block, "".join(slot.args)))
+        return ev
+
+    @staticmethod
+    def _json_delta(index: int, fragment: str) -> Event:
+        return ("content_block_delta", {"type": "content_block_delta", "index": index,
+                                        "delta": {"type": "input_json_delta", "partial_json": fragment}})
+
+    # ------------------------------------------------------------------------------------------ feeding
+    def feed(self, chunk: dict) -> list[Event]:
+        if isinstance(chunk.get("error"), (dict, str)):
+            err = chunk["error"]
+            msg = err.get("message", "error") if isinstance(err, dict) else err
+            code = err.get("code") if isinstance(err, dict) else None
+            raise from_upstream_status(code if isinstance(code, int) and code >= 400 else 502, str(msg), self.provider)
+        ev: list[Event] = [] if self.started else self._start()
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        for choice in chunk.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = choice.get("delta") or choice.get("message") or {}
+            r = reasoning_text(delta)
+            if r:
+                ev += self._ensure("thinking")
+                self.thinking.append(r)
+                self.output_chars += len(r)
+                ev.append(("content_block_delta", {"type": "content_block_delta", "index": self.next_index - 1,
+                                                   "delta": {"type": "thinking_delta", "thinking": r}}))
+            c = delta.get("content")
+            if isinstance(c, str) and c:
+                ev += self._ensure("text")
+                self.output_chars += len(c)
+                ev.append(("content_block_delta", {"type": "content_block_delta", "index": self.next_index - 1,
+                                                   "delta": {"type": "text_delta", "text": c}}))
+            for tc in delta.get("tool_calls") or ():
+                ev += self._tool_fragment(tc)
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                self.matched_stop = choice.get("stop_reason", choice.get("matched_stop"))
+        return ev
+
+    def _tool_fragment(self, tc: dict) -> list[Event]:
+        idx = tc.get("index")
+        if not isinstance(idx, int):  # some providers omit index: a new id means a new call
+            idx = max(self.tools, default=-1)
+            if idx < 0 or (tc.get("id") and self.tools[idx].id and tc["id"] != self.tools[idx].id):
+                idx += 1
+        slot = self.tools.setdefault(idx, _Tool())
+        fn = tc.get("function") or {}
+        if tc.get("id") and not slot.id:
+            slot.id = tc["id"]
+        if fn.get("name") and not slot.name:
+            slot.name = fn["name"]
+        args = fn.get("arguments")
+        if isinstance(args, dict):  # some local servers send the object itself
+            args = orjson.dumps(args).decode()
+        args = args if isinstance(args, str) else ""
+        self.output_chars += len(args)
+        if slot.block is not None and self.open_tool == idx:
+            return [self._json_delta(slot.block, args)] if args else []
+        slot.args.append(args)
+        if self.stream_tool_args and slot.block is None and slot.name and self.open != "tool":
+            return self._start_tool(idx, slot)
+        return []  # buffered: emitted complete at the end
+
+    def finish(self) -> list[Event]:
+        ev: list[Event] = [] if self.started else self._start()
+        ev += self._close()
+        for idx in sorted(self.tools):
+            slot = self.tools[idx]
+            if slot.block is not None:
+                continue
+            slot.name = slot.name or "unknown_tool"
+            args = normalise_arguments("".join(slot.args))
+            slot.args = [args]
+            ev += self._start_tool(idx, slot)
+            ev += self._close()
+        stop, seq = map_stop(self.finish_reason, self.matched_stop, self.stop_sequences, bool(self.tools))
+        usage = map_usage(self.usage) or {"output_tokens": max(1, self.output_chars // 4)}
+        ev.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": seq},
+                                     "usage": usage}))
+        ev.append(("message_stop", {"type": "message_stop"}))
+        return ev
+
+
+def message_from_response(resp: dict, model: str, *, stop_sequences: tuple[str, ...] = (),
+                          provider: str = "upstream") -> dict:
+    """A non-streaming chat.completion -> an Anthropic Message (the same rules as the stream)."""
+    if not isinstance(resp, dict):
+        raise ProxyError(f"{provider}: upstream answered something that is not a JSON object", status=502)
+    conv = StreamConverter(model, message_id="msg_" + str(resp.get("id") or secrets.token_hex(12)).removeprefix("chatcmpl-"),
+                           stop_sequences=stop_sequences, provider=provider)
+    choices = resp.get("choices") or []
+    if not choices and not resp.get("error"):
+        raise ProxyError(f"{provider}: upstream answered with no choices", status=502)
+    chunk = {**resp, "choices": [{**c, "delta": c.get("message") or {}} for c in choices]}
+    events = conv.feed(chunk) + conv.finish()
+    return assemble(events)
+
+
+def assemble(events: list[Event]) -> dict:
+    """Fold an Anthropic event list into the final Message (what the SDK's accumulator does)."""
+    msg: dict = {}
+    partial: dict[int, list[str]] = {}
+    for name, data in events:
+        if name == "message_start":
+            msg = dict(data["message"])
+            msg["content"] = []
+        elif name == "content_block_start":
+            msg["content"].append(dict(data["content_block"]))
+        elif name == "content_block_delta":
+            block, d = msg["content"][data["index"]], data["delta"]
+            if d["type"] == "text_delta":
+                block["text"] += d["text"]
+            elif d["type"] == "thinking_delta":
+                block["thinking"] += d["thinking"]
+            elif d["type"] == "signature_delta":
+                block["signature"] = d["signature"]
+            elif d["type"] == "input_json_delta":
+                partial.setdefault(data["index"], []).append(d["partial_json"])
+        elif name == "content_block_stop":
+            if data["index"] in partial:
+                msg["content"][data["index"]]["input"] = orjson.loads("".join(partial.pop(data["index"])) or "{}")
+        elif name == "message_delta":
+            msg.update(data["delta"])
+            msg["usage"] = {**msg.get("usage", {}), **data["usage"]}
+    return msg
+
+
+def message_events(msg: dict) -> list[tuple[str, dict]]:
+    """A complete Anthropic Message as its event stream."""
+    usage = dict(msg.get("usage") or {})
+    ev: list[tuple[str, dict]] = [("message_start", {"type": "message_start", "message": {
+        **msg, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
+    for i, b in enumerate(msg.get("content") or []):
+        if b["type"] == "text":
+            ev.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                               "content_block": {"type": "text", "text": ""}}))
+            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                               "delta": {"type": "text_delta", "text": b["text"]}}))
+        elif b["type"] == "thinking":
+            ev.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                               "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))
+            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                               "delta": {"type": "thinking_delta", "thinking": b["thinking"]}}))
+            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                               "delta": {"type": "signature_delta", "signature": b["signature"]}}))
+        elif b["type"] == "tool_use":
+            ev.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                               "content_block": {**b, "input": {}}}))
+            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
+                "type": "input_json_delta", "partial_json": orjson.dumps(b.get("input", {})).decode()}}))
+        ev.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+    ev.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": msg.get("stop_reason"),
+                                                                    "stop_sequence": msg.get("stop_sequence")},
+                                 "usage": usage}))
+    ev.append(("message_stop", {"type": "message_stop"}))
+    return ev
