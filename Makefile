@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_routing.py
+	$(BIN)/python scripts/bench_stream.py
 	$(BIN)/python scripts/bench_proxy.py
 
 # Claude Code, for the end-to-end tests and the demo (installed under .claude-code/, not globally)

@@ -116,6 +116,7 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class LogConfig:
+    enabled: bool = True  # write the JSONL request log (metrics and -v lines work either way)
     bodies: bool = False
     body_max_bytes: int = 64 * 1024
     rotate_bytes: int = 50 * 1024 * 1024
@@ -322,6 +323,7 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
     )
     lg, dl = r.table(data, "log", ""), LogConfig()
     log = LogConfig(
+        enabled=r.get(lg, "enabled", bool, dl.enabled, "log"),
         bodies=r.get(lg, "bodies", bool, dl.bodies, "log"),
         body_max_bytes=r.get(lg, "body_max_bytes", int, dl.body_max_bytes, "log"),
         rotate_bytes=r.get(lg, "rotate_bytes", int, dl.rotate_bytes, "log"),

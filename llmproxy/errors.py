@@ -80,7 +80,11 @@ _BY_STATUS: dict[int, type[ProxyError]] = {
 
 
 def from_upstream_status(status: int, message: str, provider: str, retry_after: str | None = None) -> ProxyError:
-    """Map an upstream HTTP error to our family (ANTHROPIC_API.md §12.3). The message names the provider."""
+    """Map an upstream HTTP error to our family (ANTHROPIC_API.md §12.3). The message names the provider;
+    anything key-shaped in the upstream's text (OpenAI echoes part of a rejected key) is redacted."""
+    from llmproxy.obs.redact import redact_text
+
+    message = redact_text(message)
     if status == 401:
         # the proxy's own upstream key was refused: not the client's fault, so not a 401 for the client
         return UpstreamError(f"{provider}: upstream rejected the configured credentials ({message})", status=502)

@@ -75,6 +75,35 @@ def route_test(
     raise typer.Exit(routetest.run(text, profile, all_profiles, json_out, request, config, profile_dir or []))
 
 
+@app.command()
+def logs(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new requests")] = False,
+    n: Annotated[int, typer.Option("-n", help="how many recent requests to show first")] = 20,
+    profile: Annotated[str | None, typer.Option(help="only this profile")] = None,
+    scenario: Annotated[str | None, typer.Option(help="only this scenario")] = None,
+    provider: Annotated[str | None, typer.Option(help="only this provider")] = None,
+    status: Annotated[str | None, typer.Option(help="error, ok, a code (429) or a class (5xx)")] = None,
+    since: Annotated[str | None, typer.Option(help="e.g. 10m, 2h, 1d, or an ISO time")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="raw JSON lines, for jq")] = False,
+    bodies: Annotated[bool, typer.Option(help="pretty-print recorded request/response bodies")] = False,
+) -> None:
+    """Show the request log (time, profile, scenario, target, status, TTFT, duration, tokens, cost)."""
+    from llmproxy.cli import logs as logs_mod
+
+    raise typer.Exit(logs_mod.logs(follow, n, profile, scenario, provider, status, since, json_out, bodies))
+
+
+@app.command()
+def stats(
+    since: Annotated[str | None, typer.Option(help="window, e.g. 1h (default: the whole current log)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario share."""
+    from llmproxy.cli import logs as logs_mod
+
+    raise typer.Exit(logs_mod.stats(since, json_out))
+
+
 @config_app.command("init")
 def config_init(
     path: Annotated[Path | None, typer.Option("--path", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,

@@ -29,10 +29,20 @@ class RotatingWriter:
         self._fh = path.open("ab")
 
     def write_lines(self, lines: list[bytes]) -> None:
-        data = b"".join(lines)
-        if self.max_bytes and self._fh.tell() + len(data) > self.max_bytes and self._fh.tell() > 0:
-            self.rotate()
-        self._fh.write(data)
+        """Append whole lines; a file never grows past ``max_bytes`` except by a single oversized line."""
+        pending: list[bytes] = []
+        size = self._fh.tell()
+        for line in lines:
+            if self.max_bytes and size + len(line) > self.max_bytes and (size > 0):
+                if pending:
+                    self._fh.write(b"".join(pending))
+                    pending = []
+                self.rotate()
+                size = 0
+            pending.append(line)
+            size += len(line)
+        if pending:
+            self._fh.write(b"".join(pending))
         self._fh.flush()
 
     def rotate(self) -> None:
@@ -54,8 +64,10 @@ class RotatingWriter:
 
 class RequestLog:
     def __init__(self, path: Path, max_bytes: int = 50 << 20, keep: int = 5,
-                 secrets: tuple[str, ...] = ()):
+                 secrets: tuple[str, ...] = (), body_max_bytes: int = 64 * 1024, enabled: bool = True):
         self.path = path
+        self.body_max_bytes = body_max_bytes
+        self.enabled = enabled
         self._writer = RotatingWriter(path, max_bytes, keep)
         self._queue: list[dict] = []
         self._wake = asyncio.Event()
@@ -85,9 +97,19 @@ class RequestLog:
             if batch:
                 await loop.run_in_executor(None, self._write, batch)
 
+    def _truncate(self, rec: dict) -> dict:
+        for key in ("request_body", "response_body"):
+            if key in rec:
+                raw = orjson.dumps(rec[key], default=str)
+                if len(raw) > self.body_max_bytes:
+                    rec = {**rec, key: {"_truncated": True, "bytes": len(raw),
+                                        "head": raw[:self.body_max_bytes].decode("utf-8", "ignore")}}
+        return rec
+
     def _write(self, batch: list[dict]) -> None:
-        safe = [redact(r, extra_secrets=self.secrets) for r in batch]
-        self._writer.write_lines([orjson.dumps(r, default=str) + b"\n" for r in safe])
+        safe = [redact(self._truncate(r), extra_secrets=self.secrets) for r in batch]
+        if self.enabled:
+            self._writer.write_lines([orjson.dumps(r, default=str) + b"\n" for r in safe])
         self.written += len(safe)
         for rec in safe:
             for fn in self._listeners:

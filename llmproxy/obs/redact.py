@@ -22,7 +22,13 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
 ]
 
 
+# one cheap scan decides whether the four substitutions are needed at all
+_TRIGGER = re.compile(r"(?i)bearer|basic|(?:sk|rk|pk)-|gsk|csk|xai|aiza|[?&](?:api[_-]?key|key|token|access_token|sig)=")
+
+
 def redact_text(text: str) -> str:
+    if len(text) < 8 or not _TRIGGER.search(text):
+        return text
     for pat, repl in _PATTERNS:
         text = pat.sub(repl, text)
     return text

@@ -58,6 +58,13 @@ class SSEDecoder:
 
     @staticmethod
     def _parse(frame: bytes) -> tuple[str, str] | None:
+        # fast path: the usual two-line frame "event: X\ndata: {...}" (or one "data: ..." line)
+        if frame.startswith(b"event: "):
+            nl = frame.find(b"\n")
+            if nl > 0 and frame.startswith(b"data: ", nl + 1) and frame.find(b"\n", nl + 1) < 0:
+                return frame[7:nl].decode(), frame[nl + 7:].decode("utf-8", errors="replace")
+        elif frame.startswith(b"data: ") and b"\n" not in frame:
+            return "", frame[6:].decode("utf-8", errors="replace")
         event = ""
         data: list[str] = []
         for line in frame.decode("utf-8", errors="replace").split("\n"):

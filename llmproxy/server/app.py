@@ -60,7 +60,8 @@ async def _request_log(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     cfg = state.runtime.cfg
     state.log = RequestLog(state.options.log_path or paths.request_log(), cfg.log.rotate_bytes,
-                           cfg.log.rotate_keep, secrets=_known_secrets(cfg))
+                           cfg.log.rotate_keep, secrets=_known_secrets(cfg), body_max_bytes=cfg.log.body_max_bytes,
+                           enabled=cfg.log.enabled)
     for listener in app.get(LISTENERS, ()):
         state.log.add_listener(listener)
     state.log.start()
@@ -97,4 +98,5 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
         if prefix:
             r.add_get(prefix + "/", handlers.root)
     app.router.add_get("/health", handlers.health)
+    app.router.add_get("/metrics", handlers.metrics)
     return app

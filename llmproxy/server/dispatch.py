@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import orjson
 from aiohttp import web
 
+from llmproxy.convert.stream import assemble
 from llmproxy.convert.thinking import strip_foreign_thinking
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol import sse
@@ -25,9 +25,10 @@ PING = sse.encode("ping", {"type": "ping"})
 class UsageTap:
     """Reads usage, stop reason and the event grammar off an Anthropic SSE byte stream as it passes."""
 
-    __slots__ = ("_dec", "usage", "stop_reason", "started", "stopped", "errored", "first_token_at")
+    __slots__ = ("_dec", "usage", "stop_reason", "started", "stopped", "errored", "first_token_at", "events")
 
-    def __init__(self) -> None:
+    def __init__(self, collect: bool = False) -> None:
+        self.events: list | None = [] if collect else None
         self._dec = sse.SSEDecoder()
         self.usage: dict = {}
         self.stop_reason: str | None = None
@@ -37,6 +38,9 @@ class UsageTap:
 
     def feed(self, chunk: bytes) -> None:
         for event, data in self._dec.feed(chunk):
+            if self.events is not None and event not in ("ping", "error"):
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    self.events.append((event, orjson.loads(data)))
             if event == "content_block_delta":
                 if self.first_token_at is None:
                     self.first_token_at = time.monotonic()
@@ -107,46 +111,32 @@ async def open_reply(state: State, body: dict, raw: bytes, decision: Decision, r
     raise last or UpstreamError("no provider in the chain is configured")
 
 
-async def _next_or_ping(it: AsyncIterator[bytes], interval: float):
-    """Yield chunks from ``it``; yield None whenever ``interval`` seconds pass without one."""
-    pending: asyncio.Future | None = None
-    try:
-        while True:
-            if pending is None:
-                pending = asyncio.ensure_future(it.__anext__())
-            done, _ = await asyncio.wait((pending,), timeout=interval)
-            if not done:
-                yield None
-                continue
-            fut, pending = pending, None
-            try:
-                yield fut.result()
-            except StopAsyncIteration:
-                return
-    finally:
-        if pending is not None:
-            pending.cancel()
-            with contextlib.suppress(BaseException):
-                await pending
+async def _pinger(resp: web.StreamResponse, tap: UsageTap, interval: float, last: list[float]) -> None:
+    """Write an SSE ping whenever the stream has been silent for ``interval`` seconds, but only between
+    frames: the main loop feeds the tap before each write, so ``at_boundary`` is exact."""
+    while True:
+        await asyncio.sleep(max(0.01, interval - (time.monotonic() - last[0])))
+        if time.monotonic() - last[0] >= interval and tap.started and tap.at_boundary:
+            last[0] = time.monotonic()
+            await resp.write(PING)
 
 
 async def write_stream(request: web.Request, reply: Reply, headers: dict, record: dict,
-                       ping_interval: float) -> web.StreamResponse:
+                       ping_interval: float, collect: bool = False) -> web.StreamResponse:
     resp = web.StreamResponse(status=200, headers={**reply.headers, **headers,
                                                    "content-type": "text/event-stream",
                                                    "cache-control": "no-cache"})
     await resp.prepare(request)
-    tap = UsageTap()
+    tap = UsageTap(collect)
     sent = 0
+    last = [time.monotonic()]
+    pinger = asyncio.create_task(_pinger(resp, tap, ping_interval, last))
     try:
         assert reply.stream is not None
-        async for chunk in _next_or_ping(reply.stream, ping_interval):
-            if chunk is None:
-                if tap.started and tap.at_boundary:
-                    await resp.write(PING)
-                continue
+        async for chunk in reply.stream:
             tap.feed(chunk)
             sent += len(chunk)
+            last[0] = time.monotonic()
             await resp.write(chunk)
         if not tap.stopped and tap.errored is None:
             raise UpstreamError(f"{record.get('target', 'upstream')}: stream ended before message_stop")
@@ -158,6 +148,7 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, record
         record["client_disconnected"] = True
         raise
     finally:
+        pinger.cancel()
         reply.close()
         record["usage"] = tap.usage
         record["stop_reason"] = tap.stop_reason
@@ -166,17 +157,22 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, record
             record["ttft_ms"] = round((tap.first_token_at - record["_t0"]) * 1000, 1)
         if tap.errored:
             record["stream_error"] = str(tap.errored)
+        if tap.events:
+            with contextlib.suppress(Exception):
+                record["response_body"] = assemble(tap.events)
     with contextlib.suppress(ConnectionResetError):
         await resp.write_eof()
     return resp
 
 
-def json_reply(reply: Reply, headers: dict, record: dict) -> web.Response:
+def json_reply(reply: Reply, headers: dict, record: dict, collect: bool = False) -> web.Response:
     body = reply.body or b"{}"
     try:
         msg = orjson.loads(body)
         record["usage"] = msg.get("usage") or {}
         record["stop_reason"] = msg.get("stop_reason")
+        if collect:
+            record["response_body"] = msg
     except (orjson.JSONDecodeError, AttributeError):
         pass
     record["bytes_out"] = len(body)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from llmproxy import __version__
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError
+from llmproxy.obs.cost import cost_usd
 from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import CompiledProfile, decide
 from llmproxy.server import dispatch
@@ -46,13 +47,24 @@ def new_record(request: web.Request, endpoint: str) -> dict:
             "_t0": time.monotonic()}
 
 
+def bodies_wanted(state: State) -> bool:
+    return state.options.verbose >= 2 or state.runtime.cfg.log.bodies
+
+
 def finish_record(state: State, record: dict, request: web.Request, body: dict | None) -> None:
+    """Complete a request's record (duration, cost), account it in the metrics, queue it for the log."""
+    cfg = state.runtime.cfg
     t0 = record.pop("_t0")
     record["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
-    verbose_bodies = state.options.verbose >= 2 or state.runtime.cfg.log.bodies
-    if verbose_bodies and body is not None:
+    if bodies_wanted(state) and body is not None:
         record["request_body"] = body
+    if record.get("target") and record.get("endpoint") != "count_tokens":
+        provider, _, model = record["target"].partition("/")
+        prov = cfg.providers.get(provider)
+        record["cost_usd"] = 0.0 if record.get("simulated") else cost_usd(
+            record.get("usage"), prov.model(model) if prov else None)
     state.served += 1
+    state.metrics.observe(record, cfg)
     if state.log is not None:
         state.log.record(record)
 
@@ -83,9 +95,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
         route = decision.header().replace(f"target={decision.target}", f"target={record['target']}")
         headers = {"x-llmproxy-route": route, "request-id": request[REQUEST_ID]}
         if reply.stream is not None:
-            resp = await dispatch.write_stream(request, reply, headers, record, rt.cfg.server.ping_interval)
+            resp = await dispatch.write_stream(request, reply, headers, record, rt.cfg.server.ping_interval,
+                                               collect=bodies_wanted(state))
         else:
-            resp = dispatch.json_reply(reply, headers, record)
+            resp = dispatch.json_reply(reply, headers, record, collect=bodies_wanted(state))
         record["status"] = resp.status
         return resp
     except ProxyError as exc:
@@ -211,6 +224,12 @@ def health_info(state: State) -> dict:
         "requests_served": state.served, "in_flight": state.in_flight,
         "config": rt.cfg.source,
     }
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    state.metrics.in_flight.set(state.in_flight)
+    return web.Response(body=state.metrics.render(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def health(request: web.Request) -> web.Response:

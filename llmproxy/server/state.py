@@ -12,6 +12,7 @@ from aiohttp import web
 
 from llmproxy.config import Config
 from llmproxy.obs.log import RequestLog
+from llmproxy.obs.metrics import Metrics
 from llmproxy.providers import Provider
 from llmproxy.routing import CompiledProfile
 
@@ -39,6 +40,7 @@ class State:
     options: Options
     session: aiohttp.ClientSession | None = None
     log: RequestLog | None = None
+    metrics: Metrics = field(default_factory=Metrics)
     local_up: dict[str, bool] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     served: int = 0

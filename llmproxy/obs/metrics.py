@@ -1,0 +1,83 @@
+"""Prometheus metrics (prometheus-client), one registry per app. Labels are bounded: profile, scenario,
+provider and status come from config or a fixed set; a model outside the catalog is reported as "other";
+no request ids or free text."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from llmproxy.config import Config
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
+TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("llmproxy_requests", "Requests handled",
+                                ["endpoint", "profile", "scenario", "provider", "model", "status"], registry=r)
+        self.latency = Histogram("llmproxy_request_duration_seconds", "Total request duration",
+                                 ["endpoint", "profile", "provider"], buckets=LATENCY_BUCKETS, registry=r)
+        self.ttft = Histogram("llmproxy_time_to_first_token_seconds", "Time to the first content token (streams)",
+                              ["profile", "provider", "model"], buckets=TTFT_BUCKETS, registry=r)
+        self.tokens = Counter("llmproxy_tokens", "Tokens by direction", ["direction", "provider", "model"], registry=r)
+        self.cost = Counter("llmproxy_cost_usd", "Estimated cost in USD (requests with known prices)",
+                            ["provider", "model"], registry=r)
+        self.upstream_errors = Counter("llmproxy_upstream_errors", "Upstream failures, including ones that fell back",
+                                       ["provider", "reason"], registry=r)
+        self.fallbacks = Counter("llmproxy_fallbacks", "Times the next target of a chain was tried",
+                                 ["provider", "reason"], registry=r)
+        self.in_flight = Gauge("llmproxy_in_flight_requests", "Requests being served", registry=r)
+        self.disconnects = Counter("llmproxy_client_disconnects", "Clients that went away mid-request",
+                                   ["profile"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def observe(self, rec: dict, cfg: Config) -> None:
+        """Account one finished request record."""
+        provider, _, model = (rec.get("target") or "none/none").partition("/")
+        prov_cfg = cfg.providers.get(provider)
+        if prov_cfg is None:
+            provider = "none"
+        if prov_cfg is None or model not in prov_cfg.models:
+            model = "other" if model and model != "none" else "none"
+        profile = rec.get("profile") if rec.get("profile") in cfg.profiles else "unknown"
+        scenario = (rec.get("decision") or {}).get("scenario", "none")
+        endpoint = rec.get("endpoint", "other")
+        self.requests.labels(endpoint, profile, scenario, provider, model, str(rec.get("status", 0))).inc()
+        self.latency.labels(endpoint, profile, provider).observe(rec.get("duration_ms", 0) / 1000)
+        if rec.get("ttft_ms") is not None:
+            self.ttft.labels(profile, provider, model).observe(rec["ttft_ms"] / 1000)
+        usage = rec.get("usage") or {}
+        if endpoint != "count_tokens":
+            for direction, key in (("input", "input_tokens"), ("output", "output_tokens"),
+                                   ("cache_read", "cache_read_input_tokens"),
+                                   ("cache_write", "cache_creation_input_tokens")):
+                if usage.get(key):
+                    self.tokens.labels(direction, provider, model).inc(usage[key])
+        if rec.get("cost_usd"):
+            self.cost.labels(provider, model).inc(rec["cost_usd"])
+        for att in rec.get("attempts") or ():
+            p = att.get("target", "none/none").partition("/")[0]
+            p = p if p in cfg.providers else "none"
+            reason = _reason(att.get("status"))
+            self.upstream_errors.labels(p, reason).inc()
+            self.fallbacks.labels(p, reason).inc()
+        if rec.get("status", 200) >= 500 and rec.get("target") and not rec.get("attempts"):
+            self.upstream_errors.labels(provider, _reason(rec.get("status"))).inc()
+        if rec.get("stream_error"):
+            self.upstream_errors.labels(provider, "mid_stream").inc()
+        if rec.get("client_disconnected"):
+            self.disconnects.labels(profile).inc()
+
+
+def _reason(status: int | None) -> str:
+    if status in (429, 529, 401, 408, 504):
+        return {429: "rate_limited", 529: "overloaded", 401: "auth", 408: "timeout", 504: "timeout"}[status]
+    if status and status >= 500:
+        return "5xx"
+    if status and status >= 400:
+        return "4xx"
+    return "other"

@@ -1,0 +1,30 @@
+from llmproxy.obs.redact import MASK, redact, redact_text
+
+
+def test_every_secret_form():
+    cases = {
+        "Authorization: Bearer abcDEF123456789": "abcDEF123456789",
+        "x sk-ant-api03-AbCdEfGh12345678 y": "sk-ant-api03-AbCdEfGh12345678",
+        "sk-or-v1-0123456789abcdef": "sk-or-v1-0123456789abcdef",
+        "sk-proj-ABCDEFGH12345678": "sk-proj-ABCDEFGH12345678",
+        "gsk_ABCDEFGHIJKLMNOP1234": "gsk_ABCDEFGHIJKLMNOP1234",
+        "csk-abcdefghijklmnop1234": "csk-abcdefghijklmnop1234",
+        "AIzaSyA1234567890abcdefgh": "AIzaSyA1234567890abcdefgh",
+        "https://h/x?key=SECRETVALUE&a=1": "SECRETVALUE",
+        "https://h/x?api_key=SECRETVALUE": "SECRETVALUE",
+        "https://h/x?a=1&access_token=SECRETVALUE": "SECRETVALUE",
+    }
+    for text, secret in cases.items():
+        out = redact_text(text)
+        assert secret not in out and MASK in out, text
+    assert redact_text("https://h/x?a=1") == "https://h/x?a=1"
+    assert redact_text("plain words, planet, skip-list") == "plain words, planet, skip-list"
+
+
+def test_structures_and_known_values():
+    obj = {"headers": {"X-Api-Key": "anything-at-all", "Authorization": "Bearer z", "user-agent": "ua"},
+           "nested": [{"api_key": "v"}, "my custom-secret-value here"], "n": 3}
+    out = redact(obj, extra_secrets=("custom-secret-value",))
+    assert out["headers"] == {"X-Api-Key": MASK, "Authorization": MASK, "user-agent": "ua"}
+    assert out["nested"][0] == {"api_key": MASK} and "custom-secret-value" not in out["nested"][1]
+    assert out["n"] == 3 and obj["headers"]["X-Api-Key"] == "anything-at-all"  # a copy; input untouched
