@@ -13,6 +13,9 @@ config_app = typer.Typer(no_args_is_help=True, help="Write or validate the confi
 kg_app = typer.Typer(no_args_is_help=True, help="Inspect the keyword knowledge graphs.")
 app.add_typer(config_app, name="config")
 app.add_typer(kg_app, name="kg")
+demo_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                       help="Four Claude Code sessions in tmux, one per profile, with the request log beside them.")
+app.add_typer(demo_app, name="demo")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
 ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", help="extra directory of profile .toml files")]
@@ -133,6 +136,66 @@ def kg_check(
     from llmproxy.cli import configcmd
 
     raise typer.Exit(configcmd.kg_check(profile, config, profile_dir or []))
+
+
+@demo_app.callback()
+def demo(
+    ctx: typer.Context,
+    prompts: Annotated[bool, typer.Option("--prompts/--no-prompts", help="type one scenario prompt into each session")] = True,
+    prompt_file: Annotated[Path | None, typer.Option(help="TOML file: fast = \"…\", intelligent = \"…\", …")] = None,
+    attach: Annotated[bool, typer.Option(help="attach to the grid when run from a terminal")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="working directory (default: a scratch project)")] = None,
+    claude: Annotated[str | None, typer.Option(help="path to the claude executable")] = None,
+    install_claude: Annotated[bool, typer.Option("--install-claude", help="install Claude Code with npm under $LLMPROXY_HOME if missing")] = False,
+    socket: Annotated[str | None, typer.Option(help="tmux socket name (tmux -L)")] = None,
+    wait: Annotated[bool, typer.Option(help="wait until every prompt is answered")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for prompts and answers")] = 120.0,
+) -> None:
+    """Open the demo (subcommands: status, stop)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.demo(prompts, prompt_file, attach, workdir, claude, install_claude, socket, wait, timeout))
+
+
+@demo_app.command("status")
+def demo_status(json_out: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+    """Each session, whether Claude Code is up, and the last routes logged for each profile."""
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.demo_status(json_out))
+
+
+@demo_app.command("stop")
+def demo_stop() -> None:
+    """Kill only what the demo created (and the daemon only if the demo started it)."""
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.demo_stop())
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def code(
+    ctx: typer.Context,
+    profile: Annotated[str, typer.Option("--profile", "-p", help="profile to route through")] = "balanced",
+    claude: Annotated[str | None, typer.Option(help="path to the claude executable")] = None,
+) -> None:
+    """Run Claude Code in this terminal through a profile (starts the daemon if needed). Extra args go to claude."""
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.code(profile, claude, list(ctx.args)))
+
+
+@app.command()
+def env(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="profile to route through")] = "balanced",
+    shell: Annotated[str, typer.Option(help="bash, zsh, fish or powershell")] = "bash",
+) -> None:
+    """Print the exports that point Claude Code at the proxy (eval "$(llmproxy env -p fast)")."""
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.env(profile, shell))
 
 
 def run() -> None:

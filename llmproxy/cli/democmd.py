@@ -1,0 +1,179 @@
+"""CLI glue for `llmproxy demo`, `llmproxy code` and `llmproxy env`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from llmproxy import paths
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _fail(msg: str) -> int:
+    err.print(f"[bold red]error:[/] {msg}")
+    return 1
+
+
+def install_claude(home: Path) -> str | None:
+    from llmproxy.demo import setup as S
+
+    target = S.demo_home(home) / "claude-code"
+    target.mkdir(parents=True, exist_ok=True)
+    out.print(f"installing Claude Code with npm into {target} …")
+    res = subprocess.run(["npm", "install", "--silent", "--prefix", str(target), "@anthropic-ai/claude-code"],
+                         capture_output=True, text=True)
+    if res.returncode != 0:
+        err.print(res.stderr.strip()[-1000:])
+        return None
+    return S.find_claude(None, home)
+
+
+def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path | None, claude: str | None,
+         install: bool, socket: str | None, wait: bool, timeout: float) -> int:
+    from llmproxy.demo import run as R
+    from llmproxy.demo import setup as S
+
+    t0 = time.monotonic()
+    home = paths.home()
+    if not S.tmux_available():
+        return _fail("tmux is not installed (Debian/Ubuntu: apt-get install tmux; macOS: brew install tmux)")
+    path = S.find_claude(claude, home)
+    if path is None and install:
+        path = install_claude(home)
+    if path is None:
+        return _fail("Claude Code was not found: install it with `llmproxy demo --install-claude` (or `make demo`), "
+                     "`npm install -g @anthropic-ai/claude-code`, or pass --claude PATH")
+    try:
+        prompts = S.load_prompts(prompt_file)
+        base_url, started = R.ensure_daemon()
+        wd = S.ensure_workspace(workdir or S.demo_home(home) / "workspace")
+        state = R.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=R.proxy_token(),
+                        started_daemon=started)
+    except (R.DemoError, ValueError) as exc:
+        return _fail(str(exc))
+    from llmproxy.cli.lifecycle import get_health
+
+    host, _, port = base_url.removeprefix("http://").rpartition(":")
+    health = get_health(host, int(port)) or {}
+    sims = [n for n, p in (health.get("providers") or {}).items() if not p["live"] and p["kind"] != "simulator"]
+    out.print(f"[bold]llmproxy demo[/]: four Claude Code sessions ({', '.join(state.sessions[:-1])}) "
+              f"against {base_url}, grid session [bold]{S.GRID}[/]")
+    if sims:
+        out.print("[bold yellow]No provider keys for: " + ", ".join(sims) + " — those answers come from the "
+                  "offline simulator, and say so.[/]")
+    srv = R.server(socket)
+    try:
+        if prompts_on or wait:
+            R.wait_ready(srv, timeout)
+            out.print(f"all four prompts ready after {time.monotonic() - t0:.1f} s")
+        if prompts_on:
+            R.type_prompts(srv, prompts)
+            if wait:
+                R.wait_answers(srv, prompts, timeout)
+                out.print(f"all four prompts answered after {time.monotonic() - t0:.1f} s")
+    except R.DemoError as exc:
+        return _fail(f"{exc} (the sessions are still up: `llmproxy demo status`, `llmproxy demo stop`)")
+    how = " ".join(R.tmux_prefix(socket) + ["attach", "-t", S.GRID])
+    if attach and sys.stdin.isatty() and sys.stdout.isatty():
+        R.attach(socket)
+    out.print(f"attach with: [bold]{how}[/]   (one session: {' '.join(R.tmux_prefix(socket))} attach -t "
+              f"llmproxy-intelligent)   stop with: [bold]llmproxy demo stop[/]")
+    return 0
+
+
+def demo_status(json_out: bool) -> int:
+    from llmproxy.demo import run as R
+
+    st = R.status()
+    if json_out:
+        out.print_json(data=st)
+        return 0 if st["running"] else 1
+    if not st["sessions"]:
+        out.print("no demo is running")
+        return 1
+    for name, info in st["sessions"].items():
+        state = ("[green]Claude Code up[/]" if info["claude"] else f"[yellow]{info.get('command')}[/]") \
+            if info["exists"] else "[red]gone[/]"
+        profile = name.removeprefix("llmproxy-")
+        routes = "; ".join(f"{r['scenario']}{':' + r['concept'] if r['concept'] else ''} → {r['target']}"
+                           for r in st["routes"].get(profile, [])) or "no requests yet"
+        out.print(f"{name:<22} {state:<30} {routes}")
+    out.print(f"grid session: {'up' if st.get('grid') else 'gone'}; proxy {st.get('base_url')}")
+    return 0 if st["running"] else 1
+
+
+def demo_stop() -> int:
+    from llmproxy.demo import run as R
+
+    for line in R.stop():
+        out.print(line)
+    return 0
+
+
+# --------------------------------------------------------------------------------------- code and env
+
+def env_lines(profile: str, shell: str) -> list[str]:
+    from llmproxy.cli.lifecycle import running
+    from llmproxy.demo import run as R
+
+    live, _ = running()
+    if live:
+        base = f"http://{live['host']}:{live['port']}"
+    else:
+        from llmproxy import config
+
+        cfg, _ = config.load(strict=False)
+        base = f"http://{cfg.server.host}:{cfg.server.port}"
+    values = {"ANTHROPIC_BASE_URL": f"{base}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": R.proxy_token(),
+              "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
+    if shell == "fish":
+        return [f"set -gx {k} {v!r};" for k, v in values.items()]
+    if shell == "powershell":
+        return [f'$env:{k} = "{v}"' for k, v in values.items()]
+    import shlex
+
+    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
+
+
+def env(profile: str, shell: str) -> int:
+    from llmproxy import config
+
+    cfg, _ = config.load(strict=False)
+    if profile not in cfg.profiles:
+        return _fail(f"unknown profile {profile!r} (known: {', '.join(sorted(cfg.profiles))})")
+    if shell not in ("bash", "zsh", "sh", "fish", "powershell"):
+        return _fail(f"unknown shell {shell!r} (bash, zsh, sh, fish, powershell)")
+    for line in env_lines(profile, shell):
+        print(line)
+    return 0
+
+
+def code(profile: str, claude: str | None, args: list[str]) -> int:
+    from llmproxy import config
+    from llmproxy.demo import run as R
+    from llmproxy.demo import setup as S
+
+    cfg, _ = config.load(strict=False)
+    if profile not in cfg.profiles:
+        return _fail(f"unknown profile {profile!r} (known: {', '.join(sorted(cfg.profiles))})")
+    path = S.find_claude(claude, paths.home())
+    if path is None:
+        return _fail("Claude Code was not found: `npm install -g @anthropic-ai/claude-code` or pass --claude PATH")
+    try:
+        base_url, started = R.ensure_daemon(verbose=False)
+    except R.DemoError as exc:
+        return _fail(str(exc))
+    if started:
+        err.print(f"started the llmproxy daemon at {base_url} (stop it with `llmproxy stop`)")
+    environ = {k: v for k, v in os.environ.items() if k not in S.CLEARED_VARS or k == "TMUX"}
+    environ.update({"ANTHROPIC_BASE_URL": f"{base_url}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": R.proxy_token(),
+                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"})
+    os.execvpe(path, [path, *args], environ)
+    return 0  # not reached
