@@ -3,14 +3,14 @@ changing, SSE bytes are handed back as they arrive, and errors are mapped once, 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 import orjson
 
 from llmproxy.config import ProviderConfig
-from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout, from_upstream_status
+from llmproxy.errors import ProxyError, UpstreamError, from_upstream_status
+from llmproxy.providers import http
 from llmproxy.providers.base import Call, Reply
 
 # client headers worth passing to Anthropic (the gateway contract asks for anthropic-* unchanged)
@@ -48,15 +48,6 @@ def error_message(raw: bytes) -> str:
     return text or "empty error body"
 
 
-def map_transport_error(exc: BaseException, provider: ProviderConfig) -> ProxyError:
-    """aiohttp/asyncio transport failures → our errors; the message names the provider, never a key."""
-    if isinstance(exc, asyncio.TimeoutError):
-        return UpstreamTimeout(f"{provider.name}: upstream timed out")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return UpstreamError(f"{provider.name}: cannot connect to {provider.base_url} ({exc.os_error.strerror or exc.os_error})")
-    return UpstreamError(f"{provider.name}: upstream connection failed ({type(exc).__name__})")
-
-
 class AnthropicProvider:
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession):
         self.config = config
@@ -71,23 +62,13 @@ class AnthropicProvider:
             key = call.client_key
         return key
 
+    def _on_status(self, status: int, raw: bytes, retry_after: str | None) -> ProxyError:
+        return from_upstream_status(status, error_message(raw), self.config.name, retry_after=retry_after)
+
     async def _post(self, path: str, call: Call, payload: bytes) -> aiohttp.ClientResponse:
         url = self.config.base_url + path + (f"?{call.query}" if call.query else "")
         headers = forward_headers(call.headers, self.config, self._key(call))
-        try:
-            resp = await self.session.post(url, data=payload, headers=headers, timeout=self.timeout)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
-        if resp.status >= 400:
-            try:
-                raw = await resp.read()
-            except (TimeoutError, aiohttp.ClientError):
-                raw = b""
-            finally:
-                resp.release()
-            raise from_upstream_status(resp.status, error_message(raw), self.config.name,
-                                       retry_after=resp.headers.get("retry-after"))
-        return resp
+        return await http.post(self.session, self.config, url, payload, headers, self.timeout, self._on_status)
 
     async def messages(self, call: Call) -> Reply:
         payload = call.raw if call.raw is not None else orjson.dumps(call.body)
@@ -97,13 +78,7 @@ class AnthropicProvider:
             back["x-upstream-request-id"] = rid
         if call.stream and resp.content_type == "text/event-stream":
             return Reply(status=200, headers=back, stream=await self._primed(resp), close=resp.close)
-        try:
-            body = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
-        finally:
-            resp.release()
-        return Reply(status=resp.status, headers=back, body=body)
+        return Reply(status=resp.status, headers=back, body=await http.read_all(resp, self.config))
 
     async def _primed(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """Read the first chunk before the client gets a 200: Anthropic may answer 200 and then at once an
@@ -135,7 +110,7 @@ class AnthropicProvider:
             async for chunk in resp.content.iter_any():
                 yield chunk
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
+            raise http.map_transport_error(exc, self.config) from exc
         finally:
             resp.close()
 
@@ -143,13 +118,9 @@ class AnthropicProvider:
         payload = call.raw if call.raw is not None else orjson.dumps(call.body)
         resp = await self._post("/v1/messages/count_tokens", call, payload)
         try:
-            data = orjson.loads(await resp.read())
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
+            data = orjson.loads(await http.read_all(resp, self.config))
         except orjson.JSONDecodeError:
             raise UpstreamError(f"{self.config.name}: count_tokens answered something that is not JSON") from None
-        finally:
-            resp.release()
         if not isinstance(data, dict) or not isinstance(data.get("input_tokens"), int):
             raise UpstreamError(f"{self.config.name}: count_tokens answer has no input_tokens")
         return data["input_tokens"]

@@ -15,7 +15,7 @@ from llmproxy.convert.request import to_openai
 from llmproxy.convert.stream import StreamConverter, message_events, message_from_response
 from llmproxy.errors import ProxyError, UpstreamError, from_upstream_status
 from llmproxy.protocol import sse, tokens
-from llmproxy.providers.anthropic import map_transport_error
+from llmproxy.providers import http
 from llmproxy.providers.base import Call, Reply
 
 
@@ -71,28 +71,12 @@ class OpenAIProvider:
         return h
 
     async def _post(self, payload: dict) -> aiohttp.ClientResponse:
-        try:
-            resp = await self.session.post(self.config.base_url + "/chat/completions", data=orjson.dumps(payload),
-                                           headers=self._headers(), timeout=self.timeout)
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
-        if resp.status >= 400:
-            try:
-                raw = await resp.read()
-            except (TimeoutError, aiohttp.ClientError):
-                raw = b""
-            finally:
-                resp.release()
-            raise map_error(resp.status, raw, self.config.name, resp.headers.get("retry-after"))
-        return resp
+        return await http.post(self.session, self.config, self.config.base_url + "/chat/completions",
+                               orjson.dumps(payload), self._headers(), self.timeout,
+                               lambda status, raw, retry_after: map_error(status, raw, self.config.name, retry_after))
 
     async def _read_json(self, resp: aiohttp.ClientResponse) -> dict:
-        try:
-            raw = await resp.read()
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
-        finally:
-            resp.release()
+        raw = await http.read_all(resp, self.config)
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -142,7 +126,7 @@ class OpenAIProvider:
                 if done:
                     break
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise map_transport_error(exc, self.config) from exc
+            raise http.map_transport_error(exc, self.config) from exc
         finally:
             resp.close()
         if not done and conv.finish_reason is None:
@@ -169,7 +153,7 @@ class OpenAIProvider:
                     async for piece in resp.content.iter_any():
                         yield piece
                 except (TimeoutError, aiohttp.ClientError) as exc:
-                    raise map_transport_error(exc, self.config) from exc
+                    raise http.map_transport_error(exc, self.config) from exc
                 finally:
                     resp.close()
             return Reply(stream=passthrough(), close=resp.close, headers={"content-type": "text/event-stream"})

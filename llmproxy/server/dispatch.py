@@ -6,16 +6,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import web
 
+from llmproxy.config import Target
 from llmproxy.convert.stream import assemble
 from llmproxy.convert.thinking import strip_foreign_thinking
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import adapt_for_model
-from llmproxy.providers import Call, Reply
+from llmproxy.providers import Call, Provider, Reply
 from llmproxy.routing import Decision
 from llmproxy.server.state import State
 
@@ -84,20 +86,22 @@ def build_call(state: State, body: dict, raw: bytes | None, decision: Decision, 
                 headers=request.headers, query=request.query_string, client_key=client_key, label=label)
 
 
-async def open_reply(state: State, body: dict, raw: bytes, decision: Decision, request: web.Request,
-                     client_key: str | None, record: dict) -> tuple[Reply, Call]:
-    """Open the first target of the chain that answers; fallback attempts are recorded."""
-    rt = state.runtime
+Attempt = Callable[[int, Target, Provider], Awaitable[Reply]]
+
+
+async def open_chain(state: State, decision: Decision, record: dict, attempt: Attempt) -> Reply:
+    """Try each target of the decision's chain in order until one answers. Only retryable errors (connect,
+    timeout, 401 of the provider's key, 429, 5xx) move on, and only ever before anything reached the client;
+    every failed attempt is recorded."""
     attempts = record.setdefault("attempts", [])
     last: ProxyError | None = None
     for i, target in enumerate(decision.chain):
-        provider = rt.providers.get(target.provider)
+        provider = state.runtime.providers.get(target.provider)
         if provider is None:
             continue
-        call = build_call(state, body, raw, decision, i, request, client_key)
         t0 = time.monotonic()
         try:
-            reply = await provider.messages(call)
+            reply = await attempt(i, target, provider)
         except ProxyError as exc:
             attempts.append({"target": str(target), "status": exc.status, "error": exc.message,
                              "ms": round((time.monotonic() - t0) * 1000, 1)})
@@ -107,8 +111,17 @@ async def open_reply(state: State, body: dict, raw: bytes, decision: Decision, r
             raise
         record["target"] = str(target)
         record["simulated"] = provider.simulated_reason is not None
-        return reply, call
+        return reply
     raise last or UpstreamError("no provider in the chain is configured")
+
+
+async def open_reply(state: State, body: dict, raw: bytes, decision: Decision, request: web.Request,
+                     client_key: str | None, record: dict) -> Reply:
+    """The Anthropic surface: each target gets the request as built for it."""
+    async def attempt(i: int, target: Target, provider: Provider) -> Reply:
+        return await provider.messages(build_call(state, body, raw, decision, i, request, client_key))
+
+    return await open_chain(state, decision, record, attempt)
 
 
 async def _pinger(resp: web.StreamResponse, tap: UsageTap, interval: float, last: list[float]) -> None:

@@ -47,6 +47,31 @@ def new_record(request: web.Request, endpoint: str) -> dict:
             "_t0": time.monotonic()}
 
 
+class recording:  # noqa: N801 - reads as a statement: `with recording(request, "messages") as rec:`
+    """The request record around a handler: in-flight count, error and disconnect bookkeeping, and
+    ``finish_record`` whatever happens. Set ``rec.body`` once the request is parsed."""
+
+    def __init__(self, request: web.Request, endpoint: str):
+        self.request = request
+        self.state = request.app[STATE]
+        self.record = new_record(request, endpoint)
+        self.body: dict | None = None
+
+    def __enter__(self) -> recording:
+        self.state.in_flight += 1
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        rec = self.record
+        if isinstance(exc, ProxyError):
+            rec["status"], rec["error"] = exc.status, exc.message
+        elif isinstance(exc, asyncio.CancelledError):
+            rec["client_disconnected"] = True
+            rec.setdefault("status", 499)
+        self.state.in_flight -= 1
+        finish_record(self.state, rec, self.request, self.body)
+
+
 def bodies_wanted(state: State) -> bool:
     return state.options.verbose >= 2 or state.runtime.cfg.log.bodies
 
@@ -78,20 +103,19 @@ async def _read_request(request: web.Request, record: dict, *, count_tokens: boo
 async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     rt = state.runtime
-    record = new_record(request, "messages")
-    body = None
-    state.in_flight += 1
-    try:
+    with recording(request, "messages") as rec:
+        record = rec.record
         profile = resolve_profile(request)
         record["profile"] = profile.name
-        raw, body = await _read_request(request, record)
+        raw, rec.body = await _read_request(request, record)
+        body = rec.body
         record["requested_model"] = body.get("model")
         record["stream"] = bool(body.get("stream"))
         decision = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw))
         record["profile"] = decision.profile
         record["decision"] = decision.to_dict()
         client_key = None if rt.cfg.api_keys else client_credential(request)
-        reply, call = await dispatch.open_reply(state, body, raw, decision, request, client_key, record)
+        reply = await dispatch.open_reply(state, body, raw, decision, request, client_key, record)
         route = decision.header().replace(f"target={decision.target}", f"target={record['target']}")
         headers = {"x-llmproxy-route": route, "request-id": request[REQUEST_ID]}
         if reply.stream is not None:
@@ -101,31 +125,20 @@ async def messages(request: web.Request) -> web.StreamResponse:
             resp = dispatch.json_reply(reply, headers, record, collect=bodies_wanted(state))
         record["status"] = resp.status
         return resp
-    except ProxyError as exc:
-        record["status"], record["error"] = exc.status, exc.message
-        raise
-    except asyncio.CancelledError:
-        record["client_disconnected"] = True
-        record.setdefault("status", 499)
-        raise
-    finally:
-        state.in_flight -= 1
-        finish_record(state, record, request, body)
 
 
 async def count_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
     rt = state.runtime
-    record = new_record(request, "count_tokens")
-    body = None
-    try:
+    with recording(request, "count_tokens") as rec:
+        record = rec.record
         profile = resolve_profile(request)
         record["profile"] = profile.name
-        raw, body = await _read_request(request, record, count_tokens=True)
-        decision = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw),
+        raw, rec.body = await _read_request(request, record, count_tokens=True)
+        decision = decide(rec.body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw),
                           endpoint="count_tokens")
         record["decision"] = decision.to_dict()
-        call = dispatch.build_call(state, body, raw, decision, 0, request,
+        call = dispatch.build_call(state, rec.body, raw, decision, 0, request,
                                    None if rt.cfg.api_keys else client_credential(request))
         provider = rt.providers[call.target.provider]
         record["target"] = str(call.target)
@@ -140,11 +153,6 @@ async def count_tokens(request: web.Request) -> web.Response:
         record["status"] = 200
         record["usage"] = {"input_tokens": n}
         return json_response({"input_tokens": n}, headers={"x-llmproxy-route": decision.header()})
-    except ProxyError as exc:
-        record["status"], record["error"] = exc.status, exc.message
-        raise
-    finally:
-        finish_record(state, record, request, body)
 
 
 # ------------------------------------------------------------------------------------------------- models

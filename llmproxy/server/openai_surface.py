@@ -15,13 +15,14 @@ import orjson
 from aiohttp import web
 
 from llmproxy.convert.inbound import ChunkConverter, completion_from_message, to_anthropic
-from llmproxy.errors import ProxyError, UpstreamError
+from llmproxy.errors import ProxyError
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import parse_json, validate_messages
+from llmproxy.providers import Reply
 from llmproxy.providers.openai import OpenAIProvider
 from llmproxy.routing import decide
 from llmproxy.server import dispatch
-from llmproxy.server.handlers import finish_record, new_record, resolve_profile
+from llmproxy.server.handlers import recording, resolve_profile
 from llmproxy.server.middleware import REQUEST_ID, client_credential
 from llmproxy.server.state import STATE
 
@@ -62,16 +63,14 @@ def anthropic_usage(u: dict) -> dict:
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     rt = state.runtime
-    record = new_record(request, "chat_completions")
-    body = None
-    state.in_flight += 1
-    try:
+    with recording(request, "chat_completions") as rec:
+        record = rec.record
         profile = resolve_profile(request)
         record["profile"] = profile.name
         raw = await request.read()
         record["bytes_in"] = len(raw)
         oreq = parse_json(raw)
-        body = validate_messages(to_anthropic(oreq))
+        rec.body = body = validate_messages(to_anthropic(oreq))
         stream = bool(oreq.get("stream"))
         record["requested_model"], record["stream"] = oreq.get("model"), stream
         decision = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw))
@@ -96,44 +95,19 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             resp = web.Response(body=out, content_type="application/json", headers=headers)
         record["status"] = resp.status
         return resp
-    except ProxyError as exc:
-        record["status"], record["error"] = exc.status, exc.message
-        raise
-    except asyncio.CancelledError:
-        record["client_disconnected"] = True
-        record.setdefault("status", 499)
-        raise
-    finally:
-        state.in_flight -= 1
-        finish_record(state, record, request, body)
 
 
-async def _open(state, oreq: dict, body: dict, decision, request, client_key, record):
-    rt = state.runtime
-    attempts = record.setdefault("attempts", [])
-    last: ProxyError | None = None
-    for i, target in enumerate(decision.chain):
-        provider = rt.providers.get(target.provider)
-        if provider is None:
-            continue
-        t0 = time.monotonic()
-        try:
-            if isinstance(provider, OpenAIProvider):
-                reply, passthrough = await provider.chat(oreq, target.model), True
-            else:
-                call = dispatch.build_call(state, body, None, decision, i, request, client_key)
-                reply, passthrough = await provider.messages(call), False
-        except ProxyError as exc:
-            attempts.append({"target": str(target), "status": exc.status, "error": exc.message,
-                             "ms": round((time.monotonic() - t0) * 1000, 1)})
-            last = exc
-            if exc.retryable:
-                continue
-            raise
-        record["target"], record["simulated"] = str(target), provider.simulated_reason is not None
-        record["mode"] = "passthrough" if passthrough else "converted"
-        return reply, passthrough, target.model
-    raise last or UpstreamError("no provider in the chain is configured")
+async def _open(state, oreq: dict, body: dict, decision, request, client_key, record) -> tuple[Reply, bool, str]:
+    """(reply, passthrough?, model). A live OpenAI-kind target gets the client's request as it is."""
+    async def attempt(i: int, target, provider) -> Reply:
+        if isinstance(provider, OpenAIProvider):
+            record["mode"] = "passthrough"
+            return await provider.chat(oreq, target.model)
+        record["mode"] = "converted"
+        return await provider.messages(dispatch.build_call(state, body, None, decision, i, request, client_key))
+
+    reply = await dispatch.open_chain(state, decision, record, attempt)
+    return reply, record["mode"] == "passthrough", record["target"].partition("/")[2]
 
 
 async def _write_stream(request, reply, headers, record, passthrough: bool, model: str, include_usage: bool):
