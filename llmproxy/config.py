@@ -321,6 +321,8 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
         ping_interval=r.get(s, "ping_interval", float, d.ping_interval, "server"),
         simulator_speed=r.get(s, "simulator_speed", float, d.simulator_speed, "server"),
     )
+    if server.grace_seconds <= 0:
+        problems.append(f"{source}: server.grace_seconds: must be greater than 0 (seconds in-flight responses get)")
     lg, dl = r.table(data, "log", ""), LogConfig()
     log = LogConfig(
         enabled=r.get(lg, "enabled", bool, dl.enabled, "log"),

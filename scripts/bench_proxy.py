@@ -99,7 +99,7 @@ async def bench(targets: dict[str, str], rounds: int, n: int, concurrency: int) 
     conn = aiohttp.TCPConnector(limit=concurrency * 2)
     res: dict[str, dict] = {k: {"lat": [], "wall": 0.0, "n": 0} for k in targets}
     async with aiohttp.ClientSession(connector=conn) as s:
-        for name, url in targets.items():  # warm-up
+        for url in targets.values():  # warm-up
             await run_round(s, url, concurrency, concurrency)
         for _ in range(rounds):
             order = list(targets)

@@ -111,3 +111,47 @@ def test_help_lists_commands(home):
     assert r.returncode == 0
     for cmd in ("serve", "stop", "status", "route-test", "config", "kg"):
         assert cmd in r.stdout
+
+
+def test_ctrl_c_finishes_in_flight_stream(home):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+    import urllib.request
+
+    from tests.helpers import REPO
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "llmproxy", "serve", "--simulate", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
+                            env={**os.environ, "LLMPROXY_HOME": str(home)})
+    try:
+        for _ in range(200):
+            if cli("status", home=home).returncode == 0:
+                break
+            time.sleep(0.05)
+        got: dict = {}
+
+        def client() -> None:  # the cheap profile's simulated Ollama streams slowly (~2-3 s)
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/p/cheap/v1/messages", data=json.dumps({
+                "model": "m", "max_tokens": 200, "stream": True,
+                "messages": [{"role": "user", "content": "tell me a long story please"}]}).encode(),
+                headers={"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                got["body"] = resp.read().decode()
+
+        t = threading.Thread(target=client)
+        t.start()
+        time.sleep(0.6)  # the stream is under way
+        proc.send_signal(signal.SIGINT)
+        t.join(30)
+        out = proc.communicate(timeout=30)[0].decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert "event: message_stop" in got.get("body", ""), got
+    assert proc.returncode == 0 and "llmproxy stopped" in out and "Traceback" not in out
+    assert not (home / "llmproxy.pid").exists()

@@ -58,7 +58,7 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
                         started_daemon=started)
     except (R.DemoError, ValueError) as exc:
         return _fail(str(exc))
-    from llmproxy.cli.lifecycle import get_health
+    from llmproxy.daemonctl import get_health
 
     host, _, port = base_url.removeprefix("http://").rpartition(":")
     health = get_health(host, int(port)) or {}
@@ -120,7 +120,7 @@ def demo_stop() -> int:
 # --------------------------------------------------------------------------------------- code and env
 
 def env_lines(profile: str, shell: str) -> list[str]:
-    from llmproxy.cli.lifecycle import running
+    from llmproxy.daemonctl import running
     from llmproxy.demo import run as R
 
     live, _ = running()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import signal
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 from rich.console import Console
 
 from llmproxy import paths
+from llmproxy.daemonctl import get_health, running
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -42,38 +42,6 @@ def _ensure_home() -> str | None:
     except OSError as exc:
         return f"cannot write to {home} ({exc.strerror}); set LLMPROXY_HOME to a writable directory"
     return None
-
-
-def get_health(host: str, port: int, timeout: float = 1.0) -> dict | None:
-    import http.client
-
-    conn = http.client.HTTPConnection(host, port, timeout=timeout)
-    try:
-        conn.request("GET", "/health")
-        resp = conn.getresponse()
-        return json.loads(resp.read()) if resp.status == 200 else None
-    except (OSError, ValueError, http.client.HTTPException):
-        return None
-    finally:
-        conn.close()
-
-
-def running() -> tuple[dict | None, str | None]:
-    """(pid file data of a live llmproxy, or None; note about a stale pid file that was removed)."""
-    from llmproxy.pidfile import is_llmproxy_process, pid_alive, read_pid_file
-
-    pf = paths.pid_file()
-    data = read_pid_file(pf)
-    if data is None:
-        if pf.exists():
-            pf.unlink(missing_ok=True)
-            return None, f"removed unreadable pid file {pf}"
-        return None, None
-    pid = data["pid"]
-    if pid_alive(pid) and is_llmproxy_process(pid):
-        return data, None
-    pf.unlink(missing_ok=True)
-    return None, f"removed stale pid file {pf} (pid {pid} is not a running llmproxy)"
 
 
 def serve(host: str | None, port: int | None, config: Path | None, profile_dirs: list[Path], verbose: int,
@@ -217,34 +185,26 @@ def _foreground(cfg, host: str, port: int, config: Path | None, profile_dirs: li
 
 
 def stop() -> int:
+    from llmproxy.daemonctl import terminate
+
     live, note = running()
     if live is None:
         return fail(f"llmproxy is not running{f' ({note})' if note else ''}")
+    if terminate(live["pid"], _grace()) == "killed":
+        err.print(f"[yellow]pid {live['pid']} did not stop within the grace period; sent SIGKILL[/]")
+        out.print(f"llmproxy killed (pid {live['pid']})")
+    else:
+        out.print(f"llmproxy stopped (pid {live['pid']})")
+    return 0
+
+
+def _grace() -> float:
     from llmproxy import config as config_mod
-    from llmproxy.pidfile import pid_alive
 
     try:
-        grace = config_mod.load(strict=False)[0].server.grace_seconds
+        return config_mod.load(strict=False)[0].server.grace_seconds
     except Exception:  # noqa: BLE001 - stopping must work even with a broken config
-        grace = 10.0
-    pid = live["pid"]
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace + 5
-    while time.monotonic() < deadline:
-        if not pid_alive(pid):
-            out.print(f"llmproxy stopped (pid {pid})")
-            paths.pid_file().unlink(missing_ok=True)
-            return 0
-        time.sleep(0.05)
-    err.print(f"[yellow]pid {pid} did not stop within {grace + 5:.0f} s; sending SIGKILL[/]")
-    os.kill(pid, signal.SIGKILL)
-    for _ in range(100):
-        if not pid_alive(pid):
-            break
-        time.sleep(0.02)
-    paths.pid_file().unlink(missing_ok=True)
-    out.print(f"llmproxy killed (pid {pid})")
-    return 0
+        return 10.0
 
 
 def status(json_out: bool) -> int:

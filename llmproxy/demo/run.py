@@ -66,7 +66,7 @@ def tmux_prefix(socket: str | None) -> list[str]:
 
 def ensure_daemon(verbose: bool = True) -> tuple[str, bool]:
     """(base URL of the running daemon, whether we started it)."""
-    from llmproxy.cli.lifecycle import running
+    from llmproxy.daemonctl import running
 
     live, _ = running()
     if live is None:
@@ -235,7 +235,8 @@ def _descendants(pid: int) -> list[int]:
 
 def stop() -> list[str]:
     """Remove what the demo created. Returns what was done, one line each."""
-    from llmproxy.cli.lifecycle import stop as stop_daemon
+    from llmproxy import config
+    from llmproxy.daemonctl import running, terminate
 
     state = DemoState.load()
     if state is None:
@@ -266,7 +267,9 @@ def stop() -> list[str]:
             except ProcessLookupError:
                 pass
     if state.started_daemon:
-        stop_daemon()
-        done.append("stopped the llmproxy daemon the demo started")
+        live, _ = running()
+        if live is not None:
+            terminate(live["pid"], config.load(strict=False)[0].server.grace_seconds)
+            done.append("stopped the llmproxy daemon the demo started")
     DemoState.path().unlink(missing_ok=True)
     return done
