@@ -147,6 +147,8 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, record
     try:
         assert reply.stream is not None
         async for chunk in reply.stream:
+            if not sent:
+                record["ttfb_ms"] = round((time.monotonic() - record["_t0"]) * 1000, 1)
             tap.feed(chunk)
             sent += len(chunk)
             last[0] = time.monotonic()
@@ -189,5 +191,6 @@ def json_reply(reply: Reply, headers: dict, record: dict, collect: bool = False)
     except (orjson.JSONDecodeError, AttributeError):
         pass
     record["bytes_out"] = len(body)
+    record["ttfb_ms"] = round((time.monotonic() - record["_t0"]) * 1000, 1)
     return web.Response(status=reply.status, body=body, content_type="application/json",
                         headers={**reply.headers, **headers})
