@@ -110,7 +110,10 @@ def _spawn_daemon(cfg, host: str, port: int, config: Path | None, profile_dirs: 
             out.print(f"llmproxy running (pid {pid}) on http://{host}:{port}  log: {logf}")
             if sims:
                 out.print(f"[yellow]simulated providers:[/] {', '.join(sims)}")
-            return 0
+            # the launcher has nothing left to clean up: skip interpreter teardown, measured at ~0.2 s here
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         time.sleep(0.02)
     os.kill(pid, signal.SIGTERM)
     return fail(f"daemon did not answer /health within 20 s; see {logf}")

@@ -60,8 +60,8 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
         loop.create_task(go())
 
     loop.add_signal_handler(signal.SIGHUP, _hup)
-    if on_ready:
-        on_ready(state)
+    if on_ready:  # the banner renders in a worker thread: /health answers meanwhile
+        loop.run_in_executor(None, on_ready, state)
     try:
         await stop.wait()
     finally:

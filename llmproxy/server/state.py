@@ -12,7 +12,6 @@ from aiohttp import web
 
 from llmproxy.config import Config
 from llmproxy.obs.log import RequestLog
-from llmproxy.obs.metrics import Metrics
 from llmproxy.providers import Provider
 from llmproxy.routing import CompiledProfile
 
@@ -40,11 +39,21 @@ class State:
     options: Options
     session: aiohttp.ClientSession | None = None
     log: RequestLog | None = None
-    metrics: Metrics = field(default_factory=Metrics)
+    _metrics: object | None = None
     local_up: dict[str, bool] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
     served: int = 0
     in_flight: int = 0
+
+
+    @property
+    def metrics(self):
+        """Prometheus metrics, created on first use (keeps prometheus-client off the start-up path)."""
+        if self._metrics is None:
+            from llmproxy.obs.metrics import Metrics
+
+            self._metrics = Metrics()
+        return self._metrics
 
 
 STATE = web.AppKey("state", State)
