@@ -238,3 +238,32 @@ async def test_head_root_probe_and_health(proxy):
         assert h["status"] == "ok" and set(h["profiles"]) >= {"fast", "intelligent", "balanced", "cheap"}
         assert h["providers"]["anthropic"]["live"] is True
         assert h["providers"]["openrouter"]["live"] is False
+
+
+async def test_unsupported_anthropic_endpoints_say_so(proxy):
+    url, _ = proxy
+    async with aiohttp.ClientSession() as s:
+        for method, path in (("POST", "/v1/messages/batches"), ("GET", "/v1/messages/batches/msgbatch_1/results"),
+                             ("POST", "/p/fast/v1/files"), ("GET", "/v1/files")):
+            async with s.request(method, url + path) as r:
+                body = await r.json()
+                assert r.status == 404 and r.headers["x-should-retry"] == "false"
+                assert "llmproxy does not support" in body["error"]["message"], path
+    c = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
+    with pytest.raises(anthropic.NotFoundError, match="Message Batches"):
+        await c.messages.batches.list()
+    await c.close()
+
+
+async def test_context_1m_beta_dropped_for_a_200k_target(proxy, fake_anthropic):
+    url, _ = proxy
+    betas = "claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(url + "/p/balanced/v1/messages", json=MSG, headers={"anthropic-beta": betas}) as r:
+            assert r.status == 200
+        assert fake_anthropic.requests[-1]["body"]["model"] == "claude-haiku-4-5"
+        assert fake_anthropic.requests[-1]["headers"]["anthropic-beta"] == \
+            "claude-code-20250219,interleaved-thinking-2025-05-14"
+        async with s.post(url + "/p/fast/v1/messages", json=MSG, headers={"anthropic-beta": betas}) as r:
+            assert r.status == 200
+        assert fake_anthropic.requests[-1]["headers"]["anthropic-beta"] == betas  # sonnet has the 1M window

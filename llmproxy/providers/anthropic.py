@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import orjson
 
-from llmproxy.config import ProviderConfig
+from llmproxy.config import ModelSpec, ProviderConfig
 from llmproxy.errors import ProxyError, UpstreamError, from_upstream_status
 from llmproxy.providers import http
 from llmproxy.providers.base import Call, Reply
@@ -21,11 +21,21 @@ _DROP = ("anthropic-dangerous-direct-browser-access",)
 _BACK_PREFIXES = ("anthropic-ratelimit-", "retry-after", "x-should-retry", "anthropic-organization-id")
 
 
-def forward_headers(client: dict | object, provider: ProviderConfig, key: str | None) -> dict[str, str]:
+def forward_headers(client: dict | object, provider: ProviderConfig, key: str | None,
+                    spec: ModelSpec | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in client.items():  # type: ignore[attr-defined]
         if (k.startswith(_FORWARD_PREFIXES) or k in _FORWARD_EXACT) and k not in _DROP:
             out[k] = v
+    if "anthropic-beta" in out and spec is not None and spec.context_window < 1_000_000:
+        # Claude Code asks for the 1M-context beta on every Opus request; a rerouted request to a
+        # 200k model must not carry it
+        betas = [b.strip() for b in out["anthropic-beta"].split(",") if b.strip()]
+        kept = [b for b in betas if not b.startswith("context-1m")]
+        if kept:
+            out["anthropic-beta"] = ",".join(kept)
+        else:
+            del out["anthropic-beta"]
     out.setdefault("anthropic-version", "2023-06-01")
     out["content-type"] = "application/json"
     out.update(provider.headers)
@@ -67,7 +77,7 @@ class AnthropicProvider:
 
     async def _post(self, path: str, call: Call, payload: bytes) -> aiohttp.ClientResponse:
         url = self.config.base_url + path + (f"?{call.query}" if call.query else "")
-        headers = forward_headers(call.headers, self.config, self._key(call))
+        headers = forward_headers(call.headers, self.config, self._key(call), call.spec)
         return await http.post(self.session, self.config, url, payload, headers, self.timeout, self._on_status)
 
     async def messages(self, call: Call) -> Reply:

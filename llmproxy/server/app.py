@@ -94,6 +94,8 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
         r.add_get(prefix + "/v1/models/{model_id:.+}", handlers.get_model)
         r.add_post(prefix + "/v1/chat/completions", openai_surface.chat_completions)
         r.add_post(prefix + "/api/route", handlers.api_route)
+        for unsupported in ("messages/batches", "files"):
+            r.add_route("*", prefix + "/v1/{tail:" + unsupported + "(/.*)?}", handlers.not_supported)
         r.add_get(prefix or "/", handlers.root)
         if prefix:
             r.add_get(prefix + "/", handlers.root)

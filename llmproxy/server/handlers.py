@@ -214,6 +214,17 @@ async def get_model(request: web.Request) -> web.Response:
 
 # ---------------------------------------------------------------------------------------- root, health
 
+UNSUPPORTED = {"messages/batches": "the Message Batches API", "files": "the Files API"}
+
+
+async def not_supported(request: web.Request) -> web.Response:
+    """Anthropic endpoints llmproxy does not implement: a clear, non-retryable answer, not a bare 404."""
+    tail = request.match_info["tail"]
+    what = next((v for k, v in UNSUPPORTED.items() if tail == k or tail.startswith(k + "/")), tail)
+    raise NotFound(f"llmproxy does not support {what} ({request.method} {request.path}); send these requests to "
+                   f"the provider directly")
+
+
 async def root(request: web.Request) -> web.Response:
     prof = resolve_profile(request) if request.match_info.get("profile") else None
     return json_response({"name": "llmproxy", "version": __version__,
