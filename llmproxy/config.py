@@ -100,7 +100,6 @@ class ProfileConfig:
     think_budget_threshold: int = 0  # thinking.budget_tokens above this counts as an explicit think request
     background_models: tuple[str, ...] = ("haiku",)  # substrings of requested model names that mark side tasks
     kg_dir: str | None = None  # directory of concept markdown files
-    fallback_on: tuple[str, ...] = ("connect", "timeout", "429", "5xx")
 
 
 @dataclass(frozen=True)

@@ -151,7 +151,7 @@ def _foreground(cfg, host: str, port: int, config: Path | None, profile_dirs: li
                   f"(pid {info['pid']}); default profile [bold]{info['default_profile']}[/]")
         for name, prof in sorted(st.runtime.profiles.items()):
             out.print(f"  profile [bold]{name:<12}[/] {prof.config.default[0]}  "
-                      f"[dim]ANTHROPIC_BASE_URL=http://{host}:{port}/p/{name}[/]")
+                      f"[dim]ANTHROPIC_BASE_URL=http://{host}:{port}/p/{name}  {prof.config.description}[/]")
         out.print(providers_table(info))
         sims = [n for n, p in info["providers"].items() if not p["live"] and p["kind"] != "simulator"]
         if sims:

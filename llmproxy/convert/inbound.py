@@ -8,19 +8,12 @@ from typing import Any
 
 import orjson
 
+from llmproxy.convert.request import text_of
 from llmproxy.errors import InvalidRequest
 
 DEFAULT_MAX_TOKENS = 8192
 STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
                   "refusal": "content_filter", "pause_turn": "stop", "model_context_window_exceeded": "length"}
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text")
-    return ""
 
 
 def _image_block(url: str) -> dict:
@@ -97,9 +90,9 @@ def to_anthropic(req: Any) -> dict:
         role = m.get("role")
         if role in ("system", "developer"):
             if out:
-                out.append({"role": "system", "content": _text(m.get("content"))})
+                out.append({"role": "system", "content": text_of(m.get("content"))})
             else:
-                system.append(_text(m.get("content")))
+                system.append(text_of(m.get("content")))
         elif role == "user":
             c = _user_content(m.get("content"), i)
             push("user", [{"type": "text", "text": c}] if isinstance(c, str) else c)
@@ -107,7 +100,7 @@ def to_anthropic(req: Any) -> dict:
             blocks: list[dict] = []
             if m.get("reasoning_content"):
                 pass  # reasoning from an earlier turn carries no verifiable signature; not replayed
-            text = _text(m.get("content"))
+            text = text_of(m.get("content"))
             if text:
                 blocks.append({"type": "text", "text": text})
             for tc in m.get("tool_calls") or []:
@@ -117,7 +110,7 @@ def to_anthropic(req: Any) -> dict:
             push("assistant", blocks or [{"type": "text", "text": ""}])
         elif role == "tool":
             push("user", [{"type": "tool_result", "tool_use_id": str(m.get("tool_call_id", "")),
-                           "content": _text(m.get("content"))}])
+                           "content": text_of(m.get("content"))}])
         else:
             raise InvalidRequest(f"messages[{i}].role: unsupported role {role!r}")
     body: dict[str, Any] = {"model": model, "messages": out,

@@ -42,8 +42,3 @@ class Quirks:
         if q.reasoning not in REASONING_STYLES:
             raise ValueError(f"quirks.reasoning must be one of {', '.join(REASONING_STYLES)}")
         return q
-
-    @property
-    def reasoning_fields(self) -> tuple[str, ...]:
-        """Response/delta fields that may carry reasoning text (checked in order)."""
-        return ("reasoning_content", "reasoning")

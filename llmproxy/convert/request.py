@@ -77,7 +77,8 @@ def _document_part(block: dict, provider: str, quirks: Quirks) -> dict:
     raise InvalidRequest(f"document source type {src.get('type')!r} cannot be sent to {provider}")
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
+    """A string content, or the text blocks/parts of a list joined by newlines (the two APIs share the shape)."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -131,7 +132,7 @@ def _user_messages(content: list, provider: str, quirks: Quirks) -> list[dict]:
         elif t == "document":
             parts.append(_document_part(b, provider, quirks))
         elif t == "search_result":
-            parts.append({"type": "text", "text": _text_of(b.get("content"))})
+            parts.append({"type": "text", "text": text_of(b.get("content"))})
     parts = trailing_images + parts
     if parts:
         if all(p["type"] == "text" and "cache_control" not in p for p in parts):
@@ -173,7 +174,7 @@ def _messages(body: dict, provider: str, quirks: Quirks) -> list[dict]:
     for m in body.get("messages") or []:
         role, content = m.get("role"), m.get("content")
         if role == "system":
-            out.append({"role": "system", "content": _text_of(content) if not isinstance(content, str) else content})
+            out.append({"role": "system", "content": text_of(content) if not isinstance(content, str) else content})
         elif isinstance(content, str):
             out.append({"role": role, "content": content})
         elif role == "user":

@@ -4,7 +4,6 @@ to read a pane's screen. No tmux here."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -134,6 +133,3 @@ def ensure_workspace(path: Path) -> Path:
 def tmux_available() -> bool:
     return shutil.which("tmux") is not None
 
-
-def environ_without_tmux() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "TMUX"}

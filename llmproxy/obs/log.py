@@ -74,7 +74,6 @@ class RequestLog:
         self._task: asyncio.Task | None = None
         self._listeners: list[Listener] = []
         self.secrets = secrets
-        self.written = 0
 
     def add_listener(self, fn: Listener) -> None:
         self._listeners.append(fn)
@@ -110,7 +109,6 @@ class RequestLog:
         safe = [redact(self._truncate(r), extra_secrets=self.secrets) for r in batch]
         if self.enabled:
             self._writer.write_lines([orjson.dumps(r, default=str) + b"\n" for r in safe])
-        self.written += len(safe)
         for rec in safe:
             for fn in self._listeners:
                 try:

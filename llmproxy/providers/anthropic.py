@@ -93,7 +93,7 @@ class AnthropicProvider:
     async def _primed(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
         """Read the first chunk before the client gets a 200: Anthropic may answer 200 and then at once an
         ``event: error`` (e.g. overloaded); that is still an error before the first byte, so it may fall back."""
-        it = self._iter(resp)
+        it = http.iter_chunks(resp, self.config)
         try:
             first = await it.__anext__()
         except StopAsyncIteration:
@@ -114,15 +114,6 @@ class AnthropicProvider:
                 yield chunk
 
         return rest()
-
-    async def _iter(self, resp: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in resp.content.iter_any():
-                yield chunk
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise http.map_transport_error(exc, self.config) from exc
-        finally:
-            resp.close()
 
     async def count_tokens(self, call: Call) -> int:
         payload = call.raw if call.raw is not None else orjson.dumps(call.body)

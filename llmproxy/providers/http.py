@@ -3,7 +3,7 @@ mapped to the ProxyError family here, once (the httpx idea: one transport, error
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 
@@ -41,6 +41,18 @@ async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: st
             resp.release()
         raise on_status(resp.status, raw, resp.headers.get("retry-after"))
     return resp
+
+
+async def iter_chunks(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> AsyncIterator[bytes]:
+    """The response body as it arrives; transport failures mapped; the connection closed at the end (or when
+    the consumer stops early, which aborts the upstream request)."""
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except (TimeoutError, aiohttp.ClientError) as exc:
+        raise map_transport_error(exc, provider) from exc
+    finally:
+        resp.close()
 
 
 async def read_all(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> bytes:

@@ -110,7 +110,7 @@ class OpenAIProvider:
         dec = sse.SSEDecoder()
         done = False
         try:
-            async for chunk in resp.content.iter_any():
+            async for chunk in http.iter_chunks(resp, self.config):
                 out = []
                 for _event, data in dec.feed(chunk):
                     if data.strip() == "[DONE]":
@@ -125,8 +125,6 @@ class OpenAIProvider:
                     yield b"".join(out)
                 if done:
                     break
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise http.map_transport_error(exc, self.config) from exc
         finally:
             resp.close()
         if not done and conv.finish_reason is None:
@@ -148,15 +146,8 @@ class OpenAIProvider:
                 payload[field] = cap
         resp = await self._post(payload)
         if payload.get("stream") and resp.content_type == "text/event-stream":
-            async def passthrough() -> AsyncIterator[bytes]:
-                try:
-                    async for piece in resp.content.iter_any():
-                        yield piece
-                except (TimeoutError, aiohttp.ClientError) as exc:
-                    raise http.map_transport_error(exc, self.config) from exc
-                finally:
-                    resp.close()
-            return Reply(stream=passthrough(), close=resp.close, headers={"content-type": "text/event-stream"})
+            return Reply(stream=http.iter_chunks(resp, self.config), close=resp.close,
+                         headers={"content-type": "text/event-stream"})
         data = await self._read_json(resp)
         return Reply(body=orjson.dumps(data))
 

@@ -59,7 +59,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
 async def _request_log(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
     cfg = state.runtime.cfg
-    state.log = RequestLog(state.options.log_path or paths.request_log(), cfg.log.rotate_bytes,
+    state.log = RequestLog(paths.request_log(), cfg.log.rotate_bytes,
                            cfg.log.rotate_keep, secrets=_known_secrets(cfg), body_max_bytes=cfg.log.body_max_bytes,
                            enabled=cfg.log.enabled)
     for listener in app.get(LISTENERS, ()):

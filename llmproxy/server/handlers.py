@@ -61,7 +61,7 @@ class recording:  # noqa: N801 - reads as a statement: `with recording(request, 
         self.state.in_flight += 1
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
+    def __exit__(self, _type, exc, _tb) -> None:
         rec = self.record
         if isinstance(exc, ProxyError):
             rec["status"], rec["error"] = exc.status, exc.message

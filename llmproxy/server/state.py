@@ -30,7 +30,6 @@ class Options:
     profile_dirs: tuple[Path, ...] = ()
     simulate: bool = False
     verbose: int = 0
-    log_path: Path | None = None
 
 
 @dataclass
