@@ -179,3 +179,16 @@ async def test_count_tokens_estimated_for_openai_targets(proxy, fake_openai):
     async with client(url) as c:
         n = (await c.messages.count_tokens(model="m", messages=[{"role": "user", "content": "hello " * 100}])).input_tokens
     assert n > 100 and fake_openai.requests == []
+
+
+async def test_garbage_chunks_from_upstream_are_skipped(proxy, fake_openai):
+    """Non-object JSON and broken lines inside an upstream stream neither crash the proxy nor cut the answer."""
+    url, _ = proxy
+    fake_openai.script.append({"raw_lines": [
+        b'data: {"choices":[{"index":0,"delta":{"content":"ok "}}]}', b"data: [1, 2, 3]", b"data: {broken",
+        b": comment", b'data: "a string"',
+        b'data: {"choices":[{"index":0,"delta":{"content":"done"},"finish_reason":"stop"}]}', b"data: [DONE]"]})
+    async with client(url) as c:
+        async with c.messages.stream(model="m", max_tokens=10, messages=[{"role": "user", "content": "x"}]) as s:
+            final = await s.get_final_message()
+    assert final.content[0].text == "ok done" and final.stop_reason == "end_turn"

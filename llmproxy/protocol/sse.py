@@ -50,6 +50,11 @@ class SSEDecoder:
         self._buf = buf[start:]
         return out
 
+    @property
+    def at_boundary(self) -> bool:
+        """True when no partial frame is buffered (everything fed so far ended on a frame boundary)."""
+        return not self._buf
+
     def flush(self) -> list[tuple[str, str]]:
         """Whatever complete-looking frame is left when the stream ends without a final blank line."""
         buf, self._buf = self._buf.rstrip(b"\r\n"), b""

@@ -120,7 +120,8 @@ class OpenAIProvider:
                         obj = orjson.loads(data)
                     except orjson.JSONDecodeError:
                         continue
-                    out += [sse.encode(n, d) for n, d in conv.feed(obj)]
+                    if isinstance(obj, dict):
+                        out += [sse.encode(n, d) for n, d in conv.feed(obj)]
                 if out:
                     yield b"".join(out)
                 if done:

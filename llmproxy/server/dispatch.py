@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +23,7 @@ from llmproxy.routing import Decision
 from llmproxy.server.state import State
 
 PING = sse.encode("ping", {"type": "ping"})
+log = logging.getLogger("llmproxy")
 
 
 class UsageTap:
@@ -66,7 +68,7 @@ class UsageTap:
 
     @property
     def at_boundary(self) -> bool:
-        return not self._dec._buf
+        return self._dec.at_boundary
 
 
 def build_call(state: State, body: dict, raw: bytes | None, decision: Decision, target_index: int,
@@ -162,6 +164,12 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, record
     except (ConnectionResetError, asyncio.CancelledError):
         record["client_disconnected"] = True
         raise
+    except Exception as exc:  # noqa: BLE001 - a bug must end this stream cleanly, not the daemon
+        log.exception("stream failed (request %s)", headers.get("request-id"))
+        record["stream_error"] = f"internal proxy error: {type(exc).__name__}"
+        if tap.at_boundary:
+            await resp.write(sse.encode("error", {"type": "error", "error": {
+                "type": "api_error", "message": f"internal proxy error (request {headers.get('request-id')})"}}))
     finally:
         pinger.cancel()
         reply.close()

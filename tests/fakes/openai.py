@@ -4,7 +4,8 @@ Each request pops an action from ``script`` (or uses the default: tool call when
 ``Bash`` tool is offered and the last message is not a tool result, else text). Actions: ``status`` (error
 answer), ``stream_error_after`` (chunks, then an error chunk), ``reasoning`` (text), ``text``,
 ``tools`` (list of (name, args-dict)) streamed ``interleaved`` or one after another, ``frag`` (argument
-fragment size), ``no_usage``, ``json_when_streaming`` (answers JSON even if a stream was asked for).
+fragment size), ``no_usage``, ``json_when_streaming`` (answers JSON even if a stream was asked for),
+``raw_lines`` (SSE lines sent exactly as given).
 """
 
 from __future__ import annotations
@@ -104,6 +105,11 @@ class FakeOpenAI:
             return web.json_response(self._message(action, model))
         resp = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await resp.prepare(request)
+        if action.get("raw_lines"):
+            for line in action["raw_lines"]:
+                await resp.write(line + b"\n\n")
+            await resp.write_eof()
+            return resp
         chunks = self._chunks(action, model)
         stop_after = action.get("stream_error_after")
         for i, c in enumerate(chunks):
