@@ -94,4 +94,6 @@ def from_upstream_status(status: int, message: str, provider: str, retry_after: 
     err = cls(f"{provider}: {message}", retry_after=retry_after)
     if cls is UpstreamError:
         err.status = 500 if status in (500, 502) else 502
+    if status == 404:
+        err.retryable = True  # this provider lacks the model or route (e.g. an Ollama model not pulled): try the next
     return err

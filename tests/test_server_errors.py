@@ -267,3 +267,14 @@ async def test_context_1m_beta_dropped_for_a_200k_target(proxy, fake_anthropic):
         async with s.post(url + "/p/fast/v1/messages", json=MSG, headers={"anthropic-beta": betas}) as r:
             assert r.status == 200
         assert fake_anthropic.requests[-1]["headers"]["anthropic-beta"] == betas  # sonnet has the 1M window
+
+
+async def test_upstream_404_model_falls_back(proxy, fake_anthropic, fake_backup):
+    url, _ = proxy
+    fake_anthropic.script.append({"status": 404, "error_type": "not_found_error", "message": "model: not found"})
+    status, _, headers = await post(url, json=MSG)
+    assert status == 200 and "target=backup/" in headers["x-llmproxy-route"]
+    fake_anthropic.script.append({"status": 404, "error_type": "not_found_error", "message": "model: not found"})
+    fake_backup.script.append({"status": 404, "error_type": "not_found_error", "message": "model: gone too"})
+    status, body, _ = await post(url, json=MSG)
+    assert status == 404 and body["error"]["type"] == "not_found_error" and "gone too" in body["error"]["message"]

@@ -178,7 +178,8 @@ def wait_answers(srv: libtmux.Server, prompts: dict[str, str], timeout: float) -
 
 
 def attach(socket: str | None) -> None:
-    os.execvp("tmux", tmux_prefix(socket) + ["attach-session", "-t", S.GRID])
+    env = {k: v for k, v in os.environ.items() if k != "TMUX"}  # from inside tmux: nest rather than refuse
+    os.execvpe("tmux", tmux_prefix(socket) + ["attach-session", "-t", S.GRID], env)
 
 
 # ---------------------------------------------------------------------------------------- status / stop

@@ -93,7 +93,7 @@ Attempt = Callable[[int, Target, Provider], Awaitable[Reply]]
 
 async def open_chain(state: State, decision: Decision, record: dict, attempt: Attempt) -> Reply:
     """Try each target of the decision's chain in order until one answers. Only retryable errors (connect,
-    timeout, 401 of the provider's key, 429, 5xx) move on, and only ever before anything reached the client;
+    timeout, 401 of the provider's key, 404 of a missing model, 429, 5xx) move on, and only ever before anything reached the client;
     every failed attempt is recorded."""
     attempts = record.setdefault("attempts", [])
     last: ProxyError | None = None
