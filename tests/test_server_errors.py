@@ -217,6 +217,11 @@ async def test_forward_client_key_only_when_configured(proxy_factory, fake_anthr
     status, _, _ = await post(url, json=MSG, headers={"x-api-key": "sk-ant-client-own-key-123"})
     assert status == 200
     assert fake_anthropic.requests[-1]["headers"]["x-api-key"] == "sk-ant-client-own-key-123"
+    # a Claude subscription's OAuth token stays a Bearer token (Anthropic refuses it as x-api-key)
+    status, _, _ = await post(url, json=MSG, headers={"authorization": "Bearer sk-ant-oat01-subscription-token"})
+    assert status == 200
+    sent = fake_anthropic.requests[-1]["headers"]
+    assert sent["Authorization"] == "Bearer sk-ant-oat01-subscription-token" and "x-api-key" not in sent
 
 
 async def test_client_key_not_forwarded_by_default(proxy, fake_anthropic):

@@ -21,7 +21,7 @@ _DROP = ("anthropic-dangerous-direct-browser-access",)
 _BACK_PREFIXES = ("anthropic-ratelimit-", "retry-after", "x-should-retry", "anthropic-organization-id")
 
 
-def forward_headers(client: dict | object, provider: ProviderConfig, key: str | None,
+def forward_headers(client: dict | object, provider: ProviderConfig, auth: dict[str, str],
                     spec: ModelSpec | None = None) -> dict[str, str]:
     out: dict[str, str] = {}
     for k, v in client.items():  # type: ignore[attr-defined]
@@ -39,8 +39,7 @@ def forward_headers(client: dict | object, provider: ProviderConfig, key: str | 
     out.setdefault("anthropic-version", "2023-06-01")
     out["content-type"] = "application/json"
     out.update(provider.headers)
-    if key:
-        out["x-api-key"] = key
+    out.update(auth)
     return out
 
 
@@ -66,18 +65,23 @@ class AnthropicProvider:
         self.timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout,
                                              sock_read=config.read_timeout)
 
-    def _key(self, call: Call) -> str | None:
-        key = self.config.api_key()
-        if key is None and self.config.forward_client_key:
-            key = call.client_key
-        return key
+    def _auth(self, call: Call) -> dict[str, str]:
+        """The provider's own key as x-api-key; or, with forward_client_key, the client's credential in the
+        style it came in (a Claude subscription's OAuth token must stay an Authorization: Bearer)."""
+        if key := self.config.api_key():
+            return {"x-api-key": key}
+        if self.config.forward_client_key and call.client_key:
+            if "x-api-key" not in call.headers and call.headers.get("authorization", "")[:7].lower() == "bearer ":
+                return {"authorization": f"Bearer {call.client_key}"}
+            return {"x-api-key": call.client_key}
+        return {}
 
     def _on_status(self, status: int, raw: bytes, retry_after: str | None) -> ProxyError:
         return from_upstream_status(status, error_message(raw), self.config.name, retry_after=retry_after)
 
     async def _post(self, path: str, call: Call, payload: bytes) -> aiohttp.ClientResponse:
         url = self.config.base_url + path + (f"?{call.query}" if call.query else "")
-        headers = forward_headers(call.headers, self.config, self._key(call), call.spec)
+        headers = forward_headers(call.headers, self.config, self._auth(call), call.spec)
         return await http.post(self.session, self.config, url, payload, headers, self.timeout, self._on_status)
 
     async def messages(self, call: Call) -> Reply:
