@@ -47,3 +47,17 @@ def test_pacing_follows_the_catalog_per_model():
     assert tok_cheap > 4 * tok_fast  # 18 vs 90 tokens per second
     assert SimulatorProvider(cfg.providers["anthropic"], "t", speed=2.0)._pace(sonnet) == (0.175, tok_fast / 2)
     assert SimulatorProvider(cfg.providers["anthropic"], "t", speed=0)._pace(sonnet) == (0.0, 0.0)
+
+
+async def test_simulator_answers_json_schema_requests_with_json(proxy_factory):
+    import json
+
+    url, _ = await proxy_factory(simulate=True)
+    c = anthropic.AsyncAnthropic(base_url=url + "/p/fast", api_key="x", max_retries=0)
+    schema = {"type": "object", "properties": {"title": {"type": "string"}, "n": {"type": "integer"},
+                                               "tags": {"type": "array"}}}
+    msg = await c.messages.create(model="m", max_tokens=200, messages=[{"role": "user", "content": "title?"}],
+                                  extra_body={"output_config": {"format": {"type": "json_schema", "schema": schema}}})
+    data = json.loads(msg.content[0].text)
+    assert data["title"].startswith("[llmproxy simulator] fast/") and data["n"] == 0 and data["tags"] == []
+    await c.close()

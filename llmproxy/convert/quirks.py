@@ -34,6 +34,9 @@ class Quirks:
     #: forward tool-call argument fragments as they arrive (only for providers whose tool JSON is constrained);
     #: otherwise each call is emitted complete, with its JSON checked, when the stream ends
     stream_tool_args: bool = False
+    #: how `output_config.format` (JSON-schema output) is asked for: "json_schema" (response_format with the
+    #: schema), "json_object" (DeepSeek: JSON mode plus the schema in the system prompt), "none"
+    structured_output: str = "json_schema"
 
     @classmethod
     def from_config(cls, data: dict[str, Any]) -> Quirks:

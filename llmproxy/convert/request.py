@@ -251,6 +251,19 @@ def to_openai(body: dict, *, model: str, provider: str = "upstream", quirks: Qui
     elif quirks.reasoning == "openrouter" and (body.get("thinking") or {}).get("type") in ("enabled", "adaptive"):
         th = body["thinking"]
         out["reasoning"] = {"max_tokens": th["budget_tokens"]} if th.get("budget_tokens") else {"effort": effort}
+    fmt = (body.get("output_config") or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        if quirks.structured_output == "json_schema":
+            out["response_format"] = {"type": "json_schema",
+                                      "json_schema": {"name": "response", "schema": fmt["schema"], "strict": False}}
+        elif quirks.structured_output == "json_object":
+            out["response_format"] = {"type": "json_object"}
+            note = "Respond with a single JSON object matching this JSON schema: " + orjson.dumps(fmt["schema"]).decode()
+            msgs = out["messages"]
+            if msgs and msgs[0]["role"] == "system":
+                msgs[0] = {**msgs[0], "content": msgs[0]["content"] + "\n\n" + note}
+            else:
+                msgs.insert(0, {"role": "system", "content": note})
     if stream and quirks.stream_usage:
         out["stream_options"] = {"include_usage": True}
     return out

@@ -37,6 +37,37 @@ def answer_text(call: Call, reason: str | None) -> str:
     return f"{head}\nYou said: {echo}" if echo else head
 
 
+def schema_instance(schema: dict, label: str, depth: int = 0) -> object:
+    """A small value of the shape a JSON schema asks for; strings carry the simulator's label."""
+    t = schema.get("type")
+    if isinstance(t, list):
+        t = next((x for x in t if x != "null"), "string")
+    if "enum" in schema and schema["enum"]:
+        return schema["enum"][0]
+    if t == "object" or "properties" in schema:
+        if depth > 4:
+            return {}
+        return {k: schema_instance(v if isinstance(v, dict) else {}, label, depth + 1)
+                for k, v in (schema.get("properties") or {}).items()}
+    if t == "array":
+        return []
+    if t in ("integer", "number"):
+        return 0
+    if t == "boolean":
+        return False
+    return label
+
+
+def answer_for(call: Call, reason: str | None) -> str:
+    """The labelled answer, or (when the request asks for JSON-schema output) a labelled JSON object."""
+    fmt = (call.body.get("output_config") or {}).get("format")
+    if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
+        lab = call.label
+        label = f"{LABEL} {lab.get('profile', '?')}/{lab.get('scenario', '?')} via {call.target}"
+        return orjson.dumps(schema_instance(fmt["schema"], label)).decode()
+    return answer_text(call, reason)
+
+
 def split_tokens(text: str) -> list[str]:
     """Word-ish pieces (each keeps its trailing whitespace), about one per token."""
     out, cur = [], ""
@@ -90,7 +121,7 @@ class SimulatorProvider:
         return int(call.label.get("estimated_tokens") or tokens.estimate(call.body, len(orjson.dumps(call.body))))
 
     async def messages(self, call: Call) -> Reply:
-        text = answer_text(call, self._reason)
+        text = answer_for(call, self._reason)
         max_tokens = int(call.body.get("max_tokens") or 4096)
         pieces, stop_reason, stop_seq = shape_output(text, max_tokens, list(call.body.get("stop_sequences") or []))
         headers = {"x-llmproxy-simulated": "true"}

@@ -184,3 +184,15 @@ def test_conversion_is_valid_openai(body):
             assert m.get("content") is not None or m.get("tool_calls")
         if m["role"] == "tool":
             assert m["tool_call_id"] in ids_open  # every tool message answers a call made before it
+
+
+def test_structured_output_per_provider():
+    schema = {"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]}
+    body = {"system": "Generate a title.", "output_config": {"format": {"type": "json_schema", "schema": schema}}}
+    out = conv(body)
+    assert out["response_format"] == {"type": "json_schema",
+                                      "json_schema": {"name": "response", "schema": schema, "strict": False}}
+    out = conv(body, structured_output="json_object")
+    assert out["response_format"] == {"type": "json_object"}
+    assert out["messages"][0]["role"] == "system" and '"title"' in out["messages"][0]["content"]
+    assert "response_format" not in conv(body, structured_output="none")
