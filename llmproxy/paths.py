@@ -42,8 +42,10 @@ def user_profiles_dir() -> Path:
 
 
 def bundled_profiles_dir() -> Path:
-    """The profiles shipped with llmproxy (top-level ``profiles/`` of the source tree)."""
-    return REPO_ROOT / "profiles"
+    """The profiles shipped with llmproxy: ``profiles/`` of a source checkout (editable install), else the copy
+    a wheel carries as ``llmproxy/_profiles``."""
+    source = REPO_ROOT / "profiles"
+    return source if source.is_dir() else Path(__file__).resolve().parent / "_profiles"
 
 
 def default_config_file() -> Path:
