@@ -60,6 +60,11 @@ def server(socket: str | None) -> libtmux.Server:
     return libtmux.Server(socket_name=socket) if socket else libtmux.Server()
 
 
+def socket_path(socket: str | None) -> Path:
+    """Where tmux puts the socket of ``tmux -L socket`` (the default server's is named "default")."""
+    return Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / (socket or "default")
+
+
 def tmux_prefix(socket: str | None) -> list[str]:
     return ["tmux"] + (["-L", socket] if socket else [])
 
@@ -257,6 +262,10 @@ def stop() -> list[str]:
             if srv.is_alive() and not srv.sessions:
                 srv.kill()
                 done.append("stopped the tmux server the demo started")
+        sock = socket_path(state.socket)
+        with contextlib.suppress(OSError, LibTmuxException):
+            if sock.exists() and not srv.is_alive():
+                sock.unlink()  # tmux leaves its socket file behind when killed
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
         time.sleep(0.1)
