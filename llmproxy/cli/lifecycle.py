@@ -53,7 +53,7 @@ def serve(host: str | None, port: int | None, config: Path | None, profile_dirs:
         return fail(problem)
     try:
         cfg, _ = config_mod.load(config, profile_dirs)
-        compile_profiles(cfg)
+        profiles = compile_profiles(cfg)
     except config_mod.ConfigError as exc:
         for p in exc.problems:
             err.print(f"[red]config:[/] {p}")
@@ -70,11 +70,11 @@ def serve(host: str | None, port: int | None, config: Path | None, profile_dirs:
     if live:
         return fail(f"llmproxy is already running (pid {live['pid']} on {live['host']}:{live['port']})")
     if daemon:
-        return _spawn_daemon(cfg, host, port, config, profile_dirs, verbose, simulate)
-    return _foreground(cfg, host, port, config, profile_dirs, verbose, simulate)
+        return _spawn_daemon(cfg, profiles, host, port, config, profile_dirs, verbose, simulate)
+    return _foreground(cfg, profiles, host, port, config, profile_dirs, verbose, simulate)
 
 
-def _spawn_daemon(cfg, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
+def _spawn_daemon(cfg, profiles, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
                   simulate: bool) -> int:
     """Fork the already-configured process into the background (new session, output to daemon.log) and
     return once the child answers /health — no second interpreter start, no second import of aiohttp."""
@@ -93,7 +93,7 @@ def _spawn_daemon(cfg, host: str, port: int, config: Path | None, profile_dirs: 
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.environ.setdefault("COLUMNS", "200")
-            rc = _foreground(cfg, host, port, config, profile_dirs, verbose, simulate)
+            rc = _foreground(cfg, profiles, host, port, config, profile_dirs, verbose, simulate)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -130,20 +130,19 @@ def _log_tail(path: Path, start: int) -> str:
     return (errs[-1] if errs else lines[-1] if lines else "").removeprefix("error: ").strip()
 
 
-def _foreground(cfg, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
+def _foreground(cfg, profiles, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
                 simulate: bool) -> int:
     import asyncio
     import logging
 
     from llmproxy.cli.format import providers_table, request_row
-    from llmproxy.routing import compile_profiles
     from llmproxy.server.handlers import health_info
     from llmproxy.server.run import StartupError, serve
     from llmproxy.server.state import Options, Runtime, State
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     options = Options(config_path=config, profile_dirs=tuple(profile_dirs), simulate=simulate, verbose=verbose)
-    state = State(runtime=Runtime(cfg=cfg, profiles=compile_profiles(cfg), providers={}), options=options)
+    state = State(runtime=Runtime(cfg=cfg, profiles=profiles, providers={}), options=options)
 
     def on_ready(st: State) -> None:
         info = health_info(st)

@@ -15,6 +15,7 @@ import orjson
 from aiohttp import web
 
 from llmproxy.convert.inbound import ChunkConverter, completion_from_message, to_anthropic
+from llmproxy.convert.stream import map_usage
 from llmproxy.errors import ProxyError
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import parse_json, validate_messages
@@ -54,12 +55,6 @@ class OpenAIUsageTap:
                 self.finish = c.get("finish_reason") or self.finish
 
 
-def anthropic_usage(u: dict) -> dict:
-    cached = int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
-    return {"input_tokens": max(0, int(u.get("prompt_tokens") or 0) - cached),
-            "output_tokens": int(u.get("completion_tokens") or 0), "cache_read_input_tokens": cached}
-
-
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     rt = state.runtime
@@ -89,7 +84,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 record["usage"], record["stop_reason"] = data.get("usage") or {}, data.get("stop_reason")
                 data = completion_from_message(data, model)
             else:
-                record["usage"] = anthropic_usage(data.get("usage") or {})
+                record["usage"] = map_usage(data.get("usage") or {})
             out = orjson.dumps(data)
             record["bytes_out"] = len(out)
             resp = web.Response(body=out, content_type="application/json", headers=headers)
@@ -140,7 +135,7 @@ async def _write_stream(request, reply, headers, record, passthrough: bool, mode
         reply.close()
         record["bytes_out"] = sent
         if passthrough:
-            record["usage"] = anthropic_usage(tap.usage)
+            record["usage"] = map_usage(tap.usage)
             record["stop_reason"] = tap.finish
             first = tap.first_at
         else:
