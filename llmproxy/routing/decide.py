@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from llmproxy.config import Config, ProfileConfig, Target
-from llmproxy.errors import InvalidRequest, NotFound
+from llmproxy.errors import InvalidRequest
 from llmproxy.protocol import tokens
 from llmproxy.routing import scenarios as sc
 from llmproxy.routing.kg import KnowledgeGraph, Match
@@ -38,7 +38,6 @@ class Decision:
     reasons: list[str] = field(default_factory=list)
     concept: str | None = None
     matches: list[Match] = field(default_factory=list)
-    text: str = ""
     estimated_tokens: int = 0
 
     @property
@@ -75,7 +74,7 @@ def parse_override(model: str, cfg: Config) -> tuple[Target | None, str | None]:
     if model.startswith("profile:"):
         name = model[len("profile:"):].strip()
         if name not in cfg.profiles:
-            raise NotFound(f"unknown profile {name!r}; valid profiles: {', '.join(sorted(cfg.profiles))}")
+            raise InvalidRequest(f"model: unknown profile {name!r}; valid profiles: {', '.join(sorted(cfg.profiles))}")
         return None, name
     if "," in model:
         try:
@@ -112,7 +111,7 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
 
     def done(scenario: str, chain: tuple[Target, ...], reason: str, **kw) -> Decision:
         return Decision(profile=p.name, scenario=scenario, chain=_dedup(chain, default), reasons=[reason],
-                        text=human, estimated_tokens=est, **kw)
+                        estimated_tokens=est, **kw)
 
     if target is not None:
         return done("override", (target,), f"override: model field names {target}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from llmproxy import config, routing
-from llmproxy.errors import InvalidRequest, NotFound
+from llmproxy.errors import InvalidRequest
 from tests.routing import shapes as S
 
 
@@ -157,7 +157,7 @@ def test_override_errors_list_what_exists(router):
         decide(router, {**S.main_turn("x"), "model": "nope,model"})
     with pytest.raises(InvalidRequest, match="unknown model 'gpt-9'.*deepseek-chat"):
         decide(router, {**S.main_turn("x"), "model": "deepseek,gpt-9"})
-    with pytest.raises(NotFound, match="valid profiles"):
+    with pytest.raises(InvalidRequest, match="valid profiles"):
         decide(router, {**S.main_turn("x"), "model": "profile:nope"})
 
 
