@@ -39,6 +39,7 @@ class Decision:
     concept: str | None = None
     matches: list[Match] = field(default_factory=list)
     estimated_tokens: int = 0
+    text: str = ""  # the latest human text the decision read (the simulator echoes it)
 
     @property
     def target(self) -> Target:
@@ -111,7 +112,7 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
 
     def done(scenario: str, chain: tuple[Target, ...], reason: str, **kw) -> Decision:
         return Decision(profile=p.name, scenario=scenario, chain=_dedup(chain, default), reasons=[reason],
-                        estimated_tokens=est, **kw)
+                        text=human, estimated_tokens=est, **kw)
 
     if target is not None:
         return done("override", (target,), f"override: model field names {target}")
