@@ -45,8 +45,9 @@ class Decision:
     def target(self) -> Target:
         return self.chain[0]
 
-    def header(self) -> str:
-        out = f"profile={self.profile}; scenario={self.scenario}; target={self.target}"
+    def header(self, served_by: Target | None = None) -> str:
+        """The ``x-llmproxy-route`` value; ``served_by`` is the target that answered, when it was a fallback."""
+        out = f"profile={self.profile}; scenario={self.scenario}; target={served_by or self.target}"
         if self.concept:
             out += f"; concept={self.concept}"
         return out
