@@ -17,7 +17,7 @@ from llmproxy.errors import InvalidRequest
 from llmproxy.protocol import tokens
 from llmproxy.routing import scenarios as sc
 from llmproxy.routing.kg import KnowledgeGraph, Match
-from llmproxy.routing.text import latest_human_text
+from llmproxy.routing.text import latest_human_text, turn_messages
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,9 @@ class Decision:
             "profile": self.profile, "scenario": self.scenario, "concept": self.concept,
             "target": str(self.target),
             "chain": [{"provider": t.provider, "model": t.model} for t in self.chain],
-            "matches": [{"term": m.term, "concept": m.concept, "start": m.start, "end": m.end}
-                        for m in self.matches],
+            "matches": [{"term": m.term, "concept": m.concept, "start": m.start, "end": m.end,
+                         **({"as": m.surface} if m.surface else {}),
+                         **({"suppressed": m.suppressed} if m.suppressed else {})} for m in self.matches],
             "reasons": self.reasons, "estimated_tokens": self.estimated_tokens,
         }
 
@@ -109,7 +110,8 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         raw_len = len(orjson.dumps(body))
     est = tokens.estimate(body, raw_len)
     messages = body.get("messages") or []
-    human, _ = latest_human_text(messages)
+    human, turn_start = latest_human_text(messages)
+    turn = turn_messages(messages, turn_start)
 
     def done(scenario: str, chain: tuple[Target, ...], reason: str, **kw) -> Decision:
         return Decision(profile=p.name, scenario=scenario, chain=_dedup(chain, default), reasons=[reason],
@@ -121,7 +123,7 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
     def route(scenario: str) -> tuple[Target, ...] | None:
         return p.scenarios.get(scenario)
 
-    if route("image") and (why := sc.image(body)):
+    if route("image") and (why := sc.image(turn)):
         return done("image", route("image"), why)
     primary_spec = cfg.providers[default[0].provider].model(default[0].model) if default else None
     window = primary_spec.context_window if primary_spec else None
@@ -140,13 +142,27 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
     if endpoint == "count_tokens":
         return done("default", default, "count_tokens: keywords are not matched")
     concept, matches = profile.kg.match(human)
+    suppressed = [f"{m.surface or m.term!r} ({m.concept}) suppressed: {m.suppressed}" for m in matches if m.suppressed]
+    hook = profile.kg.hooks.get("plan_mode")
+    if hook is not None and (plan_why := sc.plan_mode(messages)) and (concept is None or hook.priority > concept.priority):
+        chain = hook.routes or (route(hook.scenario or "keyword") or default)
+        d = done("keyword", chain, f"concept {hook.name!r} fired by plan mode: {plan_why}", concept=hook.name,
+                 matches=matches)
+        d.reasons += suppressed
+        return d
     if concept is not None:
-        first = next(m for m in matches if m.concept == concept.name)
+        first = next(m for m in matches if m.concept == concept.name and m.suppressed is None)
         chain = concept.routes or (route(concept.scenario or "keyword") or default)
-        why = f"concept {concept.name!r} matched {first.term!r} (priority {concept.priority})"
-        return done("keyword", chain, why, concept=concept.name, matches=matches)
+        written = f" as {first.surface!r}" if first.surface else ""
+        why = f"concept {concept.name!r} matched {first.term!r}{written} (priority {concept.priority})"
+        d = done("keyword", chain, why, concept=concept.name, matches=matches)
+        d.reasons += suppressed
+        return d
     claude_code = sc.is_claude_code(body, headers)
-    if (why := sc.think(body, human, claude_code, p.think_budget_threshold)) and route("think"):
-        return done("think", route("think"), why, matches=matches)
-    reason = "no scenario fired" if human or not messages else "no human text and no scenario fired"
-    return done("default", default, reason, matches=matches)
+    if (why := sc.think(body, human, claude_code, p.think_budget_threshold, turn)) and route("think"):
+        d = done("think", route("think"), why, matches=matches)
+    else:
+        reason = "no scenario fired" if human or not messages else "no human text and no scenario fired"
+        d = done("default", default, reason, matches=matches)
+    d.reasons += suppressed
+    return d

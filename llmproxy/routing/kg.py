@@ -21,10 +21,16 @@ from pathlib import Path
 import ahocorasick
 
 from llmproxy.config import SCENARIOS, Target
+from llmproxy.routing.context import suppression
+from llmproxy.routing.mask import mask, span_kind
 
 
 class KGError(Exception):
     pass
+
+
+# request signals a concept can hook (``hook:: plan_mode``): the concept fires when the request carries it
+HOOKS = ("plan_mode",)
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,7 @@ class Concept:
     routes: tuple[Target, ...] = ()
     scenario: str | None = None
     priority: int = 50
+    hooks: tuple[str, ...] = ()  # request signals that fire this concept without a term (plan_mode)
 
     @property
     def absorber(self) -> bool:
@@ -47,50 +54,132 @@ class Match:
     concept: str
     start: int
     end: int
+    surface: str = ""  # the text as written when it differs from the term (a derived form: "rethinking")
+    suppressed: str | None = None  # the rule that kept this match from firing
+
+
+# derived forms: a prefix before a term's first word, an inflection after its last word
+PREFIXES = ("re-", "re", "over-", "over")
+SUFFIXES = ("s", "es", "ed", "d", "ing")
+HEDGE_PREFIXES = ("over",)  # "overthink", "over-engineer": too much of it, not a request for it
 
 
 @dataclass
 class KnowledgeGraph:
     concepts: dict[str, Concept] = field(default_factory=dict)
     duplicates: list[tuple[str, str, str]] = field(default_factory=list)  # (term, kept concept, dropped)
+    hooks: dict[str, Concept] = field(default_factory=dict)  # request signal (e.g. plan_mode) -> concept
     _automaton: object | None = None
 
     @property
     def term_count(self) -> int:
         return sum(len(c.terms) for c in self.concepts.values())
 
+    def candidates(self, low: str) -> list[tuple[int, int, str, str, str]]:
+        """Every boundary-respecting occurrence in ``low``: (start, end, term, concept, how it was written)."""
+        n = len(low)
+        out = []
+        for last, (term, concept) in self._automaton.iter(low):  # type: ignore[attr-defined]
+            start, end = last - len(term) + 1, last + 1
+            form = ""
+            if start > 0 and not _is_cjk(term[0]) and _is_word(low[start - 1]):
+                pre = next((p for p in PREFIXES if low.startswith(p, start - len(p))
+                            and (start - len(p) == 0 or not _is_word(low[start - len(p) - 1]))), None)
+                if pre is None:
+                    continue
+                start -= len(pre)
+                form = pre
+            elif start > 0 and low[start - 1] == "-" and low[max(0, start - 3):start] == "re-" and (
+                    start == 3 or not _is_word(low[start - 4])):
+                start -= 3
+                form = "re-"
+            elif start > 0 and low[start - 1] == "-" and low[max(0, start - 5):start] == "over-" and (
+                    start == 5 or not _is_word(low[start - 6])):
+                start -= 5
+                form = "over-"
+            if end < n and not _is_cjk(term[-1]):
+                if _is_word(low[end]):
+                    end = _inflected_end(low, end, term)
+                    if end < 0:
+                        continue
+                    form = form or "+"
+                elif low[end] == "." and end + 1 < n and low[end + 1].isalnum():
+                    continue  # a file name (plan.md), not a request
+            out.append((start, end, term, concept, form))
+        return out
+
     def match(self, text: str) -> tuple[Concept | None, list[Match]]:
-        """(winning routing concept or None, all selected matches in text order)."""
+        """(winning routing concept or None, all selected matches in text order, suppressed ones included)."""
         if self._automaton is None or not text:
             return None, []
-        low = text.lower()
-        n = len(low)
-        cands = []
-        for end, (term, concept) in self._automaton.iter(low):  # type: ignore[attr-defined]
-            start = end - len(term) + 1
-            if start > 0 and _is_word(low[start - 1]):
-                continue
-            after = end + 1
-            if after < n and (_is_word(low[after]) or (low[after] == "." and after + 1 < n and low[after + 1].isalnum())):
-                continue
-            cands.append((start, -len(term), term, concept))
+        masked, spans = mask(text)
+        low = masked.lower()
+        cands = [(s, -(e - s), 1 if form else 0, term, concept, e, form)
+                 for s, e, term, concept, form in self.candidates(low)]
         cands.sort()
         chosen: list[Match] = []
         last_end = -1
-        for start, neg_len, term, concept in cands:
-            if start >= last_end:
-                chosen.append(Match(term, concept, start, start - neg_len))
-                last_end = start - neg_len
+        for start, _neg, _derived, term, concept, end, form in cands:
+            if start < last_end:
+                continue
+            last_end = end
+            c = self.concepts[concept]
+            surface = text[start:end] if form else ""
+            why = None
+            if not c.absorber:
+                if form.rstrip("-") in HEDGE_PREFIXES:
+                    why = f"{form!r} prefix reads as too much of it (hedge)"
+                else:
+                    why = suppression(low, masked, start, end)
+            chosen.append(Match(term, concept, start, end, surface, why))
+        if spans:
+            chosen += self._masked_matches(text, spans, chosen)
+            chosen.sort(key=lambda m: m.start)
         best: Concept | None = None
         for m in chosen:
             c = self.concepts[m.concept]
-            if not c.absorber and (best is None or c.priority > best.priority):
+            if not c.absorber and m.suppressed is None and (best is None or c.priority > best.priority):
                 best = c
         return best, chosen
+
+    def _masked_matches(self, text: str, spans: list, chosen: list[Match]) -> list[Match]:
+        """Routing terms hidden by the mask, reported with the mask that hid them."""
+        out: list[Match] = []
+        taken = [(m.start, m.end) for m in chosen]
+        last_end = -1
+        for s, e, term, concept, _form in sorted(self.candidates(text.lower()), key=lambda c: (c[0], c[0] - c[1])):
+            if s < last_end or self.concepts[concept].absorber or any(a < e and s < b for a, b in taken):
+                continue
+            kind = span_kind(spans, s, e)
+            if kind:
+                last_end = e
+                out.append(Match(term, concept, s, e, "", f"inside {kind}"))
+        return out
+
+
+def _inflected_end(low: str, end: int, term: str) -> int:
+    """End of ``term`` + an inflection at ``end`` (plans, planned, planning, designed, debugging, diagnosing),
+    or -1 when the word goes on otherwise (planet, planner, designer)."""
+    n = len(low)
+    base_last = term[-1]
+    for suf in SUFFIXES:
+        for stem_extra in ("", base_last):  # consonant doubling: plan-n-ed, debug-g-ing
+            if stem_extra and (suf in ("s", "d") or not base_last.isalpha() or base_last in "aeiouwxy"):
+                continue
+            piece = stem_extra + suf
+            e = end + len(piece)
+            if low.startswith(piece, end) and (e >= n or not _is_word(low[e])):
+                return e
+    return -1
 
 
 def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
+
+
+def _is_cjk(ch: str) -> bool:
+    o = ord(ch)
+    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF66 <= o <= 0xFF9F
 
 
 def parse_concept(path: Path) -> Concept:
@@ -104,6 +193,7 @@ def parse_concept(path: Path) -> Concept:
     routes: list[Target] = []
     scenario: str | None = None
     priority = 50
+    hooks: list[str] = []
     for lineno, line in enumerate(lines, 1):
         key, sep, value = line.strip().partition("::")
         if not sep:
@@ -122,6 +212,11 @@ def parse_concept(path: Path) -> Concept:
             if value not in SCENARIOS:
                 raise KGError(f"{where}: scenario:: unknown scenario {value!r} (known: {', '.join(SCENARIOS)})")
             scenario = value
+        elif key == "hook":
+            for h in (x.strip() for x in value.split(",")):
+                if h not in HOOKS:
+                    raise KGError(f"{where}: hook:: unknown signal {h!r} (known: {', '.join(HOOKS)})")
+                hooks.append(h)
         elif key == "priority":
             try:
                 priority = int(value)
@@ -133,7 +228,7 @@ def parse_concept(path: Path) -> Concept:
     for t in terms:
         seen.setdefault(" ".join(t.split()), None)
     return Concept(name=name, source=str(path), terms=tuple(seen), routes=tuple(routes), scenario=scenario,
-                   priority=priority)
+                   priority=priority, hooks=tuple(hooks))
 
 
 def build(concepts: list[Concept]) -> KnowledgeGraph:
@@ -142,6 +237,8 @@ def build(concepts: list[Concept]) -> KnowledgeGraph:
     auto = ahocorasick.Automaton()
     for c in concepts:
         kg.concepts[c.name] = c
+        for h in c.hooks:
+            kg.hooks.setdefault(h, c)
         for term in c.terms:
             if term in owner:
                 kg.duplicates.append((term, owner[term], c.name))

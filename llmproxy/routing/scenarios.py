@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from llmproxy.routing.text import last_text_block, last_user_message, system_texts
+from llmproxy.routing.text import last_text_block, last_user_message, message_plain_text, system_texts
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 TITLE_PROMPT = "Generate a concise, sentence-case title"
@@ -13,6 +13,12 @@ WEBFETCH_PREFIX = "Web page content:"
 COMPACT_MARKERS = ("CRITICAL: Respond with TEXT ONLY. Do NOT call any tools.",
                    "Your task is to create a detailed summary of the conversation so far")
 ULTRATHINK_SYSTEM = 'The user included the keyword "ultrathink"'
+# Claude Code 2.1.197 plan mode (recorded): the full instructions open with PLAN_MODE_ON, in the trailing
+# role:"system" message (opus) or a <system-reminder> user block (haiku), on the first request after the mode is
+# entered; later turns carry no marker until the mode is left, which adds a system message with PLAN_MODE_OFF.
+PLAN_MODE_ON = ("Plan mode is active. The user indicated that they do not want you to execute yet",
+                "Plan mode still active", "## Re-entering Plan Mode")
+PLAN_MODE_OFF = ("## Exited Plan Mode", "You have exited plan mode")
 
 
 def is_claude_code(body: dict, headers: Mapping[str, str]) -> bool:
@@ -20,9 +26,15 @@ def is_claude_code(body: dict, headers: Mapping[str, str]) -> bool:
     return bool(sys_ and sys_[0].startswith(BILLING_PREFIX)) or headers.get("user-agent", "").startswith("claude-cli")
 
 
-def image(body: dict) -> str | None:
-    m = last_user_message(body.get("messages") or [])
-    content = m.get("content") if m else None
+def image(turn: list) -> str | None:
+    """An image anywhere in the current turn's user messages (the human text's or a tool result's)."""
+    for m in reversed(turn):
+        if isinstance(m, dict) and m.get("role") == "user" and (why := _image_in(m.get("content"))):
+            return why
+    return None
+
+
+def _image_in(content) -> str | None:
     if not isinstance(content, list):
         return None
     for block in content:
@@ -33,6 +45,36 @@ def image(body: dict) -> str | None:
         if block.get("type") == "tool_result" and isinstance(block.get("content"), list):
             if any(isinstance(b, dict) and b.get("type") == "image" for b in block["content"]):
                 return "a tool result in the latest user turn carries an image"
+    return None
+
+
+def plan_mode(messages: list) -> str | None:
+    """Claude Code's plan mode is on: the latest plan-mode marker in the conversation turns it on, not off.
+    Read from role:"system" messages and <system-reminder> user blocks only, never from human text or tools."""
+    for i in range(len(messages) - 1, -1, -1):
+        m = messages[i]
+        if not isinstance(m, dict):
+            continue
+        role = m.get("role")
+        if role == "system":
+            txt = message_plain_text(m)
+        elif role == "user":
+            c = m.get("content")
+            txt = c if isinstance(c, str) and c.startswith("<system-reminder>") else "\n".join(
+                b["text"] for b in c if isinstance(b, dict) and b.get("type") == "text"
+                and isinstance(b.get("text"), str) and b["text"].startswith("<system-reminder>")) \
+                if isinstance(c, list) else ""
+        else:
+            continue
+        if "lan mode" not in txt and "Plan Mode" not in txt:
+            continue
+        on = max(txt.rfind(k) for k in PLAN_MODE_ON)
+        off = max(txt.rfind(k) for k in PLAN_MODE_OFF)
+        if on > off:
+            where = "a system message" if role == "system" else "a system reminder"
+            return f"Claude Code plan mode is on (its plan-mode marker in {where}, not exited since)"
+        if off >= 0:
+            return None
     return None
 
 
@@ -81,19 +123,15 @@ def compact(body: dict) -> str | None:
     return None
 
 
-def think(body: dict, human_text: str, claude_code: bool, budget_threshold: int) -> str | None:
+def think(body: dict, human_text: str, claude_code: bool, budget_threshold: int, turn: list | None = None) -> str | None:
     """Explicit extended thinking. Claude Code's default thinking on every main turn does not count;
-    its ``ultrathink`` keyword does (in the user text, or in the trailing role:system message)."""
+    its ``ultrathink`` keyword does — in this turn's human text, or in a role:system message of this turn
+    (``turn``: the messages from the latest human text on). An earlier turn's flag never counts."""
     if "ultrathink" in human_text.lower():
         return "the user wrote 'ultrathink'"
-    msgs = body.get("messages") or []
-    for m in reversed(msgs[-3:]):
-        if isinstance(m, dict) and m.get("role") == "system":
-            c = m.get("content")
-            txt = c if isinstance(c, str) else " ".join(
-                b.get("text", "") for b in c if isinstance(b, dict)) if isinstance(c, list) else ""
-            if ULTRATHINK_SYSTEM in txt:
-                return "Claude Code flagged 'ultrathink' for this turn"
+    for m in turn or ():
+        if isinstance(m, dict) and m.get("role") == "system" and ULTRATHINK_SYSTEM in message_plain_text(m):
+            return "Claude Code flagged 'ultrathink' for this turn"
     if claude_code:
         return None
     th = body.get("thinking")

@@ -56,7 +56,9 @@ def test_matching_rules(tmp_path):
     kg = load_dir(tmp_path)
     best, ms = kg.match("Plan Out the work")
     assert best.name == "plan" and ms[0].term == "plan out" and (ms[0].start, ms[0].end) == (0, 8)  # longest
-    assert kg.match("explanation planet airplane planning_doc replanned")[0] is None  # word boundaries
+    assert kg.match("explanation planet airplane planning_doc replanner planners")[0] is None  # word boundaries
+    best, ms = kg.match("we replanned it")  # derived form: re- prefix + inflection of the term "plan"
+    assert best.name == "plan" and ms[0].surface == "replanned" and ms[0].term == "plan"
     assert kg.match("see plan.md")[0] is None  # a file name is not a request
     assert kg.match("i plan to rest")[0] is None  # absorber consumes its phrase
     best, ms = kg.match("find the root cause, then plan")
