@@ -11,6 +11,11 @@ a provider that streams malformed arguments would otherwise hand the client frag
 JSON (the anthropic SDK raises on those). ``stream_tool_args=True`` forwards fragments as they arrive, for
 providers whose tool JSON is constrained; calls interleaved by ``index`` are then buffered while another
 tool block is open.
+
+A refusal (``delta.refusal`` / ``message.refusal``) becomes visible text and ``stop_reason: "refusal"``.
+Stop sequences are enforced here too, because an upstream takes at most four of them: text that could be the
+start of one is held back until it cannot; at the first match the text before it is kept, everything after is
+dropped, and the message ends with ``stop_reason: "stop_sequence"`` and the matched string.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from llmproxy.convert.thinking import mint_signature
-from llmproxy.errors import ProxyError, from_upstream_status
+from llmproxy.errors import ProxyError, from_openai_error
 
 Event = tuple[str, dict]
 
@@ -61,6 +66,28 @@ def map_usage(u: dict | None) -> dict:
             "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
 
 
+def first_stop(text: str, stop_sequences: tuple[str, ...]) -> tuple[int, str] | None:
+    """(start, sequence) of the stop sequence whose first occurrence in ``text`` ends first (the one a model
+    generating ``text`` would have hit first; at the same end, the longer one), or None."""
+    best: tuple[int, int, str] | None = None
+    for seq in stop_sequences:
+        i = text.find(seq) if seq else -1
+        if i >= 0 and (best is None or (i + len(seq), i) < (best[0], best[1])):
+            best = (i + len(seq), i, seq)
+    return (best[1], best[2]) if best else None
+
+
+def held_back(text: str, stop_sequences: tuple[str, ...]) -> int:
+    """How many trailing characters of ``text`` could still be the start of a stop sequence."""
+    keep = 0
+    for seq in stop_sequences:
+        for k in range(min(len(seq) - 1, len(text)), keep, -1):
+            if text.endswith(seq[:k]):
+                keep = k
+                break
+    return keep
+
+
 def map_stop(finish: str | None, matched_stop: object, stop_sequences: tuple[str, ...], has_tools: bool
              ) -> tuple[str, str | None]:
     if isinstance(matched_stop, str) and matched_stop in stop_sequences:
@@ -96,8 +123,12 @@ class StreamConverter:
         self.stream_tool_args = stream_tool_args
         self.message_id = message_id or "msg_llmp_" + secrets.token_hex(12)
         self.input_tokens = input_tokens
-        self.stop_sequences = stop_sequences
+        self.stop_sequences = tuple(q for q in stop_sequences if isinstance(q, str) and q)
         self.provider = provider
+        self.hold = ""  # text held back: it may be the start of a stop sequence
+        #: the stop sequence that ended the message here (the upstream's further output is ignored)
+        self.stopped: str | None = None
+        self.refused = False
         self.started = False
         self.next_index = 0
         self.open: str | None = None  # "text" | "thinking" | "tool"
@@ -124,6 +155,9 @@ class StreamConverter:
             return []
         idx = self.next_index - 1
         ev: list[Event] = []
+        if self.open == "text" and self.hold:  # no stop sequence can complete any more
+            ev.append(self._text_delta(self.hold))
+            self.hold = ""
         if self.open == "thinking":
             sig = mint_signature("".join(self.thinking))
             ev.append(("content_block_delta", {"type": "content_block_delta", "index": idx,
@@ -156,6 +190,28 @@ class StreamConverter:
             ev.append(self._json_delta(slot.block, "".join(slot.args)))
         return ev
 
+    def _text_delta(self, text: str) -> Event:
+        return ("content_block_delta", {"type": "content_block_delta", "index": self.next_index - 1,
+                                        "delta": {"type": "text_delta", "text": text}})
+
+    def _text(self, text: str) -> list[Event]:
+        """Model text, with the stop sequences enforced (see the module docstring)."""
+        if not self.stop_sequences:
+            return self._ensure("text") + [self._text_delta(text)]
+        buf = self.hold + text
+        self.hold = ""
+        hit = first_stop(buf, self.stop_sequences)
+        if hit is not None:
+            start, self.stopped = hit
+            ev = self._ensure("text") + [self._text_delta(buf[:start])] if start else []
+            return ev + self._close()
+        keep = held_back(buf, self.stop_sequences)
+        ev = self._ensure("text")
+        if len(buf) > keep:
+            ev.append(self._text_delta(buf[:len(buf) - keep]))
+        self.hold = buf[len(buf) - keep:] if keep else ""
+        return ev
+
     @staticmethod
     def _json_delta(index: int, fragment: str) -> Event:
         return ("content_block_delta", {"type": "content_block_delta", "index": index,
@@ -167,14 +223,29 @@ class StreamConverter:
             err = chunk["error"]
             msg = err.get("message", "error") if isinstance(err, dict) else err
             code = err.get("code") if isinstance(err, dict) else None
-            raise from_upstream_status(code if isinstance(code, int) and code >= 400 else 502, str(msg), self.provider)
+            status = code if isinstance(code, int) and 400 <= code < 600 else 502
+            raise from_openai_error(status, str(msg), code if isinstance(code, str) else None, self.provider)
         ev: list[Event] = [] if self.started else self._start()
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         for choice in chunk.get("choices") or ():
             if choice.get("index", 0) != 0:
                 continue
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
+                self.matched_stop = choice.get("stop_reason", choice.get("matched_stop"))
+            if self.stopped is not None:
+                continue  # the message ended at a stop sequence: the rest is not part of it
             delta = choice.get("delta") or choice.get("message") or {}
+            refusal = delta.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                self.refused = True
+                self.output_chars += len(refusal)
+                ev += self._ensure("text")
+                if self.hold:
+                    ev.append(self._text_delta(self.hold))
+                    self.hold = ""
+                ev.append(self._text_delta(refusal))
             r = reasoning_text(delta)
             if r:
                 ev += self._ensure("thinking")
@@ -184,15 +255,12 @@ class StreamConverter:
                                                    "delta": {"type": "thinking_delta", "thinking": r}}))
             c = delta.get("content")
             if isinstance(c, str) and c:
-                ev += self._ensure("text")
                 self.output_chars += len(c)
-                ev.append(("content_block_delta", {"type": "content_block_delta", "index": self.next_index - 1,
-                                                   "delta": {"type": "text_delta", "text": c}}))
+                ev += self._text(c)
+                if self.stopped is not None:
+                    continue
             for tc in delta.get("tool_calls") or ():
                 ev += self._tool_fragment(tc)
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-                self.matched_stop = choice.get("stop_reason", choice.get("matched_stop"))
         return ev
 
     def _tool_fragment(self, tc: dict) -> list[Event]:
@@ -231,7 +299,12 @@ class StreamConverter:
             slot.args = [args]
             ev += self._start_tool(idx, slot)
             ev += self._close()
-        stop, seq = map_stop(self.finish_reason, self.matched_stop, self.stop_sequences, bool(self.tools))
+        if self.stopped is not None:
+            stop, seq = "stop_sequence", self.stopped
+        elif self.refused:
+            stop, seq = "refusal", None
+        else:
+            stop, seq = map_stop(self.finish_reason, self.matched_stop, self.stop_sequences, bool(self.tools))
         usage = map_usage(self.usage) or {"output_tokens": max(1, self.output_chars // 4)}
         ev.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": seq},
                                      "usage": usage}))
