@@ -25,9 +25,13 @@ class ProxyError(Exception):
 
     # OpenAI's error shape for the /v1/chat/completions surface
     def openai_body(self) -> dict:
-        code = {400: "invalid_request_error", 401: "invalid_api_key", 404: "model_not_found",
-                429: "rate_limit_exceeded"}.get(self.status)
-        return {"error": {"message": self.message, "type": self.error_type, "param": None, "code": code}}
+        """``{"error": {message, type, param, code}}``. A context overflow carries OpenAI's own code,
+        ``context_length_exceeded``, so OpenAI-style clients recognise it (they branch on the code)."""
+        if is_context_overflow(self):
+            return {"error": {"message": self.message, "type": "invalid_request_error", "param": "messages",
+                              "code": "context_length_exceeded"}}
+        return {"error": {"message": self.message, "type": self.error_type, "param": None,
+                          "code": OPENAI_CODES.get(self.status)}}
 
 
 class InvalidRequest(ProxyError):
@@ -72,11 +76,38 @@ class Overloaded(ProxyError):
     status, error_type, retryable = 529, "overloaded_error", True
 
 
+class Conflict(ProxyError):
+    """An upstream 409 (a concurrent change). The API has no error type of its own for it; the status is kept
+    so clients retry it as the SDKs do."""
+
+    status, error_type, retryable = 409, "api_error", True
+
+
+#: upstream status -> our error (docs/providers.md "Errors" has the whole table, with the reasons)
 _BY_STATUS: dict[int, type[ProxyError]] = {
     400: InvalidRequest, 401: AuthenticationFailed, 402: BillingError, 403: PermissionDenied,
-    404: NotFound, 408: UpstreamTimeout, 413: InvalidRequest, 422: InvalidRequest, 429: RateLimited,
-    503: Overloaded, 504: UpstreamTimeout, 529: Overloaded,
+    404: NotFound, 408: UpstreamTimeout, 409: Conflict, 410: NotFound, 413: RequestTooLarge,
+    422: InvalidRequest, 429: RateLimited, 503: Overloaded, 504: UpstreamTimeout, 524: UpstreamTimeout,
+    529: Overloaded,
 }
+
+#: ``error.code`` on the OpenAI surface, by our status (a context overflow has its own, see ``openai_body``)
+OPENAI_CODES: dict[int, str] = {400: "invalid_request_error", 401: "invalid_api_key", 404: "model_not_found",
+                                 413: "request_too_large", 429: "rate_limit_exceeded"}
+
+#: phrases upstreams use when the prompt does not fit the model's context window (not a byte-size limit)
+_OVERFLOW = ("prompt is too long", "context_length_exceeded", "maximum context length", "context length",
+             "context window", "too many input tokens", "input is too long")
+
+
+def is_context_overflow(err: ProxyError | str) -> bool:
+    """Whether an error (or an upstream message) says the prompt does not fit the context window."""
+    if isinstance(err, ProxyError):
+        if err.status != 400:
+            return False
+        err = err.message
+    text = err.lower()
+    return any(p in text for p in _OVERFLOW)
 
 
 def from_upstream_status(status: int, message: str, provider: str, retry_after: str | None = None) -> ProxyError:
@@ -97,3 +128,17 @@ def from_upstream_status(status: int, message: str, provider: str, retry_after: 
     if status == 404:
         err.retryable = True  # this provider lacks the model or route (e.g. an Ollama model not pulled): try the next
     return err
+
+
+def from_openai_error(status: int, message: str, code: str | None, provider: str,
+                      retry_after: str | None = None) -> ProxyError:
+    """An OpenAI-kind upstream's error answer (status, ``error.message``, ``error.code``) as ours.
+
+    A context overflow is a 400 "prompt is too long: …" whatever status carried it (OpenAI answers 400
+    ``context_length_exceeded``; some servers use 413 for it), because that is what Claude Code's compaction
+    looks for. Any other 413 is a size limit and stays 413 ``request_too_large``."""
+    if code == "context_length_exceeded" or is_context_overflow(message):
+        if not message.lower().startswith("prompt is too long"):
+            message = f"prompt is too long: {message}"
+        status = 400
+    return from_upstream_status(status, message, provider, retry_after=retry_after)
