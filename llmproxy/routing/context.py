@@ -4,18 +4,18 @@ a name or value (a ``plan`` column, "Plan B", a log level ``debug``, Flask's deb
 
 ``suppression(low, text, start, end)`` returns the rule, in words, or None. ``low`` is the masked, lower-cased
 text the automaton ran on; ``text`` the masked text with its original case. Negation is scoped to the clause
-(a comma, dash, colon or sentence end closes it), so "don't just patch it — work out why" still fires.
+(a comma, dash, colon, "but" or a sentence end closes it; "don't just …" is a contrast, not a negation), so "don't just patch it — work out why" still fires.
 """
 
 from __future__ import annotations
 
 import re
 
-_CLAUSE_END = re.compile(r"[,;.!?:\n—–()\[\]，。；！？、：]|\s-\s|\b(?:but|instead|rather|aber|sondern|mais|pero|mas|sino)\b")
-_NEGATORS = re.compile(
-    r"(?:^|(?<=[\s'\"]))(?:not|no|don'?t|do not|doesn'?t|does not|isn'?t|is not|aren'?t|are not|never|without|"
-    r"needn'?t|nothing|kein\w*|nicht|nie|pas|sans|jamais|sin|nada|nunca|não|nao|sem)(?=\s|$)")
-_CONTRAST = re.compile(r"\s*(?:just|only|simply|merely|nur|seulement|solo|sólo|só|apenas)\b")
+_CLAUSE_CHARS = frozenset(",;.!?:\n—–()[]，。；！？、：")
+_CLAUSE_WORDS = (" but ", " instead ", " rather ", " aber ", " sondern ", " mais ", " pero ", " mas ", " sino ", " - ")
+_NEGATORS = frozenset("not no don't dont doesn't doesnt isn't isnt aren't arent never without needn't nothing kein "
+                      "keine keinen keiner keinem nicht nie pas sans jamais sin nada nunca não nao sem".split())
+_CONTRAST = frozenset("just only simply merely nur seulement solo sólo só apenas".split())
 _CJK_NEG_BEFORE = ("不用", "不要", "不必", "无需", "不需要", "没必要", "别", "無需")
 _CJK_NEG_AFTER = ("不需要", "不用", "不必", "不要", "は不要", "は必要ない", "はいらない", "いらない", "必要ない",
                   "しないで", "不要")
@@ -30,37 +30,46 @@ _NAMING_BEFORE = frozenset("column colonne columna coluna spalte field champ cam
 _LEVEL_WORDS = ("level", "loglevel", "log-level", "niveau", "nivel", "nível", "ログレベル", "日志级别", "日志等级")
 _CJK_NAMING_AFTER = ("字段", "列", "表", "标题", "按钮", "フィールド", "カラム", "列名", "見出し", "ボタン", "フラグ", "参数")
 _WORD = re.compile(r"[\w'-]+")
+_CAP_THEN_WORD = re.compile(r"\s+([A-Z][\w-]*)\s+([\w-]+)")
 
 
 def _clause_before(low: str, start: int) -> str:
     head = low[max(0, start - 80):start]
-    last = None
-    for last in _CLAUSE_END.finditer(head):
-        pass
-    return head[last.end():] if last else head
+    i = len(head) - 1
+    while i >= 0 and head[i] not in _CLAUSE_CHARS:
+        i -= 1
+    head = head[i + 1:]
+    for w in _CLAUSE_WORDS:
+        j = head.rfind(w)
+        if j >= 0:
+            head = head[j + len(w):]
+    return head
 
 
 def suppression(low: str, text: str, start: int, end: int) -> str | None:
     """Why the match at [start, end) is not a request for its concept, or None."""
     clause = _clause_before(low, start)
-    words = _WORD.findall(clause)
-    tail = " ".join(words[-7:])
-    for m in _NEGATORS.finditer(tail):
-        if not _CONTRAST.match(tail, m.end()):
-            return f"negated ({m.group(0)!r} before it in the same clause)"
+    words = clause.replace("’", "'").split()[-7:]
+    for k, w in enumerate(words):
+        w = w.strip("\"'")
+        if w in _NEGATORS and not (k + 1 < len(words) and words[k + 1] in _CONTRAST):
+            return f"negated ({w!r} before it in the same clause)"
     near = low[max(0, start - 6):start]
-    for neg in _CJK_NEG_BEFORE:
-        if neg in near:
-            return f"negated ({neg!r} before it)"
+    if not near.isascii():
+        for neg in _CJK_NEG_BEFORE:
+            if neg in near:
+                return f"negated ({neg!r} before it)"
     after_raw = low[end:end + 8]
     after = after_raw.lstrip()
-    for neg in _CJK_NEG_AFTER:
-        if after.startswith(neg) or after[1:].startswith(neg):
-            return f"negated ({neg!r} after it)"
+    cjk_after = not after[:3].isascii()
+    if cjk_after:
+        for neg in _CJK_NEG_AFTER:
+            if after.startswith(neg) or after[1:].startswith(neg):
+                return f"negated ({neg!r} after it)"
     nxt = _WORD.match(after)
     if nxt and nxt.group(0) in _NAMING_AFTER and after_raw[:1] in (" ", "\t"):
         return f"a name or value (followed by {nxt.group(0)!r})"
-    for noun in _CJK_NAMING_AFTER:
+    for noun in _CJK_NAMING_AFTER if cjk_after else ():
         if after.startswith(noun):
             return f"a name or value (followed by {noun!r})"
     if words and words[-1] in _NAMING_BEFORE:
@@ -74,7 +83,7 @@ def suppression(low: str, text: str, start: int, end: int) -> str | None:
     if text[start:start + 1].isupper() and re.match(r"\s+(?:[A-Z]|\d+)\b(?![.'-]?\w)", text[end:end + 5]):
         return f"a proper name ({text[start:end + 2].strip()!r})"
     # "Flask's debug mode": naming noun one word further on, after a capitalised word ("Design System page")
-    m2 = re.match(r"\s+([A-Z][\w-]*)\s+([\w-]+)", text[end:end + 40])
+    m2 = _CAP_THEN_WORD.match(text, end, end + 40) if text[end + 1:end + 2].isupper() else None
     if m2 and m2.group(2).lower() in _NAMING_AFTER:
         return f"a name or value ({text[start:start + len(m2.group(0)) + (end - start)].strip()!r})"
     return None
