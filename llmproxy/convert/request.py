@@ -6,21 +6,36 @@ messages in order, before the user's other content; tool ids are preserved; cust
 with cleaned schemas, typed/server tools are dropped; thinking maps to the provider's reasoning setting;
 fields an OpenAI upstream does not understand (cache_control, context_management, output_config, betas)
 are dropped.
+
+A block the provider cannot take never fails the request (Claude Code resends the history, so it would fail
+every later turn too): a PDF becomes its extracted text, an image for a text-only model or a file reference
+becomes a placeholder (``convert/documents.py``). Stop sequences beyond the upstream's limit (4, OpenAI's)
+are not sent; the stream converter enforces them.
 """
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from llmproxy.convert.documents import pdf_as_text, placeholder
 from llmproxy.convert.quirks import Quirks
-from llmproxy.errors import InvalidRequest
 
 BILLING_PREFIX = "x-anthropic-billing-header:"
 _STRICT_DROP = frozenset({"$schema", "$id", "$comment", "format", "examples", "default"})
 _ALWAYS_DROP = frozenset({"$schema"})
+#: stop strings an OpenAI-compatible upstream takes (OpenAI's limit); the rest are enforced by the proxy
+MAX_STOP_SEQUENCES = 4
+
+
+@dataclass(frozen=True)
+class _Target:
+    provider: str
+    quirks: Quirks
+    images: bool  # the model accepts image input
 
 
 def system_text(system: Any) -> str:
@@ -49,32 +64,46 @@ def is_custom_tool(tool: dict) -> bool:
     return tool.get("type") in (None, "custom")
 
 
-def _image_part(block: dict, provider: str) -> dict:
+def _image_part(block: dict, t: _Target) -> dict:
     src = block.get("source") or {}
-    if src.get("type") == "base64":
+    kind = src.get("type")
+    if not t.images:
+        return {"type": "text", "text": placeholder("Image", f"the {t.provider} model for this request does "
+                                                             "not accept images")}
+    if kind == "base64":
         return {"type": "image_url", "image_url": {"url": f"data:{src.get('media_type', 'image/png')};base64,{src.get('data', '')}"}}
-    if src.get("type") == "url":
+    if kind == "url":
         return {"type": "image_url", "image_url": {"url": src.get("url", "")}}
-    raise InvalidRequest(f"image source type {src.get('type')!r} cannot be sent to {provider}")
+    ref = f" (file {src['file_id']})" if kind == "file" and src.get("file_id") else ""
+    return {"type": "text", "text": placeholder(f"Image{ref}", f"an image given as {kind!r} cannot be sent to "
+                                                                f"{t.provider}")}
 
 
-def _document_part(block: dict, provider: str, quirks: Quirks) -> dict:
+def _document_part(block: dict, t: _Target) -> dict:
     src = block.get("source") or {}
     title = block.get("title")
-    if src.get("type") == "text":
+    kind = src.get("type")
+    if kind == "text":
         text = src.get("data", "")
         return {"type": "text", "text": f"{title}\n\n{text}" if title else text}
-    if src.get("type") == "content":
+    if kind == "content":
         inner = src.get("content")
         text = inner if isinstance(inner, str) else "\n".join(
             b.get("text", "") for b in inner or [] if isinstance(b, dict) and b.get("type") == "text")
         return {"type": "text", "text": text}
-    if src.get("type") == "base64" and src.get("media_type") == "application/pdf":
-        if not quirks.pdf:
-            raise InvalidRequest(f"{provider} does not accept PDF documents; route this request to a model that does")
+    if kind == "base64" and src.get("media_type", "application/pdf") == "application/pdf":
+        data = src.get("data", "")
+        if not t.quirks.pdf:
+            return {"type": "text", "text": pdf_as_text(data if isinstance(data, str) else "", title, t.provider)}
         return {"type": "file", "file": {"filename": title or "document.pdf",
-                                         "file_data": f"data:application/pdf;base64,{src.get('data', '')}"}}
-    raise InvalidRequest(f"document source type {src.get('type')!r} cannot be sent to {provider}")
+                                         "file_data": f"data:application/pdf;base64,{data}"}}
+    name = f' "{title}"' if isinstance(title, str) and title else ""
+    if kind == "url":
+        return {"type": "text", "text": placeholder(f"Document{name} at {src.get('url', '')}",
+                                                    f"llmproxy does not fetch documents for {t.provider}")}
+    ref = f" (file {src['file_id']})" if kind == "file" and src.get("file_id") else ""
+    return {"type": "text", "text": placeholder(f"Document{name}{ref}", f"a document given as {kind!r} cannot be "
+                                                                        f"sent to {t.provider}")}
 
 
 def text_of(content: Any) -> str:
@@ -86,54 +115,60 @@ def text_of(content: Any) -> str:
     return ""
 
 
-def _tool_result(block: dict, provider: str, quirks: Quirks) -> tuple[dict, list[dict]]:
-    """(the role:tool message, image parts that must follow in a user message)."""
+def _tool_result(block: dict, t: _Target) -> tuple[dict, list[dict]]:
+    """(the role:tool message, image/file parts that must follow in a user message: a tool message takes
+    text only)."""
     content = block.get("content")
-    images: list[dict] = []
+    attached: list[dict] = []
     if isinstance(content, list):
         texts = []
         for b in content:
             if not isinstance(b, dict):
                 continue
-            if b.get("type") == "text":
+            kind = b.get("type")
+            if kind == "text":
                 texts.append(b.get("text", ""))
-            elif b.get("type") == "image":
-                images.append(_image_part(b, provider))
-                texts.append("[image attached below]")
-            elif b.get("type") == "document":
-                texts.append(_document_part(b, provider, quirks).get("text", "[document]"))
+            elif kind in ("image", "document"):
+                part = _image_part(b, t) if kind == "image" else _document_part(b, t)
+                if part["type"] == "text":
+                    texts.append(part["text"])
+                else:
+                    attached.append(part)
+                    texts.append(f"[{'image' if kind == 'image' else 'document'} attached below]")
+            elif kind == "search_result":
+                texts.append(text_of(b.get("content")))
         text = "\n".join(texts)
     else:
         text = content if isinstance(content, str) else ""
     if block.get("is_error"):
         text = f"Error: {text}" if text else "Error"
-    return {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}, images
+    return {"role": "tool", "tool_call_id": str(block.get("tool_use_id", "")), "content": text}, attached
 
 
-def _user_messages(content: list, provider: str, quirks: Quirks) -> list[dict]:
+def _user_messages(content: list, t: _Target) -> list[dict]:
     out: list[dict] = []
     parts: list[dict] = []
-    trailing_images: list[dict] = []
+    trailing: list[dict] = []
     for b in content:
         if not isinstance(b, dict):
             continue
-        t = b.get("type")
-        if t == "tool_result":
-            msg, imgs = _tool_result(b, provider, quirks)
+        kind = b.get("type")
+        if kind == "tool_result":
+            msg, attached = _tool_result(b, t)
             out.append(msg)
-            trailing_images += imgs
-        elif t == "text":
+            trailing += attached
+        elif kind == "text":
             part: dict = {"type": "text", "text": b.get("text", "")}
-            if quirks.cache_control and "cache_control" in b:
+            if t.quirks.cache_control and "cache_control" in b:
                 part["cache_control"] = b["cache_control"]
             parts.append(part)
-        elif t == "image":
-            parts.append(_image_part(b, provider))
-        elif t == "document":
-            parts.append(_document_part(b, provider, quirks))
-        elif t == "search_result":
+        elif kind == "image":
+            parts.append(_image_part(b, t))
+        elif kind == "document":
+            parts.append(_document_part(b, t))
+        elif kind == "search_result":
             parts.append({"type": "text", "text": text_of(b.get("content"))})
-    parts = trailing_images + parts
+    parts = trailing + parts
     if parts:
         if all(p["type"] == "text" and "cache_control" not in p for p in parts):
             out.append({"role": "user", "content": "\n\n".join(p["text"] for p in parts)})
@@ -166,7 +201,7 @@ def _assistant_message(content: list, quirks: Quirks) -> dict | None:
     return msg
 
 
-def _messages(body: dict, provider: str, quirks: Quirks) -> list[dict]:
+def _messages(body: dict, t: _Target) -> list[dict]:
     out: list[dict] = []
     sys_ = system_text(body.get("system"))
     if sys_:
@@ -178,9 +213,9 @@ def _messages(body: dict, provider: str, quirks: Quirks) -> list[dict]:
         elif isinstance(content, str):
             out.append({"role": role, "content": content})
         elif role == "user":
-            out += _user_messages(content or [], provider, quirks)
+            out += _user_messages(content or [], t)
         elif role == "assistant":
-            msg = _assistant_message(content or [], quirks)
+            msg = _assistant_message(content or [], t.quirks)
             if msg is not None:
                 out.append(msg)
     return out
@@ -205,11 +240,26 @@ def _user_id(metadata: Any) -> str | None:
     return uid if len(uid) <= 64 else "u_" + hashlib.sha256(uid.encode()).hexdigest()[:32]
 
 
+def json_instruction(schema: Any) -> str:
+    """The system-prompt fallback for JSON output where the upstream has no structured-output mode."""
+    note = "Respond with a single JSON object and nothing else."
+    return note + (f" It must match this JSON schema: {orjson.dumps(schema).decode()}" if schema else "")
+
+
+def _add_system(msgs: list[dict], note: str) -> None:
+    if msgs and msgs[0]["role"] == "system":
+        msgs[0] = {**msgs[0], "content": msgs[0]["content"] + "\n\n" + note}
+    else:
+        msgs.insert(0, {"role": "system", "content": note})
+
+
 def to_openai(body: dict, *, model: str, provider: str = "upstream", quirks: Quirks | None = None,
-              max_output: int | None = None) -> dict:
+              max_output: int | None = None, images: bool = True) -> dict:
+    """``images=False``: the model takes no image input (``ModelSpec.images``); images become placeholders."""
     quirks = quirks or Quirks()
     stream = bool(body.get("stream"))
-    out: dict[str, Any] = {"model": model, "messages": _messages(body, provider, quirks), "stream": stream}
+    target = _Target(provider, quirks, images)
+    out: dict[str, Any] = {"model": model, "messages": _messages(body, target), "stream": stream}
     limit = body.get("max_tokens")
     for cap in (max_output, quirks.max_tokens_cap):
         if cap and isinstance(limit, int) and limit > cap:
@@ -222,7 +272,8 @@ def to_openai(body: dict, *, model: str, provider: str = "upstream", quirks: Qui
     if quirks.top_k and "top_k" in body:
         out["top_k"] = body["top_k"]
     if body.get("stop_sequences"):
-        out["stop"] = list(body["stop_sequences"])[:4]
+        limit = getattr(quirks, "max_stop_sequences", MAX_STOP_SEQUENCES)  # a provider may take more
+        out["stop"] = list(body["stop_sequences"])[:limit]
     if uid := _user_id(body.get("metadata")):
         out["user"] = uid
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and is_custom_tool(t)]
@@ -258,12 +309,9 @@ def to_openai(body: dict, *, model: str, provider: str = "upstream", quirks: Qui
                                       "json_schema": {"name": "response", "schema": fmt["schema"], "strict": False}}
         elif quirks.structured_output == "json_object":
             out["response_format"] = {"type": "json_object"}
-            note = "Respond with a single JSON object matching this JSON schema: " + orjson.dumps(fmt["schema"]).decode()
-            msgs = out["messages"]
-            if msgs and msgs[0]["role"] == "system":
-                msgs[0] = {**msgs[0], "content": msgs[0]["content"] + "\n\n" + note}
-            else:
-                msgs.insert(0, {"role": "system", "content": note})
+            _add_system(out["messages"], json_instruction(fmt["schema"]))
+        else:  # no JSON mode at all: the instruction is all there is
+            _add_system(out["messages"], json_instruction(fmt["schema"]))
     if stream and quirks.stream_usage:
         out["stream_options"] = {"include_usage": True}
     return out
