@@ -60,3 +60,19 @@ async def test_claude_runs_a_tool_through_an_openai_upstream(proxy, fake_openai,
     assert tool_msgs and "llmproxy-tool-ok" in tool_msgs[-1]["content"]
     call_id = next(m for b in bodies for m in b["messages"] if m.get("tool_calls"))["tool_calls"][0]["id"]
     assert tool_msgs[-1]["tool_call_id"] == call_id == "call_fake_0000"
+
+
+@pytest.mark.parametrize("path,args", [("/p/intellignet", ()), ("", ("--model", "profile:nope"))],
+                         ids=["mistyped-path", "model-profile"])
+async def test_claude_prints_our_unknown_profile_message(proxy_factory, tmp_path, path, args):
+    """A mistyped profile is a 400 invalid_request_error, so Claude Code prints our text (on a 404 it printed
+    its own "There's an issue with the selected model … Run /model" instead)."""
+    claude = require_claude()
+    url, _ = await proxy_factory(simulate=True)
+    env = claude_env(url + path, tmp_path / "cc" / "config", tmp_path / "work")
+    rc, out, err = await run_claude(claude, env, tmp_path / "work", "-p", "say hi", *args, timeout=90)
+    shown = out + err
+    assert rc != 0, shown
+    assert "unknown profile" in shown and "valid profiles" in shown, shown
+    assert "nope" in shown or "intellignet" in shown, shown
+    assert "Run /model" not in shown, shown
