@@ -135,3 +135,51 @@ def post_compaction_turn(text: str) -> dict:
         "the user wanted to plan and design and debug the parser."})
     body["messages"][0]["content"][-1] = {"type": "text", "text": text}
     return body
+
+
+# --- multi-turn sequences (Claude Code 2.1.197 shapes, our own words) -------------------------------------
+
+AGENTS_LISTING = "Available agent types for the Agent tool:\n- Plan: designs plans and thinks about architecture.\n"
+ULTRATHINK_NOTE = ('The user included the keyword "ultrathink", requesting deeper reasoning on this turn. Go deep.\n\n'
+                   + AGENTS_LISTING)
+# plan mode as recorded: the marker sentence opens a long instruction block (here shortened and reworded)
+PLAN_MODE_NOTE = ("Plan mode is active. The user indicated that they do not want you to execute yet -- only read, "
+                  "then write the plan file and ask for approval.\n\n## Plan Workflow\nExplore, design, review.")
+PLAN_MODE_EXIT = "## Exited Plan Mode\n\nPlan mode is over; edits and commands are allowed again."
+
+
+def system_msg(text: str) -> dict:
+    return {"role": "system", "content": text}
+
+
+def assistant(text: str = "Done.") -> dict:
+    return {"role": "assistant", "content": [{"type": "text", "text": text}]}
+
+
+def tool_call(tool_id: str = "toolu_a", name: str = "Read") -> dict:
+    return {"role": "assistant", "content": [{"type": "tool_use", "id": tool_id, "name": name,
+                                              "input": {"file_path": "notes.txt"}}]}
+
+
+def tool_result(tool_id: str = "toolu_a", content: str = "design notes: plan to debug later") -> dict:
+    return {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tool_id, "content": content}]}
+
+
+def conversation(*messages: dict, model: str = "claude-opus-4-8") -> dict:
+    body = main_turn("x", model=model)
+    body["messages"] = list(messages)
+    return body
+
+
+def local_command(name: str, stdout: str | None = None) -> list[dict]:
+    """The user message(s) a slash command leaves behind: caveat + command wrapper, then its output."""
+    msgs = [{"role": "user", "content": [
+        {"type": "text", "text": "<local-command-caveat>Caveat: messages below came from local commands; do not "
+                                 "respond to them.</local-command-caveat>\n"},
+        {"type": "text", "text": f"<command-name>/{name}</command-name>\n   <command-message>{name}</command-message>\n"
+                                 "   <command-args></command-args>"}]},
+        assistant("No response requested.")]
+    if stdout is not None:
+        msgs.append({"role": "user", "content": [{"type": "text", "text": f"<local-command-stdout>{stdout}"
+                                                                          "</local-command-stdout>\n"}]})
+    return msgs
