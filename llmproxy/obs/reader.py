@@ -7,11 +7,11 @@ import contextlib
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -94,27 +94,116 @@ def parse_line(line: bytes) -> dict | None:
 
 
 def read(path: Path, flt: Filter, last: int | None = None) -> list[tuple[dict, bytes]]:
-    """Matching (record, raw line) pairs, oldest first; with ``last``, only the newest ``last`` of them."""
-    out: deque = deque(maxlen=last) if last else deque()
+    """Matching (record, raw line) pairs, oldest first; with ``last``, only the newest ``last`` of them (read
+    from the end of the newest file backwards, so the size of the log does not matter)."""
+    if last:
+        found, pos = tail(path, flt, last)
+        pos.close()
+        return found
+    out: list[tuple[dict, bytes]] = []
     for f in log_files(path):
         try:
             data = f.read_bytes()
         except OSError:
             continue
-        for line in data.splitlines():
-            rec = parse_line(line)
-            if rec is not None and flt(rec):
-                out.append((rec, line))
-    return list(out)
+        out += [(rec, line) for line in data.splitlines() if (rec := parse_line(line)) is not None and flt(rec)]
+    return out
 
 
-def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool = False
-           ) -> Iterator[tuple[dict, bytes]]:
-    """New records appended to ``path`` (all of it with ``from_start``), surviving rotation (rename + new
-    file) and truncation. Partial lines wait until their newline arrives."""
+def reverse_lines(fh: BinaryIO, end: int, block: int = 1 << 16) -> Iterator[bytes]:
+    """The lines of ``fh[:end]``, last first; ``end`` is a line boundary (0 or just after a newline)."""
+    pos, rest = end, b""
+    while pos > 0:
+        step = min(block, pos)
+        pos -= step
+        fh.seek(pos)
+        lines = (fh.read(step) + rest).split(b"\n")
+        rest = lines.pop(0)  # may continue in the block before
+        yield from reversed(lines)
+    yield rest
+
+
+def _newest_matching(fh: BinaryIO, end: int, flt: Filter, last: int, found: list) -> None:
+    for line in reverse_lines(fh, end):
+        if len(found) >= last:
+            return
+        rec = parse_line(line)
+        if rec is not None and flt(rec):
+            found.append((rec, line))
+
+
+@dataclass
+class Position:
+    """Where reading stopped: the open newest file and the offset just after its last whole line."""
+
+    fh: BinaryIO | None
+    offset: int = 0
+
+    def close(self) -> None:
+        if self.fh is not None:
+            self.fh.close()
+            self.fh = None
+
+
+def tail(path: Path, flt: Filter, last: int) -> tuple[list[tuple[dict, bytes]], Position]:
+    """The newest ``last`` matching records (oldest first), read backwards from the end, and the exact
+    position after them for ``follow(path, position=…)``: nothing written in between is lost, not even across
+    a rotation (the open file keeps its inode)."""
+    try:
+        fh: BinaryIO | None = path.open("rb")
+    except FileNotFoundError:
+        fh = None
+    found: list[tuple[dict, bytes]] = []
+    pos = Position(fh)
+    try:
+        ino = None
+        if fh is not None:
+            st = os.fstat(fh.fileno())
+            ino, pos.offset = st.st_ino, whole_end(fh, st.st_size)
+            _newest_matching(fh, pos.offset, flt, last, found)
+        for f in reversed(log_files(path)):  # the rotated files, newest first
+            if len(found) >= last:
+                break
+            if f == path or _inode(f) == ino:
+                continue
+            with contextlib.suppress(OSError), f.open("rb") as src:
+                _newest_matching(src, os.fstat(src.fileno()).st_size, flt, last, found)
+    except BaseException:
+        pos.close()
+        raise
+    found.reverse()
+    return found, pos
+
+
+def whole_end(fh: BinaryIO, end: int) -> int:
+    """``end`` moved back to just after the last newline before it: a line the writer has not finished yet
+    is left for the next read."""
+    back = min(end, 1 << 16)
+    while True:
+        fh.seek(end - back)
+        nl = fh.read(back).rfind(b"\n")
+        if nl >= 0:
+            return end - back + nl + 1
+        if back == end:
+            return 0
+        back = min(end, back * 4)
+
+
+def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool = False,
+           position: Position | None = None) -> Iterator[tuple[dict, bytes]]:
+    """New records appended to ``path`` (all of it with ``from_start``; from exactly ``position``, the file
+    ``tail`` left open, when given), surviving rotation (rename + new file) and truncation. Partial lines
+    wait until their newline arrives."""
     fh = None
     ino = None
     buf = b""
+    if position is not None:
+        if position.fh is None:
+            from_start = True  # there was no file: everything in the one that appears is new
+        else:
+            fh, position.fh = position.fh, None
+            fh.seek(position.offset)
+            ino = os.fstat(fh.fileno()).st_ino
 
     def lines_of(chunk: bytes) -> Iterator[tuple[dict, bytes]]:
         nonlocal buf
@@ -125,38 +214,41 @@ def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool =
             if rec is not None:
                 yield rec, line
 
-    while not stop():
-        if fh is None:
+    try:
+        while not stop():
+            if fh is None:
+                try:
+                    fh = path.open("rb")
+                except FileNotFoundError:
+                    time.sleep(poll)
+                    continue
+                ino = os.fstat(fh.fileno()).st_ino
+                if not from_start:
+                    fh.seek(0, os.SEEK_END)
+            chunk = fh.read()
+            if chunk:
+                yield from lines_of(chunk)
+                continue
             try:
-                fh = path.open("rb")
+                st = path.stat()
+                rotated = st.st_ino != ino or st.st_size < fh.tell()
             except FileNotFoundError:
+                rotated = False
+            if not rotated:
                 time.sleep(poll)
                 continue
-            ino = os.fstat(fh.fileno()).st_ino
-            if not from_start:
-                fh.seek(0, os.SEEK_END)
-        chunk = fh.read()
-        if chunk:
-            yield from lines_of(chunk)
-            continue
-        try:
-            st = path.stat()
-            rotated = st.st_ino != ino or st.st_size < fh.tell()
-        except FileNotFoundError:
-            rotated = False
-        if not rotated:
-            time.sleep(poll)
-            continue
-        yield from lines_of(fh.read())  # whatever reached the old file just before the rename
-        fh.close()
-        buf = b""
-        # more than one rotation since the last poll: the files rotated after ours are unread, oldest first
-        files = log_files(path)[:-1]
-        inodes = [_inode(f) for f in files]
-        for f in files[inodes.index(ino) + 1:] if ino in inodes else ():
-            with contextlib.suppress(OSError):
-                yield from lines_of(f.read_bytes())
-                buf = b""
-        fh, from_start = None, True  # the new file is read from its start
-    if fh is not None:
-        fh.close()
+            yield from lines_of(fh.read())  # whatever reached the old file just before the rename
+            fh.close()
+            fh = None
+            buf = b""
+            # more than one rotation since the last poll: the files rotated after ours are unread, oldest first
+            files = log_files(path)[:-1]
+            inodes = [_inode(f) for f in files]
+            for f in files[inodes.index(ino) + 1:] if ino in inodes else ():
+                with contextlib.suppress(OSError):
+                    yield from lines_of(f.read_bytes())
+                    buf = b""
+            from_start = True  # the new file is read from its start
+    finally:
+        if fh is not None:
+            fh.close()
