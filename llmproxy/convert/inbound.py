@@ -1,5 +1,21 @@
 """The inbound OpenAI surface: a Chat Completions request -> the internal Anthropic form, and Anthropic
-results (a Message, or its event stream) -> OpenAI's shapes. Pure."""
+results (a Message, or its event stream) -> OpenAI's shapes. Pure.
+
+Ranges and modes that differ between the APIs:
+
+- ``temperature``: OpenAI takes 0-2, Anthropic 0-1. Values are *clamped* to 1, not divided by 2. Both APIs
+  scale the logits by the same temperature and both default to 1, so a value in 0-1 (nearly every request:
+  0, 0.2, 0.7, 1) means the same thing on both sides and is kept as it is; halving would turn the common
+  explicit ``temperature: 1`` into 0.5 and make every request more deterministic than the client asked for.
+  Above 1 there is no Anthropic equivalent; 1 is the closest. Each change is written to ``notes`` (for the
+  request log). With thinking on (from ``reasoning_effort``) Anthropic accepts only the default sampling, so
+  ``temperature``/``top_p`` are dropped then, with a note.
+- ``response_format: json_schema`` becomes Anthropic's structured output, ``output_config.format``; the
+  OpenAI-kind converter turns it back into ``response_format`` (or its own fallback, per provider quirk).
+  ``json_object`` (no schema) has no Anthropic equivalent: a system instruction asks for JSON.
+- An upstream failure inside a stream becomes an error chunk the openai SDK raises on (``error_chunk``), and
+  ``[DONE]`` is sent only after a complete answer (``ChunkConverter.complete``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from llmproxy.convert.request import text_of
-from llmproxy.errors import InvalidRequest
+from llmproxy.convert.request import json_instruction, text_of
+from llmproxy.errors import InvalidRequest, ProxyError, UpstreamError
 
 DEFAULT_MAX_TOKENS = 8192
 STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
@@ -63,8 +79,10 @@ def _args(raw: Any, i: int) -> dict:
     return val if isinstance(val, dict) else {"value": val}
 
 
-def to_anthropic(req: Any) -> dict:
-    """An OpenAI Chat Completions request -> an Anthropic Messages request (raises InvalidRequest)."""
+def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
+    """An OpenAI Chat Completions request -> an Anthropic Messages request (raises InvalidRequest).
+    ``notes`` (when given) receives a line for each value changed to fit the Anthropic API."""
+    notes = notes if notes is not None else []
     if not isinstance(req, dict):
         raise InvalidRequest("request body must be a JSON object")
     model = req.get("model")
@@ -118,13 +136,20 @@ def to_anthropic(req: Any) -> dict:
     rf = req.get("response_format")
     if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
         schema = (rf.get("json_schema") or {}).get("schema")
-        system.append("Respond with a single JSON object and nothing else."
-                      + (f" It must match this JSON schema: {orjson.dumps(schema).decode()}" if schema else ""))
+        if rf["type"] == "json_schema" and isinstance(schema, dict):
+            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        else:
+            system.append(json_instruction(schema))
     if system:
         body["system"] = "\n\n".join(system)
     for key in ("temperature", "top_p", "stream"):
-        if key in req:
+        if key in req and req[key] is not None:
             body[key] = req[key]
+    temp = body.get("temperature")
+    if isinstance(temp, (int, float)) and not isinstance(temp, bool) and temp > 1:
+        body["temperature"] = 1.0
+        notes.append(f"temperature {temp:g} clamped to 1 (OpenAI's range is 0-2, Anthropic's 0-1; values up to 1 "
+                     "are kept as they are)")
     stop = req.get("stop")
     if stop:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
@@ -152,10 +177,76 @@ def to_anthropic(req: Any) -> dict:
         budget = {"low": 2048, "medium": 8192, "high": 24576}[effort]
         if body["max_tokens"] > budget:
             body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+            for key in ("temperature", "top_p"):
+                if key in body:
+                    notes.append(f"{key} {body.pop(key):g} dropped: with thinking on, Anthropic takes only the "
+                                 "default sampling")
     return body
 
 
 # ----------------------------------------------------------------------------------- Anthropic -> OpenAI
+
+#: Anthropic error type -> its HTTP status (for an ``event: error`` that arrives inside a stream)
+_TYPE_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+                "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+                "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
+
+
+def error_chunk(err: ProxyError) -> dict:
+    """The chunk that ends a failed stream on the OpenAI surface: ``{"error": {...}}``, which the openai SDK
+    raises on (``openai.APIError``, with the object as ``.body``). Never followed by ``[DONE]``."""
+    return err.openai_body()
+
+
+def error_from_event(data: dict) -> ProxyError:
+    """An Anthropic ``event: error`` payload as our error (status from its type)."""
+    inner = data.get("error") if isinstance(data, dict) else None
+    inner = inner if isinstance(inner, dict) else {}
+    kind = str(inner.get("type") or "api_error")
+    err = ProxyError(str(inner.get("message") or "upstream stream failed"), status=_TYPE_STATUS.get(kind, 500))
+    err.error_type = kind
+    return err
+
+
+class OpenAIStreamCheck:
+    """Watches an OpenAI-kind upstream's stream passed through to an OpenAI client, so a failure is never
+    dressed up as a normal ending. ``feed`` each upstream chunk (the parsed dict, or the string ``"[DONE]"``)
+    and forward it only when it returns True; at the end of the upstream stream write ``end()``'s chunks."""
+
+    def __init__(self, provider: str = "upstream") -> None:
+        self.provider = provider
+        self.failed = False  # the upstream sent an error chunk (forwarded: the SDK raises on it)
+        self.done = False
+        self.finish: str | None = None
+
+    def feed(self, chunk: Any) -> bool:
+        if chunk == "[DONE]":
+            self.done = True
+            return not self.failed  # never [DONE] after a failure
+        if self.failed:
+            return False
+        if isinstance(chunk, dict):
+            if chunk.get("error"):
+                self.failed = True
+            for c in chunk.get("choices") or ():
+                if isinstance(c, dict) and c.get("finish_reason"):
+                    self.finish = c["finish_reason"]
+        return True
+
+    def end(self) -> list[dict]:
+        """Chunks to write when the upstream stream is over: an error chunk when it was cut short."""
+        if self.failed or self.done or self.finish is not None:
+            return []
+        self.failed = True
+        return [error_chunk(UpstreamError(f"{self.provider}: the upstream stream ended before the answer was "
+                                          "complete"))]
+
+    def fail(self, err: ProxyError) -> list[dict]:
+        """Chunks to write when reading the upstream raised ``err`` (none if an error was already sent)."""
+        if self.failed:
+            return []
+        self.failed = True
+        return [error_chunk(err)]
 
 def _usage(u: dict) -> dict:
     cached = int(u.get("cache_read_input_tokens") or 0)
@@ -197,12 +288,37 @@ class ChunkConverter:
         self.created = int(time.time())
         self.tool_index: dict[int, int] = {}  # anthropic block index -> openai tool_calls index
         self.usage: dict = {}
+        self.complete = False  # message_stop seen
+        self.failed = False  # an error chunk was produced: nothing else may follow, [DONE] included
 
     def _chunk(self, delta: dict, finish: str | None = None) -> dict:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
+    @property
+    def done_allowed(self) -> bool:
+        """Whether ``data: [DONE]`` may end the stream: only after a complete answer, never after a failure."""
+        return self.complete and not self.failed
+
+    def fail(self, err: ProxyError) -> list[dict]:
+        """The chunk to write when the stream fails with ``err`` (none if an error chunk was already sent)."""
+        if self.failed:
+            return []
+        self.failed = True
+        return [error_chunk(err)]
+
+    def finish(self) -> list[dict]:
+        """Chunks to write when the Anthropic event stream is over: an error chunk when it ended without
+        ``message_stop`` (cut short), so the SDK raises instead of returning a truncated answer."""
+        if self.complete or self.failed:
+            return []
+        return self.fail(UpstreamError("the upstream stream ended before the answer was complete"))
+
     def feed(self, name: str, data: dict) -> list[dict]:
+        if self.failed:
+            return []
+        if name == "error":
+            return self.fail(error_from_event(data))
         if name == "message_start":
             m = data.get("message") or {}
             self.id = "chatcmpl-" + str(m.get("id", "llmp")).removeprefix("msg_")
@@ -229,6 +345,8 @@ class ChunkConverter:
             self.usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
             stop = (data.get("delta") or {}).get("stop_reason") or "end_turn"
             return [self._chunk({}, STOP_TO_FINISH.get(stop, "stop"))]
+        if name == "message_stop":
+            self.complete = True
         if name == "message_stop" and self.include_usage:
             return [{"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                      "choices": [], "usage": _usage(self.usage)}]

@@ -357,28 +357,32 @@ def assemble(events: list[Event]) -> dict:
 
 
 def message_events(msg: dict) -> list[tuple[str, dict]]:
-    """A complete Anthropic Message as its event stream."""
+    """A complete Anthropic Message as its event stream (blocks of any type; unknown ones start whole)."""
     usage = dict(msg.get("usage") or {})
     ev: list[tuple[str, dict]] = [("message_start", {"type": "message_start", "message": {
         **msg, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
+
+    def delta(i: int, d: dict) -> None:
+        ev.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d}))
+
+    def start(i: int, block: dict) -> None:
+        ev.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": block}))
+
     for i, b in enumerate(msg.get("content") or []):
-        if b["type"] == "text":
-            ev.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                               "content_block": {"type": "text", "text": ""}}))
-            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                               "delta": {"type": "text_delta", "text": b["text"]}}))
-        elif b["type"] == "thinking":
-            ev.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                               "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))
-            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                               "delta": {"type": "thinking_delta", "thinking": b["thinking"]}}))
-            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                               "delta": {"type": "signature_delta", "signature": b["signature"]}}))
-        elif b["type"] == "tool_use":
-            ev.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                               "content_block": {**b, "input": {}}}))
-            ev.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
-                "type": "input_json_delta", "partial_json": orjson.dumps(b.get("input", {})).decode()}}))
+        kind = b.get("type")
+        if kind == "text":
+            start(i, {"type": "text", "text": ""})
+            if b.get("text"):
+                delta(i, {"type": "text_delta", "text": b["text"]})
+        elif kind == "thinking":
+            start(i, {"type": "thinking", "thinking": "", "signature": ""})
+            delta(i, {"type": "thinking_delta", "thinking": b.get("thinking", "")})
+            delta(i, {"type": "signature_delta", "signature": b.get("signature", "")})
+        elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
+            start(i, {**b, "input": {}})
+            delta(i, {"type": "input_json_delta", "partial_json": orjson.dumps(b.get("input", {})).decode()})
+        else:  # redacted_thinking, *_tool_result, …: sent whole in their start event, as the API does
+            start(i, b)
         ev.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
     ev.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": msg.get("stop_reason"),
                                                                     "stop_sequence": msg.get("stop_sequence")},
