@@ -25,6 +25,29 @@ def get_health(host: str, port: int, timeout: float = 1.0) -> dict | None:
         conn.close()
 
 
+def post_json(host: str, port: int, path: str, data: dict, *, token: str | None = None,
+              timeout: float = 30.0) -> tuple[int, object] | None:
+    """POST ``data`` as JSON to the daemon; (status, decoded body or None), or None if it does not answer."""
+    import http.client
+
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["x-api-key"] = token
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=json.dumps(data), headers=headers)
+        resp = conn.getresponse()
+        raw = resp.read()
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+    try:
+        return resp.status, json.loads(raw)
+    except ValueError:
+        return resp.status, None
+
+
 def running() -> tuple[dict | None, str | None]:
     """(pid file data of a live llmproxy, or None; note about a stale pid file that was removed)."""
     from llmproxy.pidfile import is_llmproxy_process, pid_alive, read_pid_file

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from rich.console import Console
+from typing import TYPE_CHECKING
 
 from llmproxy import paths
+from llmproxy.cli.console import CLIError, escape, out
+from llmproxy.cli.options import Source
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+if TYPE_CHECKING:
+    from llmproxy.config import Config
+    from llmproxy.routing import CompiledProfile, KnowledgeGraph
 
 _SECTIONS = [
     ("server", "Where the daemon listens and which profile the bare root uses.",
@@ -47,36 +49,67 @@ def starter_config() -> str:
 def init(path: Path | None, force: bool) -> int:
     path = path or paths.config_file()
     if path.exists() and not force:
-        err.print(f"[red]error:[/] {path} exists; pass --force to overwrite")
-        return 1
+        raise CLIError(f"{path} exists; pass --force to overwrite")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(starter_config())
     except OSError as exc:
-        err.print(f"[red]error:[/] cannot write {path}: {exc.strerror}")
-        return 1
+        raise CLIError(f"cannot write {path}: {exc.strerror}") from None
     out.print(f"wrote {path}")
     return 0
 
 
-def check(config: Path | None, profile_dirs: list[Path]) -> int:
+def check(source: Source) -> int:
+    """Every problem of config, profiles and knowledge graphs, each naming its own file; the summary names the
+    files that have problems (not the config file when the problems are elsewhere)."""
     from llmproxy import config as config_mod
-    from llmproxy.routing import KGError, compile_profiles
+    from llmproxy.cli.common import load_lenient, problem_files
 
-    cfg, problems = config_mod.load(config, profile_dirs, strict=False)
-    try:
-        compile_profiles(cfg)
-    except KGError as exc:
-        problems.append(str(exc))
+    cfg, problems = load_lenient(source)
+    problems += compile_all(cfg, sorted(cfg.profiles))[1]
     for p in problems:
-        out.print(f"[red]error:[/] {p}")
+        out.print(f"[red]problem:[/] {escape(p)}", soft_wrap=True)
     for w in config_mod.missing_keys(cfg):
-        out.print(f"[yellow]warning:[/] {w}")
+        out.print(f"[yellow]warning:[/] {escape(w)}", soft_wrap=True)
     if problems:
-        out.print(f"[red]{len(problems)} problem(s)[/] in {cfg.source}")
+        where = problem_files(problems)
+        out.print(f"[red]{len(problems)} problem(s)[/]" + (f" in {', '.join(where)}" if where else ""), soft_wrap=True)
         return 1
     out.print(f"[green]ok[/]: {cfg.source}, {len(cfg.profiles)} profiles, {len(cfg.providers)} providers")
     return 0
+
+
+def load_kg(kg_dir: str | None) -> tuple[KnowledgeGraph, list[str]]:
+    """(the knowledge graph of the concept files that parse, one problem per file that does not)."""
+    from llmproxy.routing import KGError, KnowledgeGraph
+    from llmproxy.routing.kg import build, parse_concept
+
+    if not kg_dir:
+        return KnowledgeGraph(), []
+    d = Path(kg_dir)
+    if not d.is_dir():
+        return KnowledgeGraph(), [f"{d}: knowledge-graph directory not found"]
+    concepts, problems = [], []
+    for f in sorted(d.glob("*.md")):
+        try:
+            concepts.append(parse_concept(f))
+        except KGError as exc:
+            problems.append(str(exc))
+    return build(concepts), problems
+
+
+def compile_all(cfg: Config, names: list[str]) -> tuple[dict[str, CompiledProfile], list[str]]:
+    """Every named profile compiled from the concept files that parse, and every file problem once (profiles
+    may share a directory)."""
+    from llmproxy.routing import CompiledProfile
+
+    compiled: dict[str, CompiledProfile] = {}
+    problems: dict[str, None] = {}
+    for name in names:
+        kg, found = load_kg(cfg.profiles[name].kg_dir)
+        compiled[name] = CompiledProfile(cfg.profiles[name], kg)
+        problems.update(dict.fromkeys(found))
+    return compiled, list(problems)
 
 
 def kg_problems(cfg, compiled) -> list[str]:
@@ -100,25 +133,19 @@ def kg_problems(cfg, compiled) -> list[str]:
     return out_
 
 
-def kg_check(profile: str | None, config: Path | None, profile_dirs: list[Path]) -> int:
-    from llmproxy import config as config_mod
-    from llmproxy.routing import KGError, compile_profiles
+def kg_check(profile: str | None, source: Source) -> int:
+    """All problems at once: concept files that do not parse, then what the graphs that do load get wrong."""
+    from llmproxy.cli.common import known_profile, load_lenient
 
-    cfg, problems = config_mod.load(config, profile_dirs, strict=False)
-    try:
-        compiled = compile_profiles(cfg)
-    except KGError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 1
-    if profile:
-        if profile not in compiled:
-            err.print(f"[red]error:[/] unknown profile {profile!r} (known: {', '.join(sorted(compiled))})")
-            return 1
-        compiled = {profile: compiled[profile]}
-    found = kg_problems(cfg, compiled)
+    cfg, _ = load_lenient(source)
+    names = [known_profile(cfg, profile)] if profile else sorted(cfg.profiles)
+    compiled, found = compile_all(cfg, names)
+    found += kg_problems(cfg, compiled)
     for p in found:
-        out.print(f"[yellow]problem:[/] {p}")
+        out.print(f"[yellow]problem:[/] {escape(p)}", soft_wrap=True)
     for name, prof in sorted(compiled.items()):
         out.print(f"{name}: {len(prof.kg.concepts)} concepts, {prof.kg.term_count} terms"
                   f"{'' if prof.config.kg_dir else ' (no knowledge graph)'}")
+    if found:
+        out.print(f"{len(found)} problem(s)")
     return 1 if found else 0

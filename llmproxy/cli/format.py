@@ -1,6 +1,9 @@
-"""Pure formatting helpers for the console (no printing here): request rows, banners, status."""
+"""Pure formatting helpers for the console (no printing here): request rows, banners, status, stats."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
 
 from rich.table import Table
 from rich.text import Text
@@ -78,3 +81,48 @@ def fmt_uptime(seconds: float) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s" if m else f"{s}s"
+
+
+def banner_lines(info: dict, profiles: Mapping, host: str, port: int, request_log: Path) -> list:
+    """The start-up banner: one aligned row per profile (name, default target, base URL, description), the
+    providers, what is simulated, where the request log is."""
+    from llmproxy.cli.common import simulated_providers
+
+    base = f"http://{host}:{port}"
+    lines: list = [f"[bold]llmproxy[/] {info['version']} listening on [bold]{base}[/] (pid {info['pid']}); "
+                   f"default profile [bold]{info['default_profile']}[/]"]
+    rows = [(name, str(prof.config.default[0]) if prof.config.default else "-", f"{base}/p/{name}",
+             prof.config.description) for name, prof in sorted(profiles.items())]
+    if rows:
+        head, *body = columns([("profile", "default target", "ANTHROPIC_BASE_URL", "description"), *rows])
+        lines.append(Text("  " + head, style="dim"))
+        lines += [Text("  " + line) for line in body]
+    lines.append(providers_table(info))
+    if sims := simulated_providers(info):
+        lines.append(f"[bold yellow]SIMULATED:[/] {', '.join(sims)} — answers for these come from the offline "
+                     f"simulator and say so. Set the providers' API key variables to use them for real.")
+    lines.append(f"[dim]request log: {request_log}[/]")
+    return lines
+
+
+def columns(rows: list[tuple[str, ...]], right: tuple[int, ...] = (), gap: int = 2) -> list[str]:
+    """Rows as aligned plain lines: every column as wide as its widest cell (the last one is not padded, so a
+    long description or reason simply runs on); columns listed in ``right`` are right-aligned."""
+    if not rows:
+        return []
+    n = len(rows[0])
+    w = [max(len(r[i]) for r in rows) for i in range(n)]
+    sep = " " * gap
+    return [sep.join((f"{c:>{w[i]}}" if i in right else c if i == n - 1 else f"{c:<{w[i]}}")
+                     for i, c in enumerate(r)).rstrip() for r in rows]
+
+
+def abbreviate(name: str, width: int) -> str:
+    """``name`` cut to ``width`` in the middle, keeping the provider and the end of the model id (where
+    versions and sizes are): ``openrouter/qwen/qwen3-coder-480b`` → ``openrouter/…coder-480b``."""
+    if len(name) <= width:
+        return name
+    head, sep, tail = name.partition("/")
+    if sep and len(head) + 2 < width:
+        return f"{head}/…{tail[len(tail) - (width - len(head) - 2):]}"
+    return name[: width - 1] + "…"

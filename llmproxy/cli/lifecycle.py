@@ -9,18 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from llmproxy import paths
+from llmproxy.cli.console import CLIError, err, note, out
+from llmproxy.cli.options import ServeOptions
 from llmproxy.daemonctl import get_health, running
-
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
-
-
-def fail(msg: str) -> int:
-    err.print(f"[bold red]error:[/] {msg}")
-    return 1
 
 
 def _is_loopback(host: str) -> bool:
@@ -32,7 +24,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _ensure_home() -> str | None:
+def _ensure_home() -> None:
     home = paths.home()
     try:
         paths.log_dir().mkdir(parents=True, exist_ok=True)
@@ -40,44 +32,42 @@ def _ensure_home() -> str | None:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        return f"cannot write to {home} ({exc.strerror}); set LLMPROXY_HOME to a writable directory"
-    return None
+        raise CLIError(f"cannot write to {home} ({exc.strerror}); set LLMPROXY_HOME to a writable directory") from None
 
 
-def serve(host: str | None, port: int | None, config: Path | None, profile_dirs: list[Path], verbose: int,
-          simulate: bool, daemon: bool, allow_remote: bool) -> int:
-    from llmproxy import config as config_mod
+def _not_running(note_: str | None) -> str:
+    return f"llmproxy is not running{f' ({note_})' if note_ else ''}"
+
+
+def serve(opts: ServeOptions) -> int:
+    from llmproxy.cli.common import load_config
     from llmproxy.routing import KGError, compile_profiles
 
-    if problem := _ensure_home():
-        return fail(problem)
+    _ensure_home()
+    cfg = load_config(opts.source)
     try:
-        cfg, _ = config_mod.load(config, profile_dirs)
         profiles = compile_profiles(cfg)
-    except config_mod.ConfigError as exc:
-        for p in exc.problems:
-            err.print(f"[red]config:[/] {p}")
-        return fail(f"{len(exc.problems)} configuration problem(s); run 'llmproxy config check'")
     except KGError as exc:
-        return fail(str(exc))
-    host = host or cfg.server.host
-    port = port if port is not None else cfg.server.port
-    if not _is_loopback(host) and not cfg.api_keys and not allow_remote:
-        return fail(f"refusing to bind {host} without proxy API keys (set auth.api_keys, or pass --allow-remote)")
-    live, note = running()
-    if note:
-        err.print(f"[yellow]note:[/] {note}")
+        raise CLIError(str(exc)) from None
+    host = opts.host or cfg.server.host
+    port = opts.port if opts.port is not None else cfg.server.port
+    if not _is_loopback(host) and not cfg.api_keys and not opts.allow_remote:
+        raise CLIError(f"refusing to bind {host} without proxy API keys (set auth.api_keys, or pass --allow-remote)")
+    live, stale = running()
+    if stale:
+        note(stale)
     if live:
-        return fail(f"llmproxy is already running (pid {live['pid']} on {live['host']}:{live['port']})")
-    if daemon:
-        return _spawn_daemon(cfg, profiles, host, port, config, profile_dirs, verbose, simulate)
-    return _foreground(cfg, profiles, host, port, config, profile_dirs, verbose, simulate)
+        raise CLIError(f"llmproxy is already running (pid {live['pid']} on {live['host']}:{live['port']})")
+    if opts.daemon:
+        return _spawn_daemon(cfg, profiles, host, port, opts)
+    return _foreground(cfg, profiles, host, port, opts)
 
 
-def _spawn_daemon(cfg, profiles, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
-                  simulate: bool) -> int:
+def _spawn_daemon(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
     """Fork the already-configured process into the background (new session, output to daemon.log) and
     return once the child answers /health — no second interpreter start, no second import of aiohttp."""
+    from llmproxy.cli.common import simulated_providers
+
     logf = paths.daemon_log()
     start_at = logf.stat().st_size if logf.exists() else 0
     sys.stdout.flush()
@@ -93,7 +83,13 @@ def _spawn_daemon(cfg, profiles, host: str, port: int, config: Path | None, prof
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             os.environ.setdefault("COLUMNS", "200")
-            rc = _foreground(cfg, profiles, host, port, config, profile_dirs, verbose, simulate)
+            try:
+                rc = _foreground(cfg, profiles, host, port, opts)
+            except CLIError as exc:
+                from llmproxy.cli.console import render_error
+
+                render_error(exc)
+                rc = exc.code
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
@@ -103,12 +99,11 @@ def _spawn_daemon(cfg, profiles, host: str, port: int, config: Path | None, prof
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             tail = _log_tail(logf, start_at)
-            return fail(tail or f"daemon exited with status {os.waitstatus_to_exitcode(status)}; see {logf}")
+            raise CLIError(tail or f"daemon exited with status {os.waitstatus_to_exitcode(status)}; see {logf}")
         health = get_health(host, port, timeout=0.5)
         if health and health.get("pid") == pid:
-            sims = [n for n, p in health["providers"].items() if not p["live"] and p["kind"] != "simulator"]
             out.print(f"llmproxy running (pid {pid}) on http://{host}:{port}  log: {logf}")
-            if sims:
+            if sims := simulated_providers(health):
                 out.print(f"[yellow]simulated providers:[/] {', '.join(sims)}")
             # the launcher has nothing left to clean up: skip interpreter teardown, measured at ~0.2 s here
             sys.stdout.flush()
@@ -116,7 +111,7 @@ def _spawn_daemon(cfg, profiles, host: str, port: int, config: Path | None, prof
             os._exit(0)
         time.sleep(0.02)
     os.kill(pid, signal.SIGTERM)
-    return fail(f"daemon did not answer /health within 20 s; see {logf}")
+    raise CLIError(f"daemon did not answer /health within 20 s; see {logf}")
 
 
 def _log_tail(path: Path, start: int) -> str:
@@ -130,68 +125,67 @@ def _log_tail(path: Path, start: int) -> str:
     return (errs[-1] if errs else lines[-1] if lines else "").removeprefix("error: ").strip()
 
 
-def _foreground(cfg, profiles, host: str, port: int, config: Path | None, profile_dirs: list[Path], verbose: int,
-                simulate: bool) -> int:
+def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
     import asyncio
     import logging
 
-    from llmproxy.cli.format import providers_table, request_row
-    from llmproxy.server.handlers import health_info
+    from llmproxy.cli.format import banner_lines, request_row
+    from llmproxy.routing import Router
+    from llmproxy.server.health import health_info
     from llmproxy.server.run import StartupError, serve
     from llmproxy.server.state import Options, Runtime, State
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = Options(config_path=config, profile_dirs=tuple(profile_dirs), simulate=simulate, verbose=verbose)
-    state = State(runtime=Runtime(cfg=cfg, profiles=profiles, providers={}), options=options)
+    options = Options(config_path=opts.source.config, profile_dirs=opts.source.profile_dirs, simulate=opts.simulate,
+                      verbose=opts.verbose)
+    state = State(runtime=Runtime(router=Router(cfg, profiles), providers={}), options=options)
 
     def on_ready(st: State) -> None:
-        info = health_info(st)
-        out.print(f"[bold]llmproxy[/] {info['version']} listening on [bold]http://{host}:{port}[/] "
-                  f"(pid {info['pid']}); default profile [bold]{info['default_profile']}[/]")
-        for name, prof in sorted(st.runtime.profiles.items()):
-            out.print(f"  profile [bold]{name:<12}[/] {prof.config.default[0]}  "
-                      f"[dim]ANTHROPIC_BASE_URL=http://{host}:{port}/p/{name}  {prof.config.description}[/]")
-        out.print(providers_table(info))
-        sims = [n for n, p in info["providers"].items() if not p["live"] and p["kind"] != "simulator"]
-        if sims:
-            out.print(f"[bold yellow]SIMULATED:[/] {', '.join(sims)} — answers for these come from the offline "
-                      f"simulator and say so. Set the providers' API key variables to use them for real.")
-        out.print(f"request log: {paths.request_log()}", style="dim")
+        for line in banner_lines(health_info(st), st.runtime.profiles, host, port, paths.request_log()):
+            out.print(line, soft_wrap=True)
 
     def listener(rec: dict) -> None:
-        if rec.get("event") == "reload":
-            if rec["problems"]:
-                for p in rec["problems"]:
-                    err.print(f"[red]reload failed:[/] {p}")
-                err.print("[yellow]previous configuration stays in force[/]")
-            else:
-                out.print("[green]configuration reloaded[/]")
+        if rec.get("event") == "reload":  # the daemon's console (daemon.log) says how a reload went
+            _print_reload(rec.get("problems") or [])
             return
-        if verbose:
+        if opts.verbose:
             out.print(request_row(rec), soft_wrap=True)
-            if verbose >= 2:
-                from rich.json import JSON
-                for key in ("request_body", "response_body"):
-                    if key in rec:
-                        out.print(f"[dim]{key}:[/]")
-                        out.print(JSON.from_data(rec[key]))
+            if opts.verbose >= 2:
+                from llmproxy.cli.common import print_bodies
+
+                print_bodies(out, rec)
 
     try:
         asyncio.run(serve(state, host, port, on_ready=on_ready, listeners=[listener]))
     except StartupError as exc:
-        return fail(str(exc))
+        raise CLIError(str(exc)) from None
     except KeyboardInterrupt:
         pass
     out.print("llmproxy stopped")
     return 0
 
 
+RELOADED = "configuration reloaded"
+RELOAD_FAILED = "reload failed:"
+
+
+def _print_reload(problems: list[str]) -> None:
+    if not problems:
+        out.print(f"[green]{RELOADED}[/]")
+        return
+    for p in problems:
+        err.print(f"[red]{RELOAD_FAILED}[/] {p}", soft_wrap=True, markup=True, highlight=False)
+    err.print("[yellow]previous configuration stays in force[/]")
+
+
 def stop() -> int:
+    """Nothing to stop is not a failure: exit 0 with a message (the same rule as `demo stop`)."""
     from llmproxy.daemonctl import terminate
 
-    live, note = running()
+    live, stale = running()
     if live is None:
-        return fail(f"llmproxy is not running{f' ({note})' if note else ''}")
+        out.print(f"{_not_running(stale)}; nothing to stop")
+        return 0
     if terminate(live["pid"], _grace()) == "killed":
         err.print(f"[yellow]pid {live['pid']} did not stop within the grace period; sent SIGKILL[/]")
         out.print(f"llmproxy killed (pid {live['pid']})")
@@ -210,14 +204,15 @@ def _grace() -> float:
 
 
 def status(json_out: bool) -> int:
+    """Exit 0 when a healthy daemon runs, 1 otherwise (scripts ask `llmproxy status` whether to start one)."""
     from llmproxy.cli.format import fmt_uptime, providers_table
 
-    live, note = running()
+    live, stale = running()
     if live is None:
         if json_out:
-            out.print_json(data={"running": False, "note": note})
+            out.print_json(data={"running": False, "note": stale})
         else:
-            out.print(f"llmproxy is not running{f' ({note})' if note else ''}")
+            out.print(_not_running(stale))
         return 1
     health = get_health(live["host"], live["port"])
     if json_out:
@@ -225,18 +220,86 @@ def status(json_out: bool) -> int:
         return 0 if health else 1
     out.print(f"llmproxy is [green]running[/]: pid {live['pid']}, http://{live['host']}:{live['port']}")
     if health is None:
-        return fail("the daemon does not answer /health")
+        raise CLIError("the daemon does not answer /health")
     out.print(f"uptime {fmt_uptime(health['uptime_s'])}, requests served {health['requests_served']}, "
               f"in flight {health['in_flight']}")
     out.print(f"profiles: {', '.join(health['profiles'])} (default {health['default_profile']})")
+    for line in stale_lines(health):
+        out.print(line, soft_wrap=True)
     out.print(providers_table(health))
     return 0
 
 
+def stale_lines(health: dict) -> list[str]:
+    """'config stale since …' and why, when the last reload failed (the daemon keeps the previous config)."""
+    since = health.get("config_stale_since")
+    if not since:
+        return []
+    lines = [f"[bold yellow]config stale since {since}[/]: the last reload failed; the previous configuration "
+             f"stays in force (fix it, then `llmproxy reload`)"]
+    from llmproxy.cli.console import escape
+
+    return lines + [f"  [red]{escape(p)}[/]" for p in health.get("reload_problems") or []]
+
+
+# ------------------------------------------------------------------------------------------------ reload
+
 def reload() -> int:
-    live, note = running()
+    """POST /api/reload (synchronous: the answer says whether it worked); a daemon without that route gets
+    SIGHUP, and the outcome is read from what it writes to daemon.log."""
+    from llmproxy.cli.common import proxy_token
+    from llmproxy.daemonctl import post_json
+
+    live, stale = running()
     if live is None:
-        return fail(f"llmproxy is not running{f' ({note})' if note else ''}")
-    os.kill(live["pid"], signal.SIGHUP)
-    out.print(f"sent SIGHUP to pid {live['pid']}; problems (if any) appear in the daemon's log")
+        raise CLIError(_not_running(stale))
+    token = proxy_token(_lenient_cfg())
+    answer = post_json(live["host"], live["port"], "/api/reload", {}, token=token, timeout=60)
+    if answer is None:
+        raise CLIError(f"the daemon (pid {live['pid']}) does not answer on {live['host']}:{live['port']}")
+    status_, body = answer
+    if status_ == 404:
+        return _reload_by_signal(live["pid"])
+    if status_ == 401:
+        raise CLIError("the daemon refused the reload: proxy API key missing or wrong "
+                       "(auth.api_keys / api_keys_env in the config the daemon runs with)")
+    problems = [str(p) for p in (body.get("problems") or [])] if isinstance(body, dict) else []
+    if status_ == 200 and isinstance(body, dict) and body.get("ok"):
+        out.print(f"{RELOADED} (pid {live['pid']})")
+        return 0
+    raise _reload_error(problems or [f"HTTP {status_}: {body!r}"[:300]])
+
+
+def _reload_error(problems: list[str]) -> CLIError:
+    return CLIError(f"reload failed with {len(problems)} problem(s); the previous configuration stays in force",
+                    details=[f"reload: {p}" for p in problems])
+
+
+def _reload_by_signal(pid: int, timeout: float = 5.0) -> int:
+    logf = paths.daemon_log()
+    start = logf.stat().st_size if logf.exists() else 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with logf.open("rb") as fh:
+                fh.seek(start)
+                lines = fh.read().decode("utf-8", "replace").splitlines()
+        except OSError:
+            lines = []
+        failed = [ln.split(RELOAD_FAILED, 1)[1].strip() for ln in lines if RELOAD_FAILED in ln]
+        if failed:
+            raise _reload_error(failed)
+        if any(RELOADED in ln for ln in lines):
+            out.print(f"{RELOADED} (pid {pid})")
+            return 0
+        time.sleep(0.05)
+    out.print(f"sent SIGHUP to pid {pid}; no answer in {logf} yet (a daemon started in the foreground "
+              f"prints the outcome on its console)")
     return 0
+
+
+def _lenient_cfg():
+    from llmproxy import config as config_mod
+
+    return config_mod.load(strict=False)[0]

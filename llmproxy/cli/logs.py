@@ -7,53 +7,53 @@ import sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
-from rich.console import Console
-from rich.table import Table
-
 from llmproxy import paths
-from llmproxy.obs.reader import Filter, follow, parse_since, read
-
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
-
-
-def _filter(profile, scenario, provider, status, since) -> Filter:
-    return Filter(profile=profile, scenario=scenario, provider=provider, status=status, since=parse_since(since))
+from llmproxy.cli.console import CLIError, out
+from llmproxy.cli.options import LogsOptions
+from llmproxy.obs.reader import Filter, follow, parse_since, read, tail
 
 
-def _show(rec: dict, raw: bytes, json_out: bool, bodies: bool) -> None:
+def _filter(opts: LogsOptions) -> Filter:
+    """The filter the options ask for; a CLIError (exit 2) for a value that can never match."""
+    from llmproxy.config import SCENARIOS
+
+    if opts.scenario and opts.scenario not in SCENARIOS:
+        raise CLIError(f"--scenario: unknown scenario {opts.scenario!r} (known: {', '.join(SCENARIOS)})", code=2)
+    try:
+        since = parse_since(opts.since)
+    except ValueError as exc:
+        raise CLIError(str(exc), code=2) from None
+    return Filter(profile=opts.profile, scenario=opts.scenario, provider=opts.provider, status=opts.status,
+                  since=since)
+
+
+def _show(rec: dict, raw: bytes, opts: LogsOptions) -> None:
     from llmproxy.cli.format import request_row
 
-    if json_out:
+    if opts.json_out:
         sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
         sys.stdout.flush()
         return
-    out.print(request_row(rec))
-    if bodies:
-        from rich.json import JSON
+    out.print(request_row(rec), soft_wrap=True)
+    if opts.bodies:
+        from llmproxy.cli.common import print_bodies
 
-        for key in ("request_body", "response_body"):
-            if key in rec:
-                out.print(f"  [dim]{key}[/]")
-                out.print(JSON.from_data(rec[key]))
+        print_bodies(out, rec, indent="  ")
 
 
-def logs(follow_: bool, n: int, profile, scenario, provider, status, since, json_out: bool, bodies: bool,
-         log_path: Path | None = None) -> int:
-    path = log_path or paths.request_log()
-    try:
-        flt = _filter(profile, scenario, provider, status, since)
-    except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 2
-    for rec, raw in read(path, flt, last=n):
-        _show(rec, raw, json_out, bodies)
-    if not follow_:
+def logs(opts: LogsOptions) -> int:
+    path = opts.log_path or paths.request_log()
+    flt = _filter(opts)
+    shown, position = tail(path, flt, max(opts.n, 0))
+    for rec, raw in shown:
+        _show(rec, raw, opts)
+    if not opts.follow:
+        position.close()
         return 0
-    try:
-        for rec, raw in follow(path):
+    try:  # from exactly where the tail stopped: nothing written in between is lost
+        for rec, raw in follow(path, position=position):
             if flt(rec):
-                _show(rec, raw, json_out, bodies)
+                _show(rec, raw, opts)
     except KeyboardInterrupt:
         pass
     return 0
@@ -104,13 +104,10 @@ def compute(records: list[dict]) -> dict:
 
 
 def stats(since: str | None, json_out: bool, log_path: Path | None = None) -> int:
-    from llmproxy.cli.format import fmt_cost, fmt_ms
-
     try:
         flt = Filter(since=parse_since(since))
     except ValueError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 2
+        raise CLIError(str(exc), code=2) from None
     path = log_path or paths.request_log()
     records = [rec for rec, _ in read(path, flt)]
     data = compute(records)
@@ -120,16 +117,46 @@ def stats(since: str | None, json_out: bool, log_path: Path | None = None) -> in
     if not records:
         out.print(f"no requests in {path}" + (f" since {since}" if since else ""))
         return 0
-    for kind in ("profile", "model"):
-        tbl = Table(title=f"by {kind}", title_justify="left", show_edge=False)
-        for col in (kind, "requests", "errors", "p50", "p95", "ttft p50", "ttft p95", "tokens in→out", "cost",
-                    "scenarios"):
-            tbl.add_column(col, justify="left" if col in (kind, "scenarios") else "right")
-        for key, row in data[f"by_{kind}"].items():
-            cost = fmt_cost(row["cost_usd"]) + (f" (+{row['cost_unknown']} unknown)" if row["cost_unknown"] else "")
-            tbl.add_row(key, str(row["requests"]), str(row["errors"]), fmt_ms(row["p50_ms"]), fmt_ms(row["p95_ms"]),
-                        fmt_ms(row["p50_ttft_ms"]), fmt_ms(row["p95_ttft_ms"]),
-                        f"{row['input_tokens']}→{row['output_tokens']}", cost,
-                        ", ".join(f"{k} {v:.0%}" for k, v in row["scenarios"].items()))
-        out.print(tbl)
+    width = out.width if out.is_terminal else None  # a pipe gets whole lines, never cut
+    for line in stats_lines(data, width):
+        out.print(line, markup=False, soft_wrap=True, style="bold" if line.startswith("by ") else None)
     return 0
+
+
+_COLS = ("req", "err", "p50", "p95", "ttft50", "ttft95", "tok in→out", "cost")
+
+
+def _cells(row: dict) -> tuple[str, ...]:
+    from llmproxy.cli.format import fmt_cost, fmt_ms
+
+    cost = fmt_cost(row["cost_usd"]) + (f" +{row['cost_unknown']}?" if row["cost_unknown"] else "")
+    return (str(row["requests"]), str(row["errors"]), fmt_ms(row["p50_ms"]), fmt_ms(row["p95_ms"]),
+            fmt_ms(row["p50_ttft_ms"]), fmt_ms(row["p95_ttft_ms"]), f"{row['input_tokens']}→{row['output_tokens']}",
+            cost)
+
+
+def stats_lines(data: dict, width: int | None = None) -> list[str]:
+    """`stats` as plain lines: per group a header and one row per key (numbers right-aligned), the scenario
+    shares on an indented line below. With ``width`` (a terminal), a key too long for the space the numbers
+    leave gets a line of its own and its numbers go on the next; without, nothing is ever cut or wrapped."""
+    import textwrap
+
+    from llmproxy.cli.format import columns
+
+    lines: list[str] = []
+    for kind in ("profile", "model"):
+        rows = data[f"by_{kind}"]
+        cells = {key: _cells(row) for key, row in rows.items()}
+        numbers = sum(max(len(c[i]) for c in [_COLS, *cells.values()]) + 2 for i in range(len(_COLS)))
+        fits = max(len(kind), (width or 1 << 30) - numbers)
+        table = columns([(kind, *_COLS), *(((k if len(k) <= fits else ""), *c) for k, c in cells.items())],
+                        right=tuple(range(1, len(_COLS) + 1)))
+        lines += ([""] if lines else []) + [f"by {kind}", table[0]]
+        for (key, row), line in zip(rows.items(), table[1:], strict=True):
+            lines += [key, line] if len(key) > fits else [line]
+            shares = "scenarios: " + ", ".join(f"{k} {v:.0%}" for k, v in row["scenarios"].items())
+            lines += textwrap.wrap(shares, width - 4, initial_indent="    ", subsequent_indent="      ") \
+                if width else ["    " + shares]
+    if any(row["cost_unknown"] for rows in (data["by_profile"], data["by_model"]) for row in rows.values()):
+        lines += ["", "+N?: N requests whose price is unknown (a model without prices in the catalog)"]
+    return lines

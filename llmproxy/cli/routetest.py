@@ -1,17 +1,19 @@
-"""``llmproxy route-test``: the routing decision for a prompt or a recorded request, offline."""
+"""``llmproxy route-test``: the routing decision for a prompt or a recorded request, offline. Without
+``--profile`` every usable profile gets a row; a broken profile is reported and left out, not fatal."""
 
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+from llmproxy.cli.console import CLIError, out, warn
+from llmproxy.cli.options import RouteTestOptions
+
+if TYPE_CHECKING:
+    from llmproxy.routing import Router
 
 
 def highlight(text: str, matches: list[dict], winner: str | None) -> Text:
@@ -22,61 +24,67 @@ def highlight(text: str, matches: list[dict], winner: str | None) -> Text:
     return t
 
 
-def run(text: str | None, profile: str | None, all_profiles: bool, json_out: bool, request: Path | None,
-        config: Path | None, profile_dirs: list[Path]) -> int:
-    from llmproxy import config as config_mod
-    from llmproxy.errors import ProxyError
-    from llmproxy.routing import KGError, compile_profiles, decide
-
+def request_of(opts: RouteTestOptions) -> tuple[dict, dict[str, str]]:
+    """(request body, lower-cased headers) from --request FILE (a body, or a recorded {headers, body}) or the
+    prompt text."""
+    if opts.request is None:
+        if opts.text is None:
+            raise CLIError("give a prompt, or --request FILE.json", code=2)
+        return {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": opts.text}]}, {}
     try:
-        cfg, _ = config_mod.load(config, profile_dirs)
-        compiled = compile_profiles(cfg)
-    except config_mod.ConfigError as exc:
-        for p in exc.problems:
-            err.print(f"[red]config:[/] {p}")
-        return 1
-    except KGError as exc:
-        err.print(f"[red]error:[/] {exc}")
-        return 1
-    headers: dict[str, str] = {}
-    if request is not None:
-        try:
-            data = json.loads(sys.stdin.read() if str(request) == "-" else request.read_text())
-        except (OSError, ValueError) as exc:
-            err.print(f"[red]error:[/] cannot read request {request}: {exc}")
-            return 1
-        if isinstance(data, dict) and isinstance(data.get("body"), dict):  # a recorded {headers, body} file
-            headers = {k.lower(): str(v) for k, v in (data.get("headers") or {}).items()}
-            data = data["body"]
-        body = data
-    elif text is not None:
-        body = {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": text}]}
-    else:
-        err.print("[red]error:[/] give a prompt, or --request FILE.json")
-        return 2
-    names = sorted(compiled) if all_profiles else [profile or cfg.server.default_profile]
-    decisions = []
+        data = json.loads(sys.stdin.read() if str(opts.request) == "-" else opts.request.read_text())
+    except (OSError, ValueError) as exc:
+        raise CLIError(f"cannot read request {opts.request}: {exc}") from None
+    if isinstance(data, dict) and isinstance(data.get("body"), dict):  # a recorded {headers, body} file
+        return data["body"], {k.lower(): str(v) for k, v in (data.get("headers") or {}).items()}
+    if not isinstance(data, dict):
+        raise CLIError(f"{opts.request}: expected a JSON object (a request body)")
+    return data, {}
+
+
+def load_router(opts: RouteTestOptions) -> Router:
+    """A Router over every profile that works; the others (and problems elsewhere) become warnings."""
+    from llmproxy.cli.common import load_lenient, usable_router
+
+    cfg, problems = load_lenient(opts.source)
+    router, broken = usable_router(cfg, problems)
+    for name, why in broken.items():
+        warn(f"profile {name!r} left out: {why}")
+    sources = {p.source for p in cfg.profiles.values()}
+    for p in problems:
+        if not any(p.startswith(s + ":") for s in sources):
+            warn(p)
+    if not router.profiles:
+        raise CLIError("no usable profile; run 'llmproxy config check'")
+    return router
+
+
+def decisions(router: Router, names: list[str | None], body: dict, headers: dict[str, str]) -> list[dict]:
+    from llmproxy.errors import ProxyError
+
+    found = []
     for name in names:
-        if name not in compiled:
-            err.print(f"[red]error:[/] unknown profile {name!r} (known: {', '.join(sorted(compiled))})")
-            return 1
         try:
-            decisions.append(decide(body, compiled[name], cfg, compiled, headers=headers).to_dict())
+            found.append(router.decide(body, router.profile(name), headers=headers).to_dict())
         except ProxyError as exc:
-            err.print(f"[red]error:[/] {exc.message}")
-            return 1
-    if json_out:
-        out.print_json(data=decisions if all_profiles else decisions[0])
-        return 0
-    if all_profiles:
-        tbl = Table(show_edge=False)
-        for col in ("profile", "scenario", "concept", "target", "reason"):
-            tbl.add_column(col)
-        for d in decisions:
-            tbl.add_row(d["profile"], d["scenario"], d["concept"] or "", d["target"], "; ".join(d["reasons"]))
-        out.print(tbl)
-        return 0
-    d = decisions[0]
+            raise CLIError(exc.message) from None
+    return found
+
+
+def print_table(found: list[dict]) -> None:
+    """One aligned row per profile; the reason runs on at the end (never cut, also in a pipe)."""
+    from llmproxy.cli.format import columns
+
+    rows = [(d["profile"], d["scenario"] + (f":{d['concept']}" if d["concept"] else ""), d["target"],
+             "; ".join(d["reasons"])) for d in found]
+    head, *body = columns([("profile", "scenario", "target", "reason"), *rows])
+    out.print(head, style="bold", markup=False, soft_wrap=True)
+    for line in body:
+        out.print(line, markup=False, soft_wrap=True)
+    out.print("[dim]one profile in detail: --profile NAME[/]")
+
+
+def print_one(d: dict, body: dict) -> None:
     from llmproxy.routing.text import latest_human_text
 
     human, _ = latest_human_text(body.get("messages") or [])
@@ -92,4 +100,17 @@ def run(text: str | None, profile: str | None, all_profiles: bool, json_out: boo
     for r in d["reasons"]:
         out.print(Text("reason   ", style="dim") + Text(r))
     out.print(Text(f"~{d['estimated_tokens']} input tokens", style="dim"))
+
+
+def run(opts: RouteTestOptions) -> int:
+    body, headers = request_of(opts)
+    router = load_router(opts)
+    names: list[str | None] = [opts.profile] if opts.profile else list(router.names())
+    found = decisions(router, names, body, headers)
+    if opts.json_out:
+        out.print_json(data=found[0] if opts.profile else found)
+    elif opts.profile:
+        print_one(found[0], body)
+    else:
+        print_table(found)
     return 0

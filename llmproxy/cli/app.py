@@ -1,0 +1,240 @@
+"""The Typer app: option parsing only. Each command builds its options value and calls into its module,
+imported when the command runs (``llmproxy --help`` stays fast). A ``CLIError`` raised anywhere below is
+rendered once, here, by the top-level group."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.core import TyperGroup
+
+from llmproxy.cli.options import LogsOptions, RouteTestOptions, ServeOptions, Source
+
+
+class _Group(TyperGroup):
+    def invoke(self, ctx):
+        from llmproxy.cli.console import CLIError
+
+        try:
+            return super().invoke(ctx)
+        except CLIError as exc:
+            from llmproxy.cli.console import render_error
+
+            render_error(exc)
+            raise typer.Exit(exc.code) from None
+
+
+app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  help="llmproxy: a local LLM routing proxy that speaks the Anthropic API.")
+config_app = typer.Typer(no_args_is_help=True, help="Write or validate the configuration file.")
+kg_app = typer.Typer(no_args_is_help=True, help="Inspect the keyword knowledge graphs.")
+app.add_typer(config_app, name="config")
+app.add_typer(kg_app, name="kg")
+demo_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
+                       help="Four Claude Code sessions in tmux, one per profile, with the request log beside them.")
+app.add_typer(demo_app, name="demo")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
+ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", help="extra directory of profile .toml files")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+PortOpt = Annotated[int | None, typer.Option("--port", help="port of the daemon to start if none runs (default from config)")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", help="profile to route through (default: server.default_profile)")]
+
+
+def _source(config: Path | None, profile_dir: list[Path] | None) -> Source:
+    return Source(config, tuple(profile_dir or ()))
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to bind (default from config: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default from config: 3456)")] = None,
+    config: ConfigOpt = None,
+    profile_dir: ProfileDirOpt = None,
+    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: one line per request; -vv: bodies too")] = 0,
+    simulate: Annotated[bool, typer.Option(help="serve every provider with the offline simulator")] = False,
+    daemon: Annotated[bool, typer.Option(help="detach; return once /health answers")] = False,
+    allow_remote: Annotated[bool, typer.Option(help="allow binding a non-loopback address without proxy API keys")] = False,
+) -> None:
+    """Run the proxy (foreground unless --daemon)."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.serve(ServeOptions(host, port, _source(config, profile_dir), verbose, simulate, daemon,
+                                                  allow_remote)))
+
+
+@app.command()
+def stop() -> None:
+    """Stop the daemon gracefully (escalates to SIGKILL after the grace period). Nothing running: exit 0."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.stop())
+
+
+@app.command()
+def status(json_out: JsonOpt = False) -> None:
+    """Is the daemon running? pid, address, uptime, profiles, providers, requests served, stale config."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.status(json_out))
+
+
+@app.command()
+def reload() -> None:
+    """Re-read config, profiles and knowledge graphs in the running daemon; non-zero exit if that failed."""
+    from llmproxy.cli import lifecycle
+
+    raise typer.Exit(lifecycle.reload())
+
+
+@app.command("route-test")
+def route_test(
+    text: Annotated[str | None, typer.Argument(help="the user's prompt")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="one profile, explained in detail (default: every profile, one row each)")] = None,
+    all_profiles: Annotated[bool, typer.Option("--all-profiles", help="one row per profile (the default without --profile)")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="print the Decision(s) as JSON")] = False,
+    request: Annotated[Path | None, typer.Option("--request", help="a full Anthropic request body (JSON file, - for stdin)")] = None,
+    config: ConfigOpt = None,
+    profile_dir: ProfileDirOpt = None,
+) -> None:
+    """Explain where a prompt (or a recorded request) would be routed, without calling any model."""
+    from llmproxy.cli import routetest
+
+    opts = RouteTestOptions(text, None if all_profiles else profile, json_out, request, _source(config, profile_dir))
+    raise typer.Exit(routetest.run(opts))
+
+
+@app.command()
+def logs(
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new requests")] = False,
+    n: Annotated[int, typer.Option("-n", help="how many recent requests to show first")] = 20,
+    profile: Annotated[str | None, typer.Option(help="only this profile")] = None,
+    scenario: Annotated[str | None, typer.Option(help="only this scenario (e.g. keyword, background, default)")] = None,
+    provider: Annotated[str | None, typer.Option(help="only this provider")] = None,
+    status: Annotated[str | None, typer.Option(help="error, ok, a code (429) or a class (5xx)")] = None,
+    since: Annotated[str | None, typer.Option(help="e.g. 10m, 2h, 1d, or an ISO time")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="raw JSON lines, for jq")] = False,
+    bodies: Annotated[bool, typer.Option(help="pretty-print recorded request/response bodies")] = False,
+) -> None:
+    """Show the request log (time, profile, scenario, target, status, TTFT, duration, tokens, cost)."""
+    from llmproxy.cli import logs as logs_mod
+
+    raise typer.Exit(logs_mod.logs(LogsOptions(follow, n, profile, scenario, provider, status, since, json_out, bodies)))
+
+
+@app.command()
+def stats(
+    since: Annotated[str | None, typer.Option(help="window, e.g. 1h (default: the whole current log)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario share."""
+    from llmproxy.cli import logs as logs_mod
+
+    raise typer.Exit(logs_mod.stats(since, json_out))
+
+
+@config_app.command("init")
+def config_init(
+    path: Annotated[Path | None, typer.Option("--path", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,
+    force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter config."""
+    from llmproxy.cli import configcmd
+
+    raise typer.Exit(configcmd.init(path, force))
+
+
+@config_app.command("check")
+def config_check(config: ConfigOpt = None, profile_dir: ProfileDirOpt = None) -> None:
+    """Validate config, profiles and knowledge graphs; report every problem; non-zero exit if any."""
+    from llmproxy.cli import configcmd
+
+    raise typer.Exit(configcmd.check(_source(config, profile_dir)))
+
+
+@kg_app.command("check")
+def kg_check(
+    profile: Annotated[str | None, typer.Argument(help="profile (default: all)")] = None,
+    config: ConfigOpt = None,
+    profile_dir: ProfileDirOpt = None,
+) -> None:
+    """Every problem at once: unreadable concept files, duplicate terms, empty concepts, unknown routes,
+    too-short terms."""
+    from llmproxy.cli import configcmd
+
+    raise typer.Exit(configcmd.kg_check(profile, _source(config, profile_dir)))
+
+
+@demo_app.callback()
+def demo(
+    ctx: typer.Context,
+    prompts: Annotated[bool, typer.Option("--prompts/--no-prompts", help="type one scenario prompt into each session")] = True,
+    prompt_file: Annotated[Path | None, typer.Option(help="TOML file: fast = \"…\", intelligent = \"…\", …")] = None,
+    attach: Annotated[bool, typer.Option(help="attach to the grid when run from a terminal")] = False,
+    workdir: Annotated[Path | None, typer.Option(help="working directory (default: a scratch project)")] = None,
+    claude: Annotated[str | None, typer.Option(help="path to the claude executable")] = None,
+    install_claude: Annotated[bool, typer.Option("--install-claude", help="install Claude Code with npm under $LLMPROXY_HOME if missing")] = False,
+    socket: Annotated[str | None, typer.Option(help="tmux socket name (tmux -L)")] = None,
+    wait: Annotated[bool, typer.Option(help="wait until every prompt is answered")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for prompts and answers")] = 120.0,
+    port: PortOpt = None,
+) -> None:
+    """Open the demo (subcommands: status, stop)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.demo(prompts, prompt_file, attach, workdir, claude, install_claude, socket, wait, timeout,
+                                  port=port))
+
+
+@demo_app.command("status")
+def demo_status(json_out: JsonOpt = False) -> None:
+    """Each session, whether Claude Code is up, and the last routes logged for each profile."""
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.demo_status(json_out))
+
+
+@demo_app.command("stop")
+def demo_stop() -> None:
+    """Kill only what the demo created (and the daemon only if the demo started it). Nothing running: exit 0."""
+    from llmproxy.cli import democmd
+
+    raise typer.Exit(democmd.demo_stop())
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def code(
+    ctx: typer.Context,
+    profile: ProfileOpt = None,
+    claude: Annotated[str | None, typer.Option("--claude", help="path to the claude executable")] = None,
+    port: PortOpt = None,
+) -> None:
+    """Run Claude Code in this terminal through a profile (starts the daemon if needed). Every other argument
+    goes to claude as it is (`llmproxy code --profile fast -p "hi"` runs `claude -p "hi"`)."""
+    from llmproxy.cli import claudeenv
+
+    raise typer.Exit(claudeenv.code(profile, claude, list(ctx.args), port))
+
+
+@app.command()
+def env(
+    profile: Annotated[str | None, typer.Option("--profile", "-p", help="profile to route through (default: server.default_profile)")] = None,
+    shell: Annotated[str, typer.Option(help="bash, zsh, sh, fish or powershell")] = "bash",
+) -> None:
+    """Print the lines that point Claude Code at the proxy (eval "$(llmproxy env -p fast)")."""
+    from llmproxy.cli import claudeenv
+
+    raise typer.Exit(claudeenv.env(profile, shell))
+
+
+@app.command()
+def statusline() -> None:
+    """One line for Claude Code's status bar (reads the session JSON on stdin): profile, last route, cost.
+    Set it up with the snippet `llmproxy env` prints."""
+    from llmproxy.cli import statusline as sl
+
+    raise typer.Exit(sl.main())
