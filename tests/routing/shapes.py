@@ -145,7 +145,7 @@ ULTRATHINK_NOTE = ('The user included the keyword "ultrathink", requesting deepe
 # plan mode as recorded: the marker sentence opens a long instruction block (here shortened and reworded)
 PLAN_MODE_NOTE = ("Plan mode is active. The user indicated that they do not want you to execute yet -- only read, "
                   "then write the plan file and ask for approval.\n\n## Plan Workflow\nExplore, design, review.")
-PLAN_MODE_EXIT = "## Exited Plan Mode\n\nPlan mode is over; edits and commands are allowed again."
+PLAN_MODE_EXIT = "## Exited Plan Mode\n\nYou have exited plan mode. Edits and commands are allowed again."
 
 
 def system_msg(text: str) -> dict:
