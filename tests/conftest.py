@@ -82,6 +82,9 @@ async def fake_openai():
     await server.close()
 
 
+#: test upstreams answer at once: short timeouts, and no same-target retries unless a test asks for them
+FAST = {"idle_timeout": 5, "ttfb_timeout": 5, "max_retries": 0}
+
 OAI_PROFILE = """
 description = "routes to the fake OpenAI-compatible upstream"
 default = "fakeoai,fake-model"
@@ -115,11 +118,11 @@ async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup, fake_ope
         base = {
             "server": {"default_profile": "test", "simulator_speed": 0, "ping_interval": 0.2},
             "providers": {
-                "anthropic": {"base_url": fake_anthropic.url, "read_timeout": 5},
+                "anthropic": {"base_url": fake_anthropic.url, **FAST},
                 "backup": {"kind": "anthropic", "base_url": fake_backup.url, "api_key_env": "BACKUP_KEY",
-                           "read_timeout": 5, "models": {"claude-sonnet-4-5": {"context_window": 200000}}},
+                           **FAST, "models": {"claude-sonnet-4-5": {"context_window": 200000}}},
                 "fakeoai": {"kind": "openai", "base_url": fake_openai.url, "api_key_env": "FAKE_OAI_KEY",
-                            "read_timeout": 5, "quirks": {"reasoning": "reasoning_content",
+                            **FAST, "quirks": {"reasoning": "reasoning_content",
                                                           "reasoning_in_history": True, "max_tokens_cap": 8192},
                             "models": {"fake-model": {"context_window": 128000, "max_output": 16000,
                                                       "thinking": True, "input_price": 1.0, "output_price": 2.0}}},

@@ -190,7 +190,7 @@ async def test_metrics_after_known_traffic(proxy, fake_anthropic):
     fast = dict(endpoint="messages", profile="fast", scenario="default", provider="anthropic",
                 model="claude-sonnet-4-5", status="200")
     assert reqs[tuple(sorted(fast.items()))] == 2
-    assert any(dict(k)["status"] == "404" for k in reqs)
+    assert any(dict(k)["status"] == "400" and dict(k)["profile"] == "unknown" for k in reqs)
     fb = [s for s in fams["llmproxy_fallbacks"].samples if s.name == "llmproxy_fallbacks_total"]
     assert fb and fb[0].labels == {"provider": "anthropic", "reason": "5xx"} and fb[0].value == 1
     out_tokens = [s for s in fams["llmproxy_tokens"].samples

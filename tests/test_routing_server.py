@@ -48,7 +48,7 @@ async def test_api_route(proxy):
         async with s.post(url + "/p/intelligent/api/route", json=S.web_search_request("x")) as r:
             assert (await r.json())["scenario"] == "web_search"
         async with s.post(url + "/api/route", json={"text": "x", "profile": "nope"}) as r:
-            assert r.status == 404
+            assert r.status == 400
         async with s.post(url + "/api/route", json={"nothing": 1}) as r:
             assert r.status == 400
 

@@ -70,15 +70,18 @@ async def test_unknown_path_and_method(proxy):
             assert (await r.json())["error"]["type"] == "invalid_request_error"
 
 
-async def test_unknown_profile_404_names_valid_ones(proxy):
+async def test_unknown_profile_400_names_valid_ones(proxy):
+    """400, not 404: Claude Code shows a 400's message as it is, but replaces a 404's with its own text."""
     url, _ = proxy
     status, body, headers = await post(url, "/p/nope/v1/messages", json=MSG)
-    assert status == 404
-    assert_error_shape(body, headers, "not_found_error")
+    assert status == 400 and headers["x-should-retry"] == "false"
+    assert_error_shape(body, headers, "invalid_request_error")
     for name in ("fast", "intelligent", "balanced", "cheap"):
         assert name in body["error"]["message"]
-    status, body, _ = await post(url, json=MSG, headers={"x-llmproxy-profile": "nope"})
-    assert status == 404
+    status, body, _ = await post(url, json=MSG, headers={"X-LLMProxy-Profile": "nope"})
+    assert status == 400 and "unknown profile 'nope'" in body["error"]["message"]
+    status, body, _ = await post(url, json={**MSG, "model": "profile:nope"})
+    assert status == 400 and "unknown profile 'nope'" in body["error"]["message"]
 
 
 async def test_profile_by_prefix_and_header(proxy, fake_anthropic):

@@ -28,9 +28,20 @@ class Metrics:
                                        ["provider", "reason"], registry=r)
         self.fallbacks = Counter("llmproxy_fallbacks", "Times the next target of a chain was tried",
                                  ["provider", "reason"], registry=r)
+        self.retries = Counter("llmproxy_retries", "Times the same target was tried again", ["provider", "reason"],
+                               registry=r)
+        self.circuit_open = Gauge("llmproxy_circuit_open", "1 while a target's circuit is open (skipped)",
+                                  ["provider", "model"], registry=r)
         self.in_flight = Gauge("llmproxy_in_flight_requests", "Requests being served", registry=r)
         self.disconnects = Counter("llmproxy_client_disconnects", "Clients that went away mid-request",
                                    ["profile"], registry=r)
+
+    def observe_circuits(self, snapshot: dict[str, dict]) -> None:
+        """Circuit states from the breakers (keys are 'provider/model' from config, so labels stay bounded)."""
+        self.circuit_open.clear()
+        for key, c in snapshot.items():
+            provider, _, model = key.partition("/")
+            self.circuit_open.labels(provider, model).set(1 if c["state"] == "open" else 0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -59,12 +70,17 @@ class Metrics:
                     self.tokens.labels(direction, provider, model).inc(usage[key])
         if rec.get("cost_usd"):
             self.cost.labels(provider, model).inc(rec["cost_usd"])
-        for att in rec.get("attempts") or ():
+        attempts = rec.get("attempts") or ()
+        served = bool(rec.get("status")) and rec["status"] < 400
+        for i, att in enumerate(attempts):
             p = att.get("target", "none/none").partition("/")[0]
             p = p if p in cfg.providers else "none"
             reason = _reason(att.get("status"))
             self.upstream_errors.labels(p, reason).inc()
-            self.fallbacks.labels(p, reason).inc()
+            if att.get("retried"):
+                self.retries.labels(p, reason).inc()
+            elif served or i < len(attempts) - 1:  # a fallback only when another target was tried after it
+                self.fallbacks.labels(p, reason).inc()
         if rec.get("status", 200) >= 500 and rec.get("target") and not rec.get("attempts"):
             self.upstream_errors.labels(provider, _reason(rec.get("status"))).inc()
         if rec.get("stream_error"):

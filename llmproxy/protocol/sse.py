@@ -6,7 +6,31 @@ reassembled before it is decoded. Line endings may be LF, CRLF or CR, as the SSE
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import orjson
+
+
+@dataclass(slots=True)
+class Frame:
+    """One server-sent event as it crosses the provider seam.
+
+    ``data`` is the parsed JSON payload (or the text of a non-JSON data line such as OpenAI's ``[DONE]``);
+    ``raw`` is the exact bytes the upstream sent for this frame, kept by a passthrough provider so the client
+    receives them unchanged. A frame a provider built itself has ``raw=None`` and is encoded once, on the way
+    out."""
+
+    event: str
+    data: Any
+    raw: bytes | None = None
+
+    def encode(self) -> bytes:
+        if self.raw is not None:
+            return self.raw
+        if self.event:
+            return encode(self.event, self.data)
+        return encode_data(self.data)
 
 
 def encode(event: str, data: dict) -> bytes:
@@ -29,6 +53,24 @@ class SSEDecoder:
         self._buf = b""
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
+        out = []
+        for frame in self._split(chunk):
+            ev = self._parse(frame[:-2])
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def feed_raw(self, chunk: bytes) -> list[tuple[str, str, bytes]]:
+        """Like ``feed``, with each frame's own bytes (blank line included) as a third item."""
+        out = []
+        for frame in self._split(chunk):
+            ev = self._parse(frame[:-2])
+            if ev is not None:
+                out.append((ev[0], ev[1], frame))
+        return out
+
+    def _split(self, chunk: bytes) -> list[bytes]:
+        """Complete frames (each ending in its blank line) from what has arrived so far."""
         buf = self._buf + chunk
         if b"\r" in buf:
             # keep a trailing CR: it may be the first half of a CRLF split across chunks
@@ -42,11 +84,8 @@ class SSEDecoder:
             end = buf.find(b"\n\n", start)
             if end < 0:
                 break
-            frame = buf[start:end]
+            out.append(buf[start:end + 2])
             start = end + 2
-            ev = self._parse(frame)
-            if ev is not None:
-                out.append(ev)
         self._buf = buf[start:]
         return out
 

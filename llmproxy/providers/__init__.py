@@ -10,24 +10,26 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from llmproxy.config import Config, ProviderConfig
-from llmproxy.providers.base import Call, Provider, Reply
+from llmproxy.providers.base import Call, ChatProvider, Provider, Reply
 
-__all__ = ["Call", "Provider", "Reply", "build", "probe_local"]
+__all__ = ["Call", "ChatProvider", "KINDS", "Provider", "Reply", "build", "probe_local"]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-def _live_kinds() -> dict[str, type]:
-    from llmproxy.providers.anthropic import AnthropicProvider
+#: every provider kind the config accepts -> "module:class". Adding a kind = one module + one line here.
+KINDS: dict[str, str] = {
+    "anthropic": "llmproxy.providers.anthropic:AnthropicProvider",
+    "openai": "llmproxy.providers.openai:OpenAIProvider",
+    "simulator": "llmproxy.providers.simulator:SimulatorProvider",
+}
 
-    kinds: dict[str, type] = {"anthropic": AnthropicProvider}
-    try:
-        from llmproxy.providers.openai import OpenAIProvider
 
-        kinds["openai"] = OpenAIProvider
-    except ImportError:  # pragma: no cover - the openai kind ships with the package
-        pass
-    return kinds
+def kind_class(kind: str) -> type:
+    import importlib
+
+    module, _, name = KINDS[kind].partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def is_local(p: ProviderConfig) -> bool:
@@ -56,7 +58,7 @@ def simulation_reason(p: ProviderConfig, simulate_all: bool, local_up: dict[str,
         return "this provider is the simulator"
     if simulate_all:
         return "--simulate was given"
-    if p.kind not in _live_kinds():
+    if p.kind not in KINDS:
         return f"the {p.kind} provider kind is not available"
     if p.api_key_env and not os.environ.get(p.api_key_env) and not p.forward_client_key:
         return f"{p.api_key_env} is not set"
@@ -67,14 +69,12 @@ def simulation_reason(p: ProviderConfig, simulate_all: bool, local_up: dict[str,
 
 def build(cfg: Config, session: aiohttp.ClientSession, *, simulate_all: bool = False,
           local_up: dict[str, bool] | None = None, sim_speed: float = 1.0) -> dict[str, Provider]:
-    from llmproxy.providers.simulator import SimulatorProvider
-
-    kinds = _live_kinds()
+    simulator = kind_class("simulator")
     out: dict[str, Provider] = {}
     for name, p in cfg.providers.items():
         reason = simulation_reason(p, simulate_all, local_up or {})
         if reason is None:
-            out[name] = kinds[p.kind](p, session)
+            out[name] = kind_class(p.kind)(p, session)
         else:
-            out[name] = SimulatorProvider(p, None if p.kind == "simulator" else reason, speed=sim_speed)
+            out[name] = simulator(p, None if p.kind == "simulator" else reason, speed=sim_speed)
     return out

@@ -1,43 +1,61 @@
 """The provider seam: one small interface every upstream kind implements.
 
 A provider takes a ``Call`` (an Anthropic Messages request already routed to one target) and returns a
-``Reply`` holding either a complete Anthropic JSON body or an async iterator of Anthropic SSE bytes.
-Errors are mapped to the ProxyError family once, here at the boundary; the dispatcher decides on
-fallback from ``ProxyError.retryable``.
+``Reply``: either a complete Anthropic message, or a stream of ``Frame`` batches (Anthropic events).
+Events cross this seam parsed, once: a passthrough provider keeps each frame's upstream bytes in
+``Frame.raw`` so the client still receives them exactly; a converting provider builds frames with
+``raw=None`` and the server encodes them once. Errors are mapped to the ProxyError family at the upstream
+boundary (``providers/http.py``); the dispatcher decides on fallback from ``ProxyError.retryable``.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from llmproxy.config import ModelSpec, ProviderConfig, Target
+from llmproxy.protocol.sse import Frame
+from llmproxy.routing import Decision
+
+#: what a streaming reply yields: the frames that arrived together (one upstream read), so the server
+#: writes them to the client in one go
+FrameBatch = list[Frame]
 
 
 @dataclass
 class Call:
     body: dict                      # the Anthropic request, model already set to target.model
-    raw: bytes | None               # exact bytes to send when nothing needed changing, else None
+    raw: bytes | None               # the client's exact bytes, when ``body`` is unchanged from them
     target: Target
     spec: ModelSpec | None
-    headers: Mapping[str, str]      # inbound client headers (lower-case keys)
-    query: str = ""                 # inbound query string (Claude Code sends ?beta=true)
+    decision: Decision              # why this request goes here (the simulator says so; token estimate)
+    headers: Mapping[str, str]      # inbound client headers (case-insensitive mapping)
+    query: Mapping[str, str] = field(default_factory=dict)  # inbound query (Claude Code sends ?beta=true)
     client_key: str | None = None   # the client's credential, if it may be forwarded
-    label: dict[str, Any] = field(default_factory=dict)  # profile/scenario/concept, for the simulator
 
     @property
     def stream(self) -> bool:
         return bool(self.body.get("stream"))
+
+    @property
+    def estimated_tokens(self) -> int:
+        return self.decision.estimated_tokens
 
 
 @dataclass
 class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
-    body: bytes | None = None                    # complete Anthropic JSON (non-streaming)
-    stream: AsyncIterator[bytes] | None = None   # Anthropic SSE bytes (streaming)
-    close: Callable[[], None] = lambda: None     # aborts the upstream request if still open
+    message: dict | None = None                       # complete Anthropic message (non-streaming)
+    raw: bytes | None = None                          # its upstream bytes, relayed as they are when set
+    stream: AsyncIterator[FrameBatch] | None = None   # Anthropic events (streaming)
+    close: Callable[[], None] = lambda: None          # aborts the upstream request if still open
+
+    def body_bytes(self) -> bytes:
+        import orjson
+
+        return self.raw if self.raw is not None else orjson.dumps(self.message or {})
 
 
 class Provider(Protocol):
@@ -47,3 +65,11 @@ class Provider(Protocol):
     async def messages(self, call: Call) -> Reply: ...
 
     async def count_tokens(self, call: Call) -> int: ...
+
+
+@runtime_checkable
+class ChatProvider(Protocol):
+    """A provider that speaks Chat Completions itself: the OpenAI surface hands it the client's request
+    unconverted (``stream`` then yields OpenAI chunk frames, ``message`` is an OpenAI completion)."""
+
+    async def chat(self, request: dict[str, Any], model: str) -> Reply: ...

@@ -1,64 +1,174 @@
-"""The upstream HTTP boundary shared by every provider kind: transport failures and error statuses are
-mapped to the ProxyError family here, once (the httpx idea: one transport, errors mapped at the edge)."""
+"""The upstream HTTP boundary shared by every provider kind: transport failures, timeouts, error statuses
+and malformed event streams are mapped to the ProxyError family here, once (the httpx idea: one transport,
+errors mapped at the edge).
+
+Timeouts, per provider (see docs/operations.md): ``connect_timeout`` for the TCP/TLS connect (waiting for
+a pooled connection is not counted: the pool has no per-host cap), ``ttfb_timeout`` from sending the
+request to the response headers and its first event, ``idle_timeout`` between two reads of a stream, and
+``total_timeout`` for the whole exchange.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
+import orjson
 
-from llmproxy.config import ProviderConfig
-from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
+from llmproxy.config import ModelSpec, ProviderConfig
+from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout, from_upstream_status
+from llmproxy.protocol.sse import Frame, SSEDecoder
 
 #: (status, raw error body, retry-after header) -> the error to raise
 StatusMapper = Callable[[int, bytes, "str | None"], ProxyError]
 
 
+def client_timeout(provider: ProviderConfig) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(total=provider.total_timeout, sock_connect=provider.connect_timeout,
+                                 sock_read=provider.idle_timeout)
+
+
+def ttfb_timeout(provider: ProviderConfig, spec: ModelSpec | None) -> float:
+    """Seconds to wait for the response headers and the first event; slow thinking models may have more."""
+    return (spec.ttfb_timeout if spec is not None and spec.ttfb_timeout else None) or provider.ttfb_timeout
+
+
 def map_transport_error(exc: BaseException, provider: ProviderConfig) -> ProxyError:
     """aiohttp/asyncio transport failures -> our errors; the message names the provider, never a key."""
-    if isinstance(exc, TimeoutError):
-        return UpstreamTimeout(f"{provider.name}: upstream timed out")
+    if isinstance(exc, aiohttp.ServerTimeoutError) or isinstance(exc, TimeoutError):
+        return UpstreamTimeout(f"{provider.name}: upstream timed out (no data for {provider.idle_timeout:g} s "
+                               f"or more than {provider.total_timeout:g} s in all)")
     if isinstance(exc, aiohttp.ClientConnectorError):
         return UpstreamError(f"{provider.name}: cannot connect to {provider.base_url} "
                              f"({exc.os_error.strerror or exc.os_error})")
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ServerDisconnectedError):
+        return UpstreamError(f"{provider.name}: upstream closed the connection mid-response")
     return UpstreamError(f"{provider.name}: upstream connection failed ({type(exc).__name__})")
 
 
 async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: str, payload: bytes,
-               headers: dict[str, str], timeout: aiohttp.ClientTimeout, on_status: StatusMapper
+               headers: dict[str, str], on_status: StatusMapper, params: dict[str, str] | None = None
                ) -> aiohttp.ClientResponse:
     """POST; a response below 400 is returned open (the caller reads or streams it), anything else raises."""
     try:
-        resp = await session.post(url, data=payload, headers=headers, timeout=timeout)
+        resp = await session.post(url, data=payload, headers=headers, params=params,
+                                  timeout=client_timeout(provider))
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
     if resp.status >= 400:
         try:
-            raw = await resp.read()
+            raw = await resp.content.read(64 * 1024)
         except (TimeoutError, aiohttp.ClientError):
             raw = b""
         finally:
-            resp.release()
-        raise on_status(resp.status, raw, resp.headers.get("retry-after"))
+            resp.close()
+        raise on_status(resp.status, raw, retry_after(resp.headers))
     return resp
 
 
-async def iter_chunks(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> AsyncIterator[bytes]:
-    """The response body as it arrives; transport failures mapped; the connection closed at the end (or when
-    the consumer stops early, which aborts the upstream request)."""
+def status_error(provider: ProviderConfig, status: int, message: str, retry_after: str | None) -> ProxyError:
+    """An upstream error status as our error; a rejected key says which variable holds it."""
+    err = from_upstream_status(status, message, provider.name, retry_after=retry_after)
+    if status == 401:
+        if provider.api_key_env and provider.api_key():
+            what = f"the key in {provider.api_key_env}"
+        elif provider.forward_client_key:
+            what = "the client's forwarded credential"
+        else:
+            what = "the request: no key is configured (set api_key_env)"
+        err.message = f"{provider.name} rejected {what}; fix the key and retry ({err.message})"
+    return err
+
+
+def retry_after(headers) -> str | None:
+    """The upstream's retry-after, in seconds (``retry-after-ms`` converted), or None."""
+    if ms := headers.get("retry-after-ms"):
+        try:
+            return f"{max(0.0, float(ms)) / 1000:g}"
+        except ValueError:
+            pass
+    return headers.get("retry-after")
+
+
+async def first_response(coro, provider: ProviderConfig, spec: ModelSpec | None):
+    """Await ``coro`` (the request and its first event) within the time-to-first-byte budget."""
+    limit = ttfb_timeout(provider, spec)
+    try:
+        async with asyncio.timeout(limit):
+            return await coro
+    except TimeoutError:
+        raise UpstreamTimeout(f"{provider.name}: no response within {limit:g} s") from None
+
+
+def _frame(event: str, data: str, raw: bytes, provider: ProviderConfig, strict: bool = True) -> Frame:
+    if data == "[DONE]":
+        return Frame(event, data, raw)
+    try:
+        return Frame(event, orjson.loads(data), raw)
+    except orjson.JSONDecodeError:
+        if not strict:  # kept as text: the consumer skips what is not an object
+            return Frame(event, data, raw)
+        raise UpstreamError(f"{provider.name}: malformed event in the upstream stream "
+                            f"({event or 'data'} frame is not JSON)") from None
+
+
+async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, strict: bool = True
+                 ) -> AsyncIterator[list[Frame]]:
+    """The response's server-sent events as they arrive, decoded once, each keeping its own bytes. A stream
+    cut in the middle of a frame raises UpstreamError, and so does a frame that is not JSON when ``strict``
+    (Anthropic's grammar is exact; OpenAI-compatible servers vary, so their stray lines are kept as text for
+    the consumer to skip). The connection is closed at the end (or when the consumer stops early, which
+    aborts the upstream request)."""
+    dec = SSEDecoder()
     try:
         async for chunk in resp.content.iter_any():
-            yield chunk
+            batch = [_frame(ev, data, raw, provider, strict) for ev, data, raw in dec.feed_raw(chunk)]
+            if batch:
+                yield batch
+        if not dec.at_boundary:
+            tail = dec.flush()
+            if not tail:
+                return
+            ev, data = tail[0]
+            try:
+                frame = _frame(ev, data, b"", provider)
+            except UpstreamError:
+                raise UpstreamError(f"{provider.name}: upstream stream was cut in the middle of an event") from None
+            frame.raw = None  # re-encoded with its blank line
+            yield [frame]
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
     finally:
         resp.close()
 
 
-async def read_all(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> bytes:
+async def primed(gen: AsyncIterator[list[Frame]]) -> tuple[list[Frame], AsyncIterator[list[Frame]]]:
+    """Read the first batch before committing to a 200 (so an immediate upstream error can still fall back);
+    returns it and the whole stream, first batch included."""
     try:
-        return await resp.read()
+        first = await gen.__anext__()
+    except StopAsyncIteration:
+        first = []
+
+    async def whole() -> AsyncIterator[list[Frame]]:
+        if first:
+            yield first
+        async for batch in gen:
+            yield batch
+
+    return first, whole()
+
+
+async def read_json(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> tuple[bytes, object]:
+    """The whole body and its parsed JSON; a body that is not JSON is an upstream error (retryable)."""
+    try:
+        raw = await resp.read()
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
     finally:
         resp.release()
+    try:
+        return raw, orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise UpstreamError(f"{provider.name}: upstream answered something that is not JSON") from None

@@ -1,6 +1,6 @@
 """OpenAI-compatible upstreams (OpenRouter, DeepSeek, Groq, Cerebras, OpenAI, Ollama, vLLM, LM Studio):
 one adapter, per-provider quirks from config. Anthropic request in -> Chat Completions upstream ->
-Anthropic events out. Also a passthrough for the inbound OpenAI surface (no double conversion)."""
+Anthropic events (frames) out. Also a passthrough for the inbound OpenAI surface (no double conversion)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from llmproxy.config import ProviderConfig
 from llmproxy.convert.quirks import Quirks
 from llmproxy.convert.request import to_openai
 from llmproxy.convert.stream import StreamConverter, message_events, message_from_response
-from llmproxy.errors import ProxyError, UpstreamError, from_upstream_status
-from llmproxy.protocol import sse, tokens
+from llmproxy.errors import ProxyError, UpstreamError
+from llmproxy.protocol import tokens
+from llmproxy.protocol.sse import Frame
 from llmproxy.providers import http
 from llmproxy.providers.base import Call, Reply
 
@@ -36,33 +37,19 @@ def error_message(raw: bytes) -> tuple[str, str | None]:
     return raw[:300].decode("utf-8", "replace"), None
 
 
-def map_error(status: int, raw: bytes, provider: str, retry_after: str | None) -> ProxyError:
+def map_error(status: int, raw: bytes, provider: ProviderConfig, retry_after: str | None) -> ProxyError:
     msg, code = error_message(raw)
     if code == "context_length_exceeded" or "maximum context length" in msg:
         status, msg = 400, f"prompt is too long: {msg}"
-    return from_upstream_status(status, msg, provider, retry_after=retry_after)
-
-
-async def _primed(gen: AsyncIterator[bytes]) -> tuple[bytes, AsyncIterator[bytes]]:
-    """Read the first piece before committing to a 200, so an immediate upstream error can still fall back."""
-    first = await gen.__anext__()
-
-    async def rest() -> AsyncIterator[bytes]:
-        yield first
-        async for piece in gen:
-            yield piece
-
-    return first, rest()
+    return http.status_error(provider, status, msg, retry_after)
 
 
 class OpenAIProvider:
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession):
         self.config = config
         self.session = session
-        self.quirks = Quirks.from_config(config.quirks)
+        self.quirks: Quirks = config.quirks
         self.simulated_reason: str | None = None
-        self.timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout,
-                                             sock_read=config.read_timeout)
 
     def _headers(self) -> dict[str, str]:
         h = {"content-type": "application/json", **self.config.headers}
@@ -72,72 +59,68 @@ class OpenAIProvider:
 
     async def _post(self, payload: dict) -> aiohttp.ClientResponse:
         return await http.post(self.session, self.config, self.config.base_url + "/chat/completions",
-                               orjson.dumps(payload), self._headers(), self.timeout,
-                               lambda status, raw, retry_after: map_error(status, raw, self.config.name, retry_after))
+                               orjson.dumps(payload), self._headers(),
+                               lambda status, raw, retry_after: map_error(status, raw, self.config, retry_after))
 
     async def _read_json(self, resp: aiohttp.ClientResponse) -> dict:
-        raw = await http.read_all(resp, self.config)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise UpstreamError(f"{self.config.name}: upstream answered something that is not JSON") from None
+        raw, data = await http.read_json(resp, self.config)
         if isinstance(data, dict) and data.get("error") and not data.get("choices"):  # 200 + error body
             code = data["error"].get("code") if isinstance(data["error"], dict) else None
             status = code if isinstance(code, int) and 400 <= code < 600 else 502
-            raise map_error(status, raw, self.config.name, None)
+            raise map_error(status, raw, self.config, None)
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{self.config.name}: upstream answered JSON that is not an object")
         return data
 
     # ------------------------------------------------------------------------------- Anthropic surface
     async def messages(self, call: Call) -> Reply:
+        return await http.first_response(self._messages(call), self.config, call.spec)
+
+    async def _messages(self, call: Call) -> Reply:
         spec = call.spec
         payload = to_openai(call.body, model=call.target.model, provider=self.config.name, quirks=self.quirks,
                             max_output=spec.max_output if spec else None)
         resp = await self._post(payload)
         stops = tuple(call.body.get("stop_sequences") or ())
         if call.stream and resp.content_type == "text/event-stream":
-            conv = StreamConverter(call.target.model, input_tokens=int(call.label.get("estimated_tokens") or 0),
+            conv = StreamConverter(call.target.model, input_tokens=call.estimated_tokens,
                                    stop_sequences=stops, provider=self.config.name,
                                    stream_tool_args=self.quirks.stream_tool_args)
-            _, stream = await _primed(self._convert(resp, conv))
+            _, stream = await http.primed(self._convert(resp, conv))
             return Reply(stream=stream, close=resp.close)
         msg = message_from_response(await self._read_json(resp), call.target.model, stop_sequences=stops,
                                     provider=self.config.name)
         if call.stream:  # asked for a stream, got JSON: replay the message as events
             return Reply(stream=_replay(msg))
-        return Reply(body=orjson.dumps(msg))
+        return Reply(message=msg)
 
-    async def _convert(self, resp: aiohttp.ClientResponse, conv: StreamConverter) -> AsyncIterator[bytes]:
-        dec = sse.SSEDecoder()
+    async def _convert(self, resp: aiohttp.ClientResponse, conv: StreamConverter) -> AsyncIterator[list[Frame]]:
+        """Chat Completions chunks in, Anthropic events out: each upstream event decoded once, each of ours
+        built as a frame the server encodes once."""
         done = False
-        try:
-            async for chunk in http.iter_chunks(resp, self.config):
-                out = []
-                for _event, data in dec.feed(chunk):
-                    if data.strip() == "[DONE]":
-                        done = True
-                        break
-                    try:
-                        obj = orjson.loads(data)
-                    except orjson.JSONDecodeError:
-                        continue
-                    if isinstance(obj, dict):
-                        out += [sse.encode(n, d) for n, d in conv.feed(obj)]
-                if out:
-                    yield b"".join(out)
-                if done:
+        async for batch in http.frames(resp, self.config, strict=False):
+            out: list[Frame] = []
+            for frame in batch:
+                if frame.data == "[DONE]":
+                    done = True
                     break
-        finally:
-            resp.close()
+                if isinstance(frame.data, dict):
+                    out += [Frame(n, d) for n, d in conv.feed(frame.data)]
+            if out:
+                yield out
+            if done:
+                break
         if not done and conv.finish_reason is None:
             raise UpstreamError(f"{self.config.name}: stream ended before it finished")
-        yield b"".join(sse.encode(n, d) for n, d in conv.finish())
+        yield [Frame(n, d) for n, d in conv.finish()]
 
     async def count_tokens(self, call: Call) -> int:
-        return int(call.label.get("estimated_tokens") or tokens.estimate(call.body, len(orjson.dumps(call.body))))
+        return call.estimated_tokens or tokens.estimate(call.body, len(orjson.dumps(call.body)))
 
     # ---------------------------------------------------------------------------- OpenAI passthrough
     async def chat(self, request: dict, model: str) -> Reply:
-        """Forward an inbound Chat Completions request as it is (model replaced), no conversion."""
+        """Forward an inbound Chat Completions request as it is (model replaced), no conversion; the stream
+        yields the upstream's chunks as frames that keep their bytes."""
         payload = {**request, "model": model}
         spec = self.config.model(model)
         caps = [c for c in (spec.max_output if spec else 0, self.quirks.max_tokens_cap) if c]
@@ -145,13 +128,15 @@ class OpenAIProvider:
         for field in ("max_tokens", "max_completion_tokens"):
             if cap and isinstance(payload.get(field), int) and payload[field] > cap:
                 payload[field] = cap
+        return await http.first_response(self._chat(payload), self.config, spec)
+
+    async def _chat(self, payload: dict) -> Reply:
         resp = await self._post(payload)
         if payload.get("stream") and resp.content_type == "text/event-stream":
-            return Reply(stream=http.iter_chunks(resp, self.config), close=resp.close,
-                         headers={"content-type": "text/event-stream"})
-        data = await self._read_json(resp)
-        return Reply(body=orjson.dumps(data))
+            _, stream = await http.primed(http.frames(resp, self.config, strict=False))
+            return Reply(stream=stream, close=resp.close)
+        return Reply(message=await self._read_json(resp))
 
 
-async def _replay(msg: dict) -> AsyncIterator[bytes]:
-    yield b"".join(sse.encode(n, d) for n, d in message_events(msg))
+async def _replay(msg: dict) -> AsyncIterator[list[Frame]]:
+    yield [Frame(n, d) for n, d in message_events(msg)]

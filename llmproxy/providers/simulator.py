@@ -14,25 +14,24 @@ from collections.abc import AsyncIterator
 import orjson
 
 from llmproxy.config import ModelSpec, ProviderConfig
-from llmproxy.protocol import sse, tokens
+from llmproxy.protocol import tokens
+from llmproxy.protocol.sse import Frame
 from llmproxy.providers.base import Call, Reply
-from llmproxy.routing.text import latest_human_text
 
 LABEL = "[llmproxy simulator]"
 TOKENS_PER_DELTA = 4
 
 
 def answer_text(call: Call, reason: str | None) -> str:
-    lab = call.label
-    head = (f"{LABEL} profile={lab.get('profile', '?')} scenario={lab.get('scenario', '?')} "
+    d = call.decision
+    head = (f"{LABEL} profile={d.profile} scenario={d.scenario} "
             f"would use {call.target.provider}/{call.target.model}")
-    if lab.get("concept"):
-        head += f" (concept: {lab['concept']})"
+    if d.concept:
+        head += f" (concept: {d.concept})"
     head += "."
     if reason:
         head += f" Simulated because {reason}."
-    human, _ = latest_human_text(call.body.get("messages") or [])
-    words = human.split()
+    words = d.text.split()
     echo = " ".join(words[:24]) + (" …" if len(words) > 24 else "")
     return f"{head}\nYou said: {echo}" if echo else head
 
@@ -62,8 +61,7 @@ def answer_for(call: Call, reason: str | None) -> str:
     """The labelled answer, or (when the request asks for JSON-schema output) a labelled JSON object."""
     fmt = (call.body.get("output_config") or {}).get("format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema" and isinstance(fmt.get("schema"), dict):
-        lab = call.label
-        label = f"{LABEL} {lab.get('profile', '?')}/{lab.get('scenario', '?')} via {call.target}"
+        label = f"{LABEL} {call.decision.profile}/{call.decision.scenario} via {call.target}"
         return orjson.dumps(schema_instance(fmt["schema"], label)).decode()
     return answer_text(call, reason)
 
@@ -118,7 +116,7 @@ class SimulatorProvider:
         return ttft, per_token
 
     def _usage_in(self, call: Call) -> int:
-        return int(call.label.get("estimated_tokens") or tokens.estimate(call.body, len(orjson.dumps(call.body))))
+        return call.estimated_tokens or tokens.estimate(call.body, len(orjson.dumps(call.body)))
 
     async def messages(self, call: Call) -> Reply:
         text = answer_for(call, self._reason)
@@ -136,10 +134,10 @@ class SimulatorProvider:
             "usage": {"input_tokens": self._usage_in(call), "output_tokens": len(pieces),
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
         }
-        return Reply(headers=headers, body=orjson.dumps(msg))
+        return Reply(headers=headers, message=msg)
 
     async def _stream(self, call: Call, pieces: list[str], stop_reason: str, stop_seq: str | None
-                      ) -> AsyncIterator[bytes]:
+                      ) -> AsyncIterator[list[Frame]]:
         ttft, per_token = self._pace(call.spec)
         start = {"type": "message_start", "message": {
             "id": message_id(call), "type": "message", "role": "assistant", "model": call.target.model,
@@ -147,20 +145,20 @@ class SimulatorProvider:
             "usage": {"input_tokens": self._usage_in(call), "output_tokens": 1,
                       "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}}
         await asyncio.sleep(ttft)
-        yield sse.encode("message_start", start)
-        yield sse.encode("content_block_start",
-                         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+        yield [Frame("message_start", start),
+               Frame("content_block_start", {"type": "content_block_start", "index": 0,
+                                             "content_block": {"type": "text", "text": ""}})]
         for i in range(0, len(pieces), TOKENS_PER_DELTA):
             group = pieces[i:i + TOKENS_PER_DELTA]
             if per_token:
                 await asyncio.sleep(per_token * len(group))
-            yield sse.encode("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                                     "delta": {"type": "text_delta", "text": "".join(group)}})
-        yield sse.encode("content_block_stop", {"type": "content_block_stop", "index": 0})
-        yield sse.encode("message_delta", {"type": "message_delta",
-                                           "delta": {"stop_reason": stop_reason, "stop_sequence": stop_seq},
-                                           "usage": {"output_tokens": len(pieces)}})
-        yield sse.encode("message_stop", {"type": "message_stop"})
+            yield [Frame("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                                 "delta": {"type": "text_delta", "text": "".join(group)}})]
+        yield [Frame("content_block_stop", {"type": "content_block_stop", "index": 0}),
+               Frame("message_delta", {"type": "message_delta",
+                                       "delta": {"stop_reason": stop_reason, "stop_sequence": stop_seq},
+                                       "usage": {"output_tokens": len(pieces)}}),
+               Frame("message_stop", {"type": "message_stop"})]
 
     async def count_tokens(self, call: Call) -> int:
         return self._usage_in(call)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
@@ -23,7 +24,7 @@ log = logging.getLogger("llmproxy")
 def load_runtime(options: Options) -> Runtime:
     """Config + compiled profiles, no providers yet. Raises ConfigError / KGError."""
     cfg, _ = config_mod.load(options.config_path, list(options.profile_dirs))
-    return Runtime(cfg=cfg, profiles=routing.compile_profiles(cfg), providers={})
+    return Runtime(router=routing.Router.build(cfg), providers={})
 
 
 def _with_providers(state: State, rt: Runtime) -> Runtime:
@@ -34,21 +35,33 @@ def _with_providers(state: State, rt: Runtime) -> Runtime:
 
 
 async def reload(state: State) -> list[str]:
-    """Re-read config, profiles and knowledge graphs. On any problem the previous routing stays."""
+    """Re-read config, profiles and knowledge graphs. On any problem the previous routing stays, the
+    problems are logged, and /health says since when the running configuration is stale."""
     try:
         rt = load_runtime(state.options)
     except config_mod.ConfigError as exc:
-        return exc.problems
+        problems = exc.problems
     except routing.KGError as exc:
-        return [str(exc)]
-    state.local_up = await providers.probe_local(rt.cfg)
-    state.runtime = _with_providers(state, rt)
-    return []
+        problems = [str(exc)]
+    else:
+        state.local_up = await providers.probe_local(rt.cfg)
+        state.runtime = _with_providers(state, rt)
+        state.reload_problems, state.config_stale_since = [], None
+        log.info("configuration reloaded")
+        return []
+    for p in problems:
+        log.error("reload failed: %s", p)
+    log.warning("the previous configuration stays in force")
+    state.reload_problems = problems
+    state.config_stale_since = state.config_stale_since or datetime.now(UTC).isoformat(timespec="seconds")
+    return problems
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
     state = app[STATE]
-    connector = aiohttp.TCPConnector(limit=512, limit_per_host=128, ttl_dns_cache=300, keepalive_timeout=60)
+    # no pool cap: admission control (server.max_concurrent_requests) bounds the work, and a request must
+    # never wait for a pooled connection (that wait would be reported as an upstream timeout)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
     state.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
     state.local_up = await providers.probe_local(state.runtime.cfg)
     state.runtime = _with_providers(state, state.runtime)
@@ -80,7 +93,12 @@ LISTENERS = web.AppKey("listeners", list)
 
 
 def create_app(state: State, listeners: list | None = None) -> web.Application:
-    app = web.Application(client_max_size=state.runtime.cfg.server.max_body_bytes,
+    srv = state.runtime.cfg.server
+    # the parser's own limits sit well above ours, so that what exceeds ours is answered by the middleware in
+    # the API's error shape (the parser can only answer text/plain)
+    hard = {"max_line_size": 4 * srv.max_header_bytes, "max_field_size": 4 * srv.max_header_bytes,
+            "max_headers": 4 * srv.max_headers}
+    app = web.Application(client_max_size=srv.max_body_bytes, handler_args=hard,
                           middlewares=[errors_middleware, auth_middleware])
     app[STATE] = state
     app[LISTENERS] = list(listeners or [])
@@ -94,6 +112,7 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
         r.add_get(prefix + "/v1/models/{model_id:.+}", handlers.get_model)
         r.add_post(prefix + "/v1/chat/completions", openai_surface.chat_completions)
         r.add_post(prefix + "/api/route", handlers.api_route)
+        r.add_post(prefix + "/api/reload", handlers.api_reload)
         for unsupported in ("messages/batches", "files"):
             r.add_route("*", prefix + "/v1/{tail:" + unsupported + "(/.*)?}", handlers.not_supported)
         r.add_get(prefix or "/", handlers.root)

@@ -1,204 +1,129 @@
-"""Dispatch: try each target of a Decision's chain in order, falling back on retryable errors only
-while nothing has been sent to the client, then write the reply as JSON or as an SSE stream."""
+"""Dispatch: open a reply from the first target of a Decision's chain that answers.
+
+Before anything reaches the client, a failure may be retried on the same target (408/409/429/5xx/529 and
+connection failures: capped exponential backoff with jitter, honouring ``retry-after`` within the
+provider's ``retry_budget``), then falls back to the next target. Targets whose circuit is open are
+skipped (``server/breaker.py``). Every failed try is recorded; once a reply is open, the caller streams or
+writes it and nothing here runs again.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-import orjson
 from aiohttp import web
 
 from llmproxy.config import Target
-from llmproxy.convert.stream import assemble
-from llmproxy.convert.thinking import strip_foreign_thinking
-from llmproxy.errors import ProxyError, UpstreamError
-from llmproxy.protocol import sse
+from llmproxy.errors import Overloaded, ProxyError, UpstreamError, UpstreamTimeout
 from llmproxy.protocol.anthropic import adapt_for_model
 from llmproxy.providers import Call, Provider, Reply
 from llmproxy.routing import Decision
+from llmproxy.server.record import RequestRecord
 from llmproxy.server.state import State
 
-PING = sse.encode("ping", {"type": "ping"})
-log = logging.getLogger("llmproxy")
+#: upstream statuses worth retrying on the same target (before the first byte only)
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
+BACKOFF_BASE, BACKOFF_CAP = 0.5, 8.0
 
 
-class UsageTap:
-    """Reads usage, stop reason and the event grammar off an Anthropic SSE byte stream as it passes."""
-
-    __slots__ = ("_dec", "usage", "stop_reason", "started", "stopped", "errored", "first_token_at", "events")
-
-    def __init__(self, collect: bool = False) -> None:
-        self.events: list | None = [] if collect else None
-        self._dec = sse.SSEDecoder()
-        self.usage: dict = {}
-        self.stop_reason: str | None = None
-        self.started = self.stopped = False
-        self.errored: dict | None = None
-        self.first_token_at: float | None = None
-
-    def feed(self, chunk: bytes) -> None:
-        for event, data in self._dec.feed(chunk):
-            if self.events is not None and event not in ("ping", "error"):
-                with contextlib.suppress(orjson.JSONDecodeError):
-                    self.events.append((event, orjson.loads(data)))
-            if event == "content_block_delta":
-                if self.first_token_at is None:
-                    self.first_token_at = time.monotonic()
-                continue
-            if event not in ("message_start", "message_delta", "message_stop", "error"):
-                continue
-            try:
-                obj = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if event == "message_start":
-                self.started = True
-                self.usage.update((obj.get("message") or {}).get("usage") or {})
-            elif event == "message_delta":
-                self.usage.update({k: v for k, v in (obj.get("usage") or {}).items() if v is not None})
-                self.stop_reason = (obj.get("delta") or {}).get("stop_reason")
-            elif event == "message_stop":
-                self.stopped = True
-            else:
-                self.errored = obj.get("error") or obj
-
-    @property
-    def at_boundary(self) -> bool:
-        return self._dec.at_boundary
-
-
-def build_call(state: State, body: dict, raw: bytes | None, decision: Decision, target_index: int,
-               request: web.Request, client_key: str | None) -> Call:
-    """The request as this target gets it. ``raw`` (the client's bytes) is forwarded only when nothing changed."""
-    rt = state.runtime
-    target = decision.chain[target_index]
-    provider = rt.cfg.providers[target.provider]
-    spec = provider.model(target.model)
-    new_body = adapt_for_model(body, target.model, spec)
-    if provider.kind == "anthropic":
-        new_body = strip_foreign_thinking(new_body)
-    unchanged = new_body is body
-    label = {"profile": decision.profile, "scenario": decision.scenario, "concept": decision.concept,
-             "estimated_tokens": decision.estimated_tokens}
-    return Call(body=new_body, raw=raw if unchanged else None, target=target, spec=spec,
-                headers=request.headers, query=request.query_string, client_key=client_key, label=label)
+@dataclass
+class Opened:
+    reply: Reply
+    target: Target
+    provider: Provider
 
 
 Attempt = Callable[[int, Target, Provider], Awaitable[Reply]]
 
 
-async def open_chain(state: State, decision: Decision, record: dict, attempt: Attempt) -> Reply:
-    """Try each target of the decision's chain in order until one answers. Only retryable errors (connect,
-    timeout, 401 of the provider's key, 404 of a missing model, 429, 5xx) move on, and only ever before anything reached the client;
-    every failed attempt is recorded."""
-    attempts = record.setdefault("attempts", [])
+def build_call(body: dict, raw: bytes | None, decision: Decision, target: Target, provider: Provider,
+               request: web.Request, client_key: str | None) -> Call:
+    """The request as this target gets it. ``raw`` (the client's bytes) travels only while nothing changed."""
+    spec = provider.config.model(target.model)
+    new_body = adapt_for_model(body, target.model, spec)
+    return Call(body=new_body, raw=raw if new_body is body else None, target=target, spec=spec,
+                decision=decision, headers=request.headers, query=request.query, client_key=client_key)
+
+
+def same_target_retry(exc: ProxyError) -> bool:
+    """Whether a failure is worth another try on the same target: a retryable status, or the connection
+    failing (not a timeout: a hung target has already cost its time-to-first-byte budget)."""
+    if not exc.retryable or exc.should_retry is False or isinstance(exc, UpstreamTimeout):
+        return False
+    return exc.upstream_status in RETRY_STATUSES if exc.upstream_status is not None else type(exc) is UpstreamError
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None  # an HTTP date: rare from these APIs; fall back to our own backoff
+
+
+def backoff(n: int, retry_after: float | None) -> float:
+    """Seconds before retry ``n`` (0-based): the upstream's retry-after, else capped exponential with jitter."""
+    if retry_after is not None:
+        return retry_after
+    return min(BACKOFF_CAP, BACKOFF_BASE * 2 ** n) * random.uniform(0.5, 1.0)
+
+
+async def open_chain(state: State, decision: Decision, rec: RequestRecord, attempt: Attempt) -> Opened:
+    """Try each target of the chain in order until one answers; see the module docstring for the rules."""
+    rec.attempts = attempts = []
+    breakers = state.breakers
     last: ProxyError | None = None
+    waited = 0.0
+    skipped: list[str] = []
     for i, target in enumerate(decision.chain):
         provider = state.runtime.providers.get(target.provider)
         if provider is None:
             continue
-        t0 = time.monotonic()
-        try:
-            reply = await attempt(i, target, provider)
-        except ProxyError as exc:
-            attempts.append({"target": str(target), "status": exc.status, "error": exc.message,
-                             "ms": round((time.monotonic() - t0) * 1000, 1)})
-            last = exc
-            if exc.retryable:
-                continue
-            raise
-        record["target"] = str(target)
-        record["simulated"] = provider.simulated_reason is not None
-        return reply
+        key, cfg = str(target), provider.config
+        if not breakers.allow(key):
+            skipped.append(key)
+            continue
+        tries = 0
+        while True:
+            t0 = time.monotonic()
+            try:
+                reply = await attempt(i, target, provider)
+            except ProxyError as exc:
+                after = _seconds(exc.retry_after)
+                entry = {"target": key, "status": exc.status, "error": exc.message,
+                         "ms": round((time.monotonic() - t0) * 1000, 1)}
+                attempts.append(entry)
+                last = exc
+                delay = backoff(tries, after)
+                if same_target_retry(exc) and tries < cfg.max_retries and waited + delay <= cfg.retry_budget:
+                    entry["retried"] = True
+                    tries += 1
+                    waited += delay
+                    await asyncio.sleep(delay)
+                    continue
+                if not exc.retryable:
+                    breakers.release(key)
+                    raise
+                # this target failed this request: count it (a 429/529's retry-after cools it that long)
+                breakers.failure(key, exc.message, threshold=cfg.breaker_failures, cooldown=cfg.breaker_cooldown,
+                                 retry_after=after if exc.upstream_status in (429, 529) else None)
+                break
+            except BaseException:
+                breakers.release(key)
+                raise
+            breakers.success(key)
+            rec.target, rec.simulated = target, provider.simulated_reason is not None
+            if skipped:
+                rec.extra["circuit_open"] = skipped
+            return Opened(reply, target, provider)
+    if skipped:
+        rec.extra["circuit_open"] = skipped
+        if last is None:  # every target is cooling down: say when to come back
+            wait = min(breakers.retry_in(k) for k in skipped)
+            raise Overloaded(f"every target of this route is cooling down after repeated failures "
+                             f"({', '.join(skipped)}); retry in {wait:.0f} s", retry_after=f"{max(1, round(wait))}")
     raise last or UpstreamError("no provider in the chain is configured")
 
-
-async def open_reply(state: State, body: dict, raw: bytes, decision: Decision, request: web.Request,
-                     client_key: str | None, record: dict) -> Reply:
-    """The Anthropic surface: each target gets the request as built for it."""
-    async def attempt(i: int, target: Target, provider: Provider) -> Reply:
-        return await provider.messages(build_call(state, body, raw, decision, i, request, client_key))
-
-    return await open_chain(state, decision, record, attempt)
-
-
-async def _pinger(resp: web.StreamResponse, tap: UsageTap, interval: float, last: list[float]) -> None:
-    """Write an SSE ping whenever the stream has been silent for ``interval`` seconds, but only between
-    frames: the main loop feeds the tap before each write, so ``at_boundary`` is exact."""
-    while True:
-        await asyncio.sleep(max(0.01, interval - (time.monotonic() - last[0])))
-        if time.monotonic() - last[0] >= interval and tap.started and tap.at_boundary:
-            last[0] = time.monotonic()
-            await resp.write(PING)
-
-
-async def write_stream(request: web.Request, reply: Reply, headers: dict, record: dict,
-                       ping_interval: float, collect: bool = False) -> web.StreamResponse:
-    resp = web.StreamResponse(status=200, headers={**reply.headers, **headers,
-                                                   "content-type": "text/event-stream",
-                                                   "cache-control": "no-cache"})
-    await resp.prepare(request)
-    tap = UsageTap(collect)
-    sent = 0
-    last = [time.monotonic()]
-    pinger = asyncio.create_task(_pinger(resp, tap, ping_interval, last))
-    try:
-        assert reply.stream is not None
-        async for chunk in reply.stream:
-            if not sent:
-                record["ttfb_ms"] = round((time.monotonic() - record["_t0"]) * 1000, 1)
-            tap.feed(chunk)
-            sent += len(chunk)
-            last[0] = time.monotonic()
-            await resp.write(chunk)
-        if not tap.stopped and tap.errored is None:
-            raise UpstreamError(f"{record.get('target', 'upstream')}: stream ended before message_stop")
-    except ProxyError as exc:
-        record["stream_error"] = exc.message
-        if tap.at_boundary:
-            await resp.write(sse.encode("error", exc.body()))
-    except (ConnectionResetError, asyncio.CancelledError):
-        record["client_disconnected"] = True
-        raise
-    except Exception as exc:  # noqa: BLE001 - a bug must end this stream cleanly, not the daemon
-        log.exception("stream failed (request %s)", headers.get("request-id"))
-        record["stream_error"] = f"internal proxy error: {type(exc).__name__}"
-        if tap.at_boundary:
-            await resp.write(sse.encode("error", {"type": "error", "error": {
-                "type": "api_error", "message": f"internal proxy error (request {headers.get('request-id')})"}}))
-    finally:
-        pinger.cancel()
-        reply.close()
-        record["usage"] = tap.usage
-        record["stop_reason"] = tap.stop_reason
-        record["bytes_out"] = sent
-        if tap.first_token_at is not None:
-            record["ttft_ms"] = round((tap.first_token_at - record["_t0"]) * 1000, 1)
-        if tap.errored:
-            record["stream_error"] = str(tap.errored)
-        if tap.events:
-            with contextlib.suppress(Exception):
-                record["response_body"] = assemble(tap.events)
-    with contextlib.suppress(ConnectionResetError):
-        await resp.write_eof()
-    return resp
-
-
-def json_reply(reply: Reply, headers: dict, record: dict, collect: bool = False) -> web.Response:
-    body = reply.body or b"{}"
-    try:
-        msg = orjson.loads(body)
-        record["usage"] = msg.get("usage") or {}
-        record["stop_reason"] = msg.get("stop_reason")
-        if collect:
-            record["response_body"] = msg
-    except (orjson.JSONDecodeError, AttributeError):
-        pass
-    record["bytes_out"] = len(body)
-    record["ttfb_ms"] = round((time.monotonic() - record["_t0"]) * 1000, 1)
-    return web.Response(status=reply.status, body=body, content_type="application/json",
-                        headers={**reply.headers, **headers})

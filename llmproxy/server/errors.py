@@ -17,7 +17,7 @@ def error_response(err: ProxyError, request_id: str, *, openai: bool = False) ->
     headers = {"request-id": request_id}
     if err.retry_after:
         headers["retry-after"] = err.retry_after
-    if err.status < 500 and err.status != 429:
-        headers["x-should-retry"] = "false"
+    should = err.should_retry if err.should_retry is not None else (err.status >= 500 or err.status in (408, 409, 429))
+    headers["x-should-retry"] = "true" if should else "false"
     return web.Response(status=err.status, body=orjson.dumps(body), content_type="application/json",
                         headers=headers)

@@ -1,157 +1,130 @@
-"""HTTP handlers: thin. Parse once, decide, dispatch, record."""
+"""HTTP handlers for the Anthropic surface and the daemon's own endpoints: thin. Read and validate once,
+resolve the profile, decide, dispatch, write, record."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 from aiohttp import web
 
 from llmproxy import __version__
-from llmproxy.errors import InvalidRequest, NotFound, ProxyError
-from llmproxy.obs.cost import cost_usd
-from llmproxy.protocol.anthropic import parse_json, validate_messages
-from llmproxy.routing import CompiledProfile, decide
-from llmproxy.server import dispatch
-from llmproxy.server.middleware import REQUEST_ID, client_credential
+from llmproxy.config import Target
+from llmproxy.errors import InvalidRequest, NotFound, Overloaded, ProxyError
+from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
+from llmproxy.providers import Provider, Reply
+from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
+from llmproxy.server import dispatch, streaming
+from llmproxy.server.health import health_info, public_health
+from llmproxy.server.middleware import REQUEST_ID, client_credential, is_authorised
+from llmproxy.server.record import RequestRecord, bodies_wanted, recording
 from llmproxy.server.state import STATE, State
 
-PROFILE_HEADER = "x-llmproxy-profile"
 
-
-def resolve_profile(request: web.Request) -> CompiledProfile:
-    rt = request.app[STATE].runtime
-    name = request.match_info.get("profile") or request.headers.get(PROFILE_HEADER) or rt.cfg.server.default_profile
-    prof = rt.profiles.get(name)
-    if prof is None:
-        raise NotFound(f"unknown profile {name!r}; valid profiles: {', '.join(sorted(rt.profiles))}")
-    return prof
+def request_profile(request: web.Request, explicit: str | None = None) -> CompiledProfile:
+    """The profile for this request (precedence: ``llmproxy/routing/router.py``)."""
+    return request.app[STATE].runtime.router.profile(explicit, request.match_info.get("profile"),
+                                                     request.headers.get(PROFILE_HEADER))
 
 
 def json_response(data, status: int = 200, headers: dict | None = None) -> web.Response:
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json", headers=headers)
 
 
-def new_record(request: web.Request, endpoint: str) -> dict:
-    h = request.headers
-    client = {"address": request.remote, "user_agent": h.get("user-agent")}
-    if sid := h.get("x-claude-code-session-id"):
-        client["session_id"] = sid
-    if aid := h.get("x-claude-code-agent-id"):
-        client["agent_id"] = aid
-    return {"time": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "request_id": request[REQUEST_ID], "endpoint": endpoint, "client": client,
-            "_t0": time.monotonic()}
+def admit(state: State) -> None:
+    """Refuse new work beyond ``server.max_concurrent_requests`` (the client retries a 529)."""
+    limit = state.runtime.cfg.server.max_concurrent_requests
+    if state.in_flight > limit:
+        raise Overloaded(f"llmproxy is serving {limit} requests at once (server.max_concurrent_requests); "
+                         f"retry shortly", retry_after="1")
 
 
-class recording:  # noqa: N801 - reads as a statement: `with recording(request, "messages") as rec:`
-    """The request record around a handler: in-flight count, error and disconnect bookkeeping, and
-    ``finish_record`` whatever happens. Set ``rec.body`` once the request is parsed."""
-
-    def __init__(self, request: web.Request, endpoint: str):
-        self.request = request
-        self.state = request.app[STATE]
-        self.record = new_record(request, endpoint)
-        self.body: dict | None = None
-
-    def __enter__(self) -> recording:
-        self.state.in_flight += 1
-        return self
-
-    def __exit__(self, _type, exc, _tb) -> None:
-        rec = self.record
-        if isinstance(exc, ProxyError):
-            rec["status"], rec["error"] = exc.status, exc.message
-        elif isinstance(exc, asyncio.CancelledError):
-            rec["client_disconnected"] = True
-            rec.setdefault("status", 499)
-        self.state.in_flight -= 1
-        finish_record(self.state, rec, self.request, self.body)
-
-
-def bodies_wanted(state: State) -> bool:
-    return state.options.verbose >= 2 or state.runtime.cfg.log.bodies
-
-
-def finish_record(state: State, record: dict, request: web.Request, body: dict | None) -> None:
-    """Complete a request's record (duration, cost), account it in the metrics, queue it for the log."""
-    cfg = state.runtime.cfg
-    t0 = record.pop("_t0")
-    record["duration_ms"] = round((time.monotonic() - t0) * 1000, 1)
-    if bodies_wanted(state) and body is not None:
-        record["request_body"] = body
-    if record.get("target") and record.get("endpoint") != "count_tokens":
-        provider, _, model = record["target"].partition("/")
-        prov = cfg.providers.get(provider)
-        record["cost_usd"] = 0.0 if record.get("simulated") else cost_usd(
-            record.get("usage"), prov.model(model) if prov else None)
-    state.served += 1
-    state.metrics.observe(record, cfg)
-    if state.log is not None:
-        state.log.record(record)
-
-
-async def _read_request(request: web.Request, record: dict, *, count_tokens: bool = False) -> tuple[bytes, dict]:
+async def read_body(request: web.Request, rec: RequestRecord) -> tuple[bytes, object]:
     raw = await request.read()
-    record["bytes_in"] = len(raw)
-    return raw, validate_messages(parse_json(raw), count_tokens=count_tokens)
+    rec.bytes_in = len(raw)
+    return raw, parse_json(raw)
+
+
+def client_key(state: State, request: web.Request) -> str | None:
+    """The client's credential, forwardable only when it is not our own proxy key."""
+    return None if state.runtime.cfg.api_keys else client_credential(request)
+
+
+def route_headers(request: web.Request, decision: Decision, served_by: Target) -> dict[str, str]:
+    return {"x-llmproxy-route": decision.header(served_by), "request-id": request[REQUEST_ID]}
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    rt = state.runtime
-    with recording(request, "messages") as rec:
-        record = rec.record
-        profile = resolve_profile(request)
-        record["profile"] = profile.name
-        raw, rec.body = await _read_request(request, record)
-        body = rec.body
-        record["requested_model"] = body.get("model")
-        record["stream"] = bool(body.get("stream"))
-        decision = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw))
-        record["profile"] = decision.profile
-        record["decision"] = decision.to_dict()
-        client_key = None if rt.cfg.api_keys else client_credential(request)
-        reply = await dispatch.open_reply(state, body, raw, decision, request, client_key, record)
-        route = decision.header().replace(f"target={decision.target}", f"target={record['target']}")
-        headers = {"x-llmproxy-route": route, "request-id": request[REQUEST_ID]}
+    router = state.runtime.router
+    with recording(request, "messages") as rc:
+        rec = rc.record
+        admit(state)
+        profile = request_profile(request)
+        rec.profile = profile.name
+        raw, data = await read_body(request, rec)
+        body = rc.body = validate_messages(data)
+        rec.requested_model, rec.stream = body.get("model"), bool(body.get("stream"))
+        decision = router.decide(body, profile, headers=request.headers, raw_len=len(raw))
+        rec.profile, rec.decision = decision.profile, decision
+        key = client_key(state, request)
+
+        async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
+            return await provider.messages(dispatch.build_call(body, raw, decision, target, provider, request, key))
+
+        opened = await dispatch.open_chain(state, decision, rec, attempt)
+        raw = data = None  # sent: the stream needs neither (the body stays only when bodies are logged)
+        if not bodies_wanted(state):
+            rc.body = None
+        headers = route_headers(request, decision, opened.target)
+        reply = opened.reply
         if reply.stream is not None:
-            resp = await dispatch.write_stream(request, reply, headers, record, rt.cfg.server.ping_interval,
-                                               collect=bodies_wanted(state))
+            resp = await streaming.write_stream(request, reply, headers, rec,
+                                                streaming.anthropic_surface(bodies_wanted(state)),
+                                                state.runtime.cfg.server.ping_interval)
         else:
-            resp = dispatch.json_reply(reply, headers, record, collect=bodies_wanted(state))
-        record["status"] = resp.status
+            resp = json_reply(reply, headers, rec, collect=bodies_wanted(state))
+        rec.status = resp.status
         return resp
+
+
+def json_reply(reply: Reply, headers: dict, rec: RequestRecord, collect: bool = False) -> web.Response:
+    msg = reply.message or {}
+    rec.usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+    rec.stop_reason = msg.get("stop_reason")
+    if collect:
+        rec.response_body = msg
+    body = reply.body_bytes()
+    rec.bytes_out = len(body)
+    rec.ttfb_ms = rec.ms_since_start()
+    return web.Response(status=reply.status, body=body, content_type="application/json",
+                        headers={**reply.headers, **headers})
 
 
 async def count_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
-    rt = state.runtime
-    with recording(request, "count_tokens") as rec:
-        record = rec.record
-        profile = resolve_profile(request)
-        record["profile"] = profile.name
-        raw, rec.body = await _read_request(request, record, count_tokens=True)
-        decision = decide(rec.body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw),
-                          endpoint="count_tokens")
-        record["decision"] = decision.to_dict()
-        call = dispatch.build_call(state, rec.body, raw, decision, 0, request,
-                                   None if rt.cfg.api_keys else client_credential(request))
-        provider = rt.providers[call.target.provider]
-        record["target"] = str(call.target)
+    with recording(request, "count_tokens") as rc:
+        rec = rc.record
+        admit(state)
+        profile = request_profile(request)
+        rec.profile = profile.name
+        raw, data = await read_body(request, rec)
+        body = rc.body = validate_messages(data, count_tokens=True)
+        decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw),
+                                               endpoint="count_tokens")
+        target, rec.decision = decision.target, decision
+        provider = state.runtime.providers[target.provider]
+        rec.target, rec.simulated = target, provider.simulated_reason is not None
+        call = dispatch.build_call(body, raw, decision, target, provider, request, client_key(state, request))
         try:
             n = await provider.count_tokens(call)
-            record["source"] = "upstream" if provider.simulated_reason is None else "estimate"
+            rec.source = "upstream" if provider.simulated_reason is None else "estimate"
         except ProxyError as exc:
             if not exc.retryable:
                 raise
             n = decision.estimated_tokens
-            record["source"], record["upstream_error"] = "estimate", exc.message
-        record["status"] = 200
-        record["usage"] = {"input_tokens": n}
+            rec.source, rec.upstream_error = "estimate", exc.message
+        rec.status, rec.usage = 200, {"input_tokens": n}
         return json_response({"input_tokens": n}, headers={"x-llmproxy-route": decision.header()})
 
 
@@ -212,7 +185,7 @@ async def get_model(request: web.Request) -> web.Response:
     raise NotFound(f"model {mid!r} not found")
 
 
-# ---------------------------------------------------------------------------------------- root, health
+# ------------------------------------------------------------------------------ root, health, routing
 
 UNSUPPORTED = {"messages/batches": "the Message Batches API", "files": "the Files API"}
 
@@ -226,55 +199,48 @@ async def not_supported(request: web.Request) -> web.Response:
 
 
 async def root(request: web.Request) -> web.Response:
-    prof = resolve_profile(request) if request.match_info.get("profile") else None
+    state = request.app[STATE]
+    prof = request_profile(request) if request.match_info.get("profile") else None
     return json_response({"name": "llmproxy", "version": __version__,
-                          "profile": prof.name if prof else request.app[STATE].runtime.cfg.server.default_profile})
-
-
-def health_info(state: State) -> dict:
-    rt = state.runtime
-    return {
-        "status": "ok", "version": __version__, "pid": os.getpid(),
-        "uptime_s": round(time.time() - state.started, 1),
-        "default_profile": rt.cfg.server.default_profile,
-        "profiles": sorted(rt.profiles),
-        "providers": {n: {"kind": p.config.kind, "live": p.simulated_reason is None,
-                          "simulated_reason": p.simulated_reason} for n, p in sorted(rt.providers.items())},
-        "requests_served": state.served, "in_flight": state.in_flight,
-        "config": rt.cfg.source,
-    }
+                          "profile": prof.name if prof else state.runtime.cfg.server.default_profile})
 
 
 async def metrics(request: web.Request) -> web.Response:
     state = request.app[STATE]
     state.metrics.in_flight.set(state.in_flight)
-    return web.Response(body=state.metrics.render(), headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
+    state.metrics.observe_circuits(state.breakers.snapshot())
+    return web.Response(body=state.metrics.render(),
+                        headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
 
 
 async def health(request: web.Request) -> web.Response:
-    return json_response(health_info(request.app[STATE]))
+    """Everything to a caller the proxy would serve; with proxy keys set, only "up" to anyone else."""
+    state = request.app[STATE]
+    if not is_authorised(request):
+        return json_response(public_health())
+    return json_response(health_info(state))
 
 
 async def api_route(request: web.Request) -> web.Response:
     """The routing decision for a request (or a bare text), without calling any model."""
     state = request.app[STATE]
-    rt = state.runtime
     raw = await request.read()
-    data = parse_json(raw)
-    if not isinstance(data, dict):
-        raise InvalidRequest("body must be a JSON object: an Anthropic request, or {\"text\", \"profile\"}")
+    data = validate_route_request(parse_json(raw))
     if "messages" in data:
-        body = validate_messages(data, count_tokens=True)
-        profile = resolve_profile(request)
+        body, profile = data, request_profile(request)
     else:
-        text = data.get("text")
-        if not isinstance(text, str):
-            raise InvalidRequest("text: Field required (or send a full Anthropic request)")
-        name = data.get("profile") or request.match_info.get("profile") or rt.cfg.server.default_profile
-        profile = rt.profiles.get(name)
-        if profile is None:
-            raise NotFound(f"unknown profile {name!r}; valid profiles: {', '.join(sorted(rt.profiles))}")
-        body = {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": text}]}
+        profile = request_profile(request, data.get("profile"))
+        body = {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": data["text"]}]}
         raw = orjson.dumps(body)
-    d = decide(body, profile, rt.cfg, rt.profiles, headers=request.headers, raw_len=len(raw))
+    d = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
     return json_response(d.to_dict())
+
+
+async def api_reload(request: web.Request) -> web.Response:
+    """Reload config, profiles and knowledge graphs now; answer whether it worked (422 with the problems)."""
+    from llmproxy.server.app import reload
+
+    state = request.app[STATE]
+    problems = await reload(state)
+    return json_response({"ok": not problems, "problems": problems,
+                          "config_stale_since": state.config_stale_since}, status=422 if problems else 200)

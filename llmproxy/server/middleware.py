@@ -26,6 +26,7 @@ async def errors_middleware(request: web.Request, handler):
     rid = request[REQUEST_ID] = new_request_id()
     openai = is_openai_surface(request)
     try:
+        check_headers(request)
         resp = await handler(request)
     except ProxyError as exc:
         return error_response(exc, rid, openai=openai)
@@ -51,6 +52,19 @@ async def errors_middleware(request: web.Request, handler):
     return resp
 
 
+def check_headers(request: web.Request) -> None:
+    """``server.max_headers`` and ``server.max_header_bytes`` (one line), answered 431 in the API's shape."""
+    srv = request.app[STATE].runtime.cfg.server
+    raw = request.raw_headers
+    if len(raw) > srv.max_headers:
+        raise ProxyError(f"too many request headers ({len(raw)} > {srv.max_headers}, server.max_headers)",
+                         status=431)
+    for name, value in raw:
+        if len(name) + len(value) + 2 > srv.max_header_bytes:
+            raise InvalidRequest(f"request header {name[:64].decode('latin-1')!r} is longer than "
+                             f"{srv.max_header_bytes} bytes (server.max_header_bytes)", status=431)
+
+
 def client_credential(request: web.Request) -> str | None:
     key = request.headers.get("x-api-key")
     if key:
@@ -61,19 +75,27 @@ def client_credential(request: web.Request) -> str | None:
     return None
 
 
+def is_authorised(request: web.Request) -> bool:
+    """No proxy keys configured, or the request presents one of them (compared in constant time)."""
+    keys = request.app[STATE].runtime.cfg.api_keys
+    if not keys:
+        return True
+    presented = client_credential(request)
+    if presented is None:
+        return False
+    given = presented.encode()
+    ok = False
+    for k in keys:  # check them all: constant time whatever the match position
+        ok |= hmac.compare_digest(given, k.encode())
+    return ok
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    keys = request.app[STATE].runtime.cfg.api_keys
-    if keys and request.path not in PUBLIC_PATHS and not _is_profile_root(request.path):
-        presented = client_credential(request)
-        if presented is None:
+    if request.path not in PUBLIC_PATHS and not _is_profile_root(request.path) and not is_authorised(request):
+        if client_credential(request) is None:
             raise AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
-        given = presented.encode()
-        ok = False
-        for k in keys:  # check them all: constant time whatever the match position
-            ok |= hmac.compare_digest(given, k.encode())
-        if not ok:
-            raise AuthenticationFailed("invalid proxy API key")
+        raise AuthenticationFailed("invalid proxy API key")
     return await handler(request)
 
 

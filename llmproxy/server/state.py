@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,14 +14,22 @@ from aiohttp import web
 from llmproxy.config import Config
 from llmproxy.obs.log import RequestLog
 from llmproxy.providers import Provider
-from llmproxy.routing import CompiledProfile
+from llmproxy.routing import CompiledProfile, Router
+from llmproxy.server.breaker import Breakers
 
 
 @dataclass(frozen=True)
 class Runtime:
-    cfg: Config
-    profiles: dict[str, CompiledProfile]
+    router: Router
     providers: dict[str, Provider]
+
+    @property
+    def cfg(self) -> Config:
+        return self.router.cfg
+
+    @property
+    def profiles(self) -> Mapping[str, CompiledProfile]:
+        return self.router.profiles
 
 
 @dataclass
@@ -43,7 +52,9 @@ class State:
     started: float = field(default_factory=time.time)
     served: int = 0
     in_flight: int = 0
-
+    breakers: Breakers = field(default_factory=Breakers)
+    reload_problems: list[str] = field(default_factory=list)
+    config_stale_since: str | None = None   # when a reload last failed (ISO time), until one succeeds
 
     @property
     def metrics(self):
