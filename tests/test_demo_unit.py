@@ -35,6 +35,139 @@ def test_session_env_and_command(tmp_path):
     assert argv[0] == "env" and argv[-1] == "/opt/claude code/claude"
     assert "-uANTHROPIC_API_KEY" in argv and "-uTMUX" in argv  # the user's own key and tmux never leak in
     assert f"CLAUDE_CONFIG_DIR={tmp_path / 'cfg'}" in argv
+    assert "LLMPROXY_HOME" not in env
+    env = S.session_env("fast", "http://127.0.0.1:3456", "tok", tmp_path / "cfg", tmp_path / "home")
+    assert env["LLMPROXY_HOME"] == str(tmp_path / "home")  # the status line reads this demo's daemon
+
+
+def test_seeded_settings_configure_the_status_line(tmp_path):
+    wd = tmp_path / "work"
+    wd.mkdir()
+    cfg = tmp_path / "demo" / "fast"
+    cfg.mkdir(parents=True)
+    (cfg / "settings.json").write_text(json.dumps({"env": {"DISABLE_AUTOUPDATER": "1"}}))
+    S.seed_claude_config(cfg, wd)
+    settings = json.loads((cfg / "settings.json").read_text())
+    assert settings["env"] == {"DISABLE_AUTOUPDATER": "1"}  # what was there stays
+    line = settings["statusLine"]
+    assert line["type"] == "command"
+    argv = shlex.split(line["command"])
+    assert argv[-1] == "statusline" and "llmproxy" in " ".join(argv[:-1])
+    assert json.loads((cfg / ".claude.json").read_text())["leftArrowOpensAgents"] is False
+
+
+@pytest.mark.parametrize("width,height", [(120, 40), (160, 45), (200, 50), (240, 60)])
+def test_geometry_fits_common_terminals(width, height):
+    g = S.geometry(width, height)
+    assert g.fits
+    assert g.log >= S.MIN_LOG_ROWS and g.top >= g.bottom >= S.MIN_PANE_ROWS
+    assert g.left + 1 + g.right == width and g.top + g.bottom + g.log + 3 == height
+
+
+@pytest.mark.parametrize("width,height", [(80, 24), (100, 40), (120, 30)])
+def test_geometry_says_when_too_small(width, height):
+    g = S.geometry(width, height)
+    assert not g.fits and g.minimum == "101×37"
+
+
+def test_pane_titles_come_from_the_profiles(home):
+    from llmproxy.demo.run import pane_titles
+
+    titles = pane_titles()
+    assert titles["fast"] == "fast · fast & expensive"
+    assert titles["cheap"] == "cheap · slow & cheap"
+    assert titles["intelligent"].startswith("intelligent · ") and titles["balanced"].startswith("balanced · ")
+    assert S.pane_title("x", "LLM routing: more") == "x · LLM routing" and S.pane_title("x", "") == "x"
+
+
+def test_log_pane_rows_fit_the_width():
+    from llmproxy.demo.logpane import render
+
+    rec = {"time": "2026-01-01T10:00:00.000+00:00", "request_id": "r", "profile": "intelligent",
+           "decision": {"scenario": "keyword", "concept": "planning"}, "status": 200, "simulated": True,
+           "target": "openrouter/deepseek/deepseek-r1-0528", "duration_ms": 612.0, "cost_usd": 0.0,
+           "error": "x" * 300}
+    for width in (40, 59, 120, 240):
+        line = render(rec, width, color=False)
+        assert len(line) < width and line.startswith("10:00:00 intelligent")
+    assert "keyword:planning" in render(rec, 120, color=False) and "sim 200" in render(rec, 120, color=False)
+
+
+def test_relayout_commands_size_every_pane():
+    from llmproxy.demo.relayout import commands
+
+    g = S.geometry(120, 40)
+    panes = {"fast": "%0", "intelligent": "%1", "balanced": "%2", "cheap": "%3", "log": "%4"}
+    cmds = commands(g, panes)
+    assert ["resize-pane", "-t", "%4", "-y", str(g.log)] in cmds
+    assert ["resize-pane", "-t", "%0", "-y", str(g.top)] in cmds and ["resize-pane", "-t", "%0", "-x", "60"] in cmds
+
+
+def test_port_held_by_another_program_names_it_and_offers_a_port():
+    import os
+    import socket
+
+    from llmproxy.demo.run import port_message
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        msg = port_message("127.0.0.1", port)
+    assert msg is not None and f"port {port}" in msg and f"pid {os.getpid()}" in msg
+    assert "llmproxy demo --port " in msg
+    assert port_message("127.0.0.1", port) is None  # free again
+
+
+def test_port_held_by_another_llmproxy(tmp_path, home):
+    """Another LLMPROXY_HOME's daemon holds the port: its pid and home, how to stop it, and --port; one `error:`."""
+    from tests.conftest import free_port
+
+    other = tmp_path / "other-home"
+    other.mkdir()
+    port = free_port()
+    (other / "config.toml").write_text(f"[server]\nport = {port}\n")
+    (home / "config.toml").write_text(f"[server]\nport = {port}\n")
+    assert cli("serve", "--daemon", "--simulate", home=other).returncode == 0
+    try:
+        pid = json.loads((other / "llmproxy.pid").read_text())["pid"]
+        fake_claude = tmp_path / "claude"
+        fake_claude.write_text("#!/bin/sh\n")
+        fake_claude.chmod(0o755)
+        r = cli("demo", "--claude", str(fake_claude), "--no-prompts", home=home, env={"COLUMNS": "400"})
+        if r.returncode == 1 and "tmux is not installed" in r.stderr:
+            pytest.skip("SKIPPED LOUDLY: tmux is not installed")
+        assert r.returncode == 1
+        line = " ".join(r.stderr.split())
+        assert f"port {port}" in line and f"another llmproxy (pid {pid}, LLMPROXY_HOME={other})" in line, line
+        assert f"LLMPROXY_HOME={other} llmproxy stop" in line and "--port" in line, line
+        assert line.count("error:") == 1, line
+        assert not (home / "demo" / "state.json").exists()  # nothing was started, nothing recorded
+    finally:
+        cli("stop", home=other)
+
+
+def test_daemon_for_starts_the_daemon_on_the_port_asked(home):
+    from llmproxy.daemonctl import running, terminate
+    from llmproxy.demo.run import DemoError, daemon_for
+    from tests.conftest import free_port
+
+    port = free_port()
+    try:
+        url, started, pid = daemon_for(verbose=False, port=port)
+        assert url.endswith(f":{port}") and started and running()[0]["pid"] == pid
+        assert daemon_for(port=port)[1] is False  # running already: reused, not started again
+        with pytest.raises(DemoError, match="already running on port"):
+            daemon_for(port=port + 1)
+    finally:
+        live, _ = running()
+        if live:
+            terminate(live["pid"], 5)
+
+
+def test_demo_stop_with_nothing_recorded(home):
+    r = cli("demo", "stop", home=home)
+    assert r.returncode == 0 and "nothing to stop" in r.stdout
 
 
 def test_prompts(tmp_path):

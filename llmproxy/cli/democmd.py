@@ -35,8 +35,44 @@ def install_claude(home: Path) -> str | None:
     return S.find_claude(None, home)
 
 
+def terminal_size() -> tuple[int, int]:
+    """The size the grid is laid out for: this terminal's ($COLUMNS/$LINES first), else 200×50."""
+    import shutil
+
+    size = shutil.get_terminal_size((200, 50))
+    return size.columns, size.lines
+
+
+def _attach_lines(socket: str | None) -> list[str]:
+    from llmproxy.demo import run as R
+    from llmproxy.demo import setup as S
+
+    tmux = " ".join(R.tmux_prefix(socket))
+    return [f"  {tmux} attach -t {S.session_name(p)}" for p in S.PROFILES]
+
+
+def _reuse(state, socket: str | None, port: int | None, attach: bool) -> int:
+    """A demo is up already: say so and attach to it, or refuse when asked for a different one."""
+    from llmproxy.demo import run as R
+    from llmproxy.demo import setup as S
+
+    how = " ".join(R.tmux_prefix(state.socket) + ["attach", "-t", S.GRID])
+    running_port = state.base_url.rpartition(":")[2]
+    if socket is not None and socket != state.socket:
+        return _fail(f"a demo is already running on tmux socket {state.socket or 'default'!r} "
+                     f"(attach with `{how}`); stop it first with `llmproxy demo stop`")
+    if port is not None and str(port) != running_port:
+        return _fail(f"a demo is already running against {state.base_url}; stop it first with "
+                     f"`llmproxy demo stop` to start one on port {port}")
+    out.print(f"a demo is already running against {state.base_url} (started earlier; reusing it)")
+    if attach and sys.stdin.isatty() and sys.stdout.isatty():
+        R.attach(state.socket)
+    out.print(f"attach with: [bold]{how}[/]   stop with: [bold]llmproxy demo stop[/]")
+    return 0
+
+
 def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path | None, claude: str | None,
-         install: bool, socket: str | None, wait: bool, timeout: float) -> int:
+         install: bool, socket: str | None, wait: bool, timeout: float, port: int | None = None) -> int:
     from llmproxy.demo import run as R
     from llmproxy.demo import setup as S
 
@@ -50,24 +86,39 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
     if path is None:
         return _fail("Claude Code was not found: install it with `llmproxy demo --install-claude` (or `make demo`), "
                      "`npm install -g @anthropic-ai/claude-code`, or pass --claude PATH")
+    width, height = terminal_size()
     try:
         prompts = S.load_prompts(prompt_file)
-        base_url, started = R.ensure_daemon()
-        wd = S.ensure_workspace(workdir or S.demo_home(home) / "workspace")
-        state = R.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=R.proxy_token(),
-                        started_daemon=started)
+        with R.demo_lock():
+            previous = R.DemoState.load()
+            if previous is not None and R.is_up(previous):
+                return _reuse(previous, socket, port, attach)
+            if previous is not None:  # a demo half gone: remove what is left of it before starting afresh
+                for line in R.stop():
+                    out.print(f"previous demo: {line}")
+            base_url, started, daemon_pid = R.daemon_for(port=port)
+            wd = S.ensure_workspace(workdir or S.demo_home(home) / "workspace")
+            state = R.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=R.proxy_token(),
+                            started_daemon=started, daemon_pid=daemon_pid, width=width, height=height,
+                            titles=R.pane_titles())
     except (R.DemoError, ValueError) as exc:
         return _fail(str(exc))
     from llmproxy.daemonctl import get_health
 
-    host, _, port = base_url.removeprefix("http://").rpartition(":")
-    health = get_health(host, int(port)) or {}
+    host, _, port_s = base_url.removeprefix("http://").rpartition(":")
+    health = get_health(host, int(port_s)) or {}
     sims = [n for n, p in (health.get("providers") or {}).items() if not p["live"] and p["kind"] != "simulator"]
     out.print(f"[bold]llmproxy demo[/]: four Claude Code sessions ({', '.join(state.sessions[:-1])}) "
-              f"against {base_url}, grid session [bold]{S.GRID}[/]")
+              f"against {base_url}, grid session [bold]{S.GRID}[/] laid out for {width}×{height}")
     if sims:
         out.print("[bold yellow]No provider keys for: " + ", ".join(sims) + " — those answers come from the "
                   "offline simulator, and say so.[/]")
+    g = S.geometry(width, height)
+    if not g.fits:
+        out.print(f"[bold yellow]This terminal ({width}×{height}) is too small for the grid (it needs at least "
+                  f"{g.minimum}); attach to one session at a time instead:[/]")
+        for line in _attach_lines(socket):
+            out.print(line)
     srv = R.server(socket)
     try:
         if prompts_on or wait:
@@ -81,7 +132,7 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
     except R.DemoError as exc:
         return _fail(f"{exc} (the sessions are still up: `llmproxy demo status`, `llmproxy demo stop`)")
     how = " ".join(R.tmux_prefix(socket) + ["attach", "-t", S.GRID])
-    if attach and sys.stdin.isatty() and sys.stdout.isatty():
+    if attach and g.fits and sys.stdin.isatty() and sys.stdout.isatty():
         R.attach(socket)
     out.print(f"attach with: [bold]{how}[/]   (one session: {' '.join(R.tmux_prefix(socket))} attach -t "
               f"llmproxy-intelligent)   stop with: [bold]llmproxy demo stop[/]")
@@ -112,7 +163,12 @@ def demo_status(json_out: bool) -> int:
 def demo_stop() -> int:
     from llmproxy.demo import run as R
 
-    for line in R.stop():
+    try:
+        with R.demo_lock():
+            lines = R.stop()
+    except R.DemoError as exc:
+        return _fail(str(exc))
+    for line in lines:
         out.print(line)
     return 0
 
@@ -155,7 +211,7 @@ def env(profile: str, shell: str) -> int:
     return 0
 
 
-def code(profile: str, claude: str | None, args: list[str]) -> int:
+def code(profile: str, claude: str | None, args: list[str], port: int | None = None) -> int:
     from llmproxy import config
     from llmproxy.demo import run as R
     from llmproxy.demo import setup as S
@@ -167,7 +223,7 @@ def code(profile: str, claude: str | None, args: list[str]) -> int:
     if path is None:
         return _fail("Claude Code was not found: `npm install -g @anthropic-ai/claude-code` or pass --claude PATH")
     try:
-        base_url, started = R.ensure_daemon(verbose=False)
+        base_url, started = R.ensure_daemon(verbose=False, port=port, command="code")
     except R.DemoError as exc:
         return _fail(str(exc))
     if started:

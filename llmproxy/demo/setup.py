@@ -4,8 +4,11 @@ to read a pane's screen. No tmux here."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
+import sys
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 PROFILES = ("fast", "intelligent", "balanced", "cheap")
@@ -33,16 +36,95 @@ def demo_home(home: Path) -> Path:
     return home / "demo"
 
 
+def pane_title(profile: str, description: str) -> str:
+    """``fast · fast & expensive``: the profile and the short part of its description (before the colon)."""
+    short = description.split(":", 1)[0].strip()
+    if short[1:2].islower():  # "Fast & expensive" -> "fast & expensive"; an acronym stays as it is
+        short = short[0].lower() + short[1:]
+    return f"{profile} · {short}" if short else profile
+
+
+# ---------------------------------------------------------------------------------------- the grid's geometry
+
+MIN_LOG_ROWS = 8  # request lines the log pane must show
+MIN_PANE_ROWS = 13  # Claude Code's prompt, an answer's first lines, and its input box
+MIN_PANE_COLS = 50
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Pane sizes of the grid in a ``width`` × ``height`` terminal: two rows of two Claude Code panes and the
+    log below, each pane with its title on the border line above it (tmux ``pane-border-status top``)."""
+    width: int
+    height: int
+    left: int  # columns of the left panes (the right ones get the rest, less the border)
+    top: int  # rows of the upper Claude Code panes
+    bottom: int  # rows of the lower ones
+    log: int  # rows of the log pane
+
+    @property
+    def right(self) -> int:
+        return self.width - 1 - self.left
+
+    @property
+    def fits(self) -> bool:
+        return min(self.top, self.bottom) >= MIN_PANE_ROWS and min(self.left, self.right) >= MIN_PANE_COLS \
+            and self.log >= MIN_LOG_ROWS
+
+    @property
+    def minimum(self) -> str:
+        return f"{2 * MIN_PANE_COLS + 1}×{3 + 2 * MIN_PANE_ROWS + MIN_LOG_ROWS}"
+
+
+def geometry(width: int, height: int) -> Geometry:
+    # the log gets a fifth of the height, at least 8 request lines (its cursor stays on the last one); three
+    # border lines carry the titles (above each pane row and above the log); the upper row gets the odd row
+    # (its answers are the longer ones)
+    log = max(MIN_LOG_ROWS, height // 5)
+    panes = max(2, height - 3 - log)
+    left = max(1, (width - 1) // 2 + (width - 1) % 2)
+    return Geometry(width, height, left, panes - panes // 2, panes // 2, log)
+
+
+# ---------------------------------------------------------------------------------- Claude Code's config dir
+
+def llmproxy_command() -> list[str]:
+    """How to run this llmproxy from another program: the console script next to our interpreter when there is
+    one, else ``python -m llmproxy``."""
+    exe = Path(sys.executable).with_name("llmproxy")
+    if exe.exists():
+        return [str(exe)]
+    found = shutil.which("llmproxy")
+    return [found] if found else [sys.executable, "-m", "llmproxy"]
+
+
+def statusline_setting() -> dict:
+    return {"type": "command", "command": shlex.join([*llmproxy_command(), "statusline"])}
+
+
 def seed_claude_config(config_dir: Path, workdir: Path) -> dict:
-    """Write ``.claude.json`` so the TUI opens at its prompt: onboarding done, the workdir trusted."""
+    """Write ``.claude.json`` so the TUI opens at its prompt (onboarding done, the workdir trusted, no hint
+    line under the prompt), and
+    ``settings.json`` so Claude Code's status line is ``llmproxy statusline``."""
+    settings_path = config_dir / "settings.json"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings = json.loads(settings_path.read_text())
+    except (OSError, ValueError):
+        settings = {}
+    if not isinstance(settings, dict):
+        settings = {}
+    settings["statusLine"] = statusline_setting()
+    settings_path.write_text(json.dumps(settings, indent=2))
     config_dir.mkdir(parents=True, exist_ok=True)
     path = config_dir / ".claude.json"
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         data = {}
+    # leftArrowOpensAgents off: no "← for agents" hint line, one more row for the answer in a small pane
     data.update({"hasCompletedOnboarding": True, "theme": data.get("theme", "dark"),
-                 "autoUpdates": False, "hasSeenTasksHint": True})
+                 "autoUpdates": False, "hasSeenTasksHint": True, "leftArrowOpensAgents": False})
     projects = data.setdefault("projects", {})
     proj = projects.setdefault(str(workdir.resolve()), {})
     proj.update({"hasTrustDialogAccepted": True, "hasCompletedProjectOnboarding": True})
@@ -50,17 +132,20 @@ def seed_claude_config(config_dir: Path, workdir: Path) -> dict:
     return data
 
 
-def session_env(profile: str, base_url: str, token: str, config_dir: Path) -> dict[str, str]:
-    """The environment one demo session's Claude Code runs with."""
-    return {"ANTHROPIC_BASE_URL": f"{base_url.rstrip('/')}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": token,
-            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CONFIG_DIR": str(config_dir),
-            "DISABLE_AUTOUPDATER": "1", "LLMPROXY_PROFILE": profile}
+def session_env(profile: str, base_url: str, token: str, config_dir: Path,
+                home: Path | None = None) -> dict[str, str]:
+    """The environment one demo session's Claude Code runs with (``LLMPROXY_HOME`` so that the status line
+    reads this demo's daemon, whatever environment the tmux server was started with)."""
+    env = {"ANTHROPIC_BASE_URL": f"{base_url.rstrip('/')}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": token,
+           "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CONFIG_DIR": str(config_dir),
+           "DISABLE_AUTOUPDATER": "1", "LLMPROXY_PROFILE": profile}
+    if home is not None:
+        env["LLMPROXY_HOME"] = str(home)
+    return env
 
 
 def claude_command(claude: str, env: dict[str, str]) -> str:
     """A shell command for tmux: clear inherited variables, set ours, run Claude Code."""
-    import shlex
-
     args = ["env"] + [f"-u{v}" for v in CLEARED_VARS] + [f"{k}={v}" for k, v in env.items()] + [claude]
     return shlex.join(args)
 
