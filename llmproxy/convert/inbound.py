@@ -13,8 +13,6 @@ Ranges and modes that differ between the APIs:
 - ``response_format: json_schema`` becomes Anthropic's structured output, ``output_config.format``; the
   OpenAI-kind converter turns it back into ``response_format`` (or its own fallback, per provider quirk).
   ``json_object`` (no schema) has no Anthropic equivalent: a system instruction asks for JSON.
-- An upstream failure inside a stream becomes an error chunk the openai SDK raises on (``error_chunk``), and
-  ``[DONE]`` is sent only after a complete answer (``ChunkConverter.complete``).
 """
 
 from __future__ import annotations
@@ -25,7 +23,7 @@ from typing import Any
 import orjson
 
 from llmproxy.convert.request import json_instruction, text_of
-from llmproxy.errors import InvalidRequest, ProxyError, UpstreamError
+from llmproxy.errors import InvalidRequest
 
 DEFAULT_MAX_TOKENS = 8192
 STOP_TO_FINISH = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length", "tool_use": "tool_calls",
@@ -186,68 +184,6 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
 
 # ----------------------------------------------------------------------------------- Anthropic -> OpenAI
 
-#: Anthropic error type -> its HTTP status (for an ``event: error`` that arrives inside a stream)
-_TYPE_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-                "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-                "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
-
-
-def error_chunk(err: ProxyError) -> dict:
-    """The chunk that ends a failed stream on the OpenAI surface: ``{"error": {...}}``, which the openai SDK
-    raises on (``openai.APIError``, with the object as ``.body``). Never followed by ``[DONE]``."""
-    return err.openai_body()
-
-
-def error_from_event(data: dict) -> ProxyError:
-    """An Anthropic ``event: error`` payload as our error (status from its type)."""
-    inner = data.get("error") if isinstance(data, dict) else None
-    inner = inner if isinstance(inner, dict) else {}
-    kind = str(inner.get("type") or "api_error")
-    err = ProxyError(str(inner.get("message") or "upstream stream failed"), status=_TYPE_STATUS.get(kind, 500))
-    err.error_type = kind
-    return err
-
-
-class OpenAIStreamCheck:
-    """Watches an OpenAI-kind upstream's stream passed through to an OpenAI client, so a failure is never
-    dressed up as a normal ending. ``feed`` each upstream chunk (the parsed dict, or the string ``"[DONE]"``)
-    and forward it only when it returns True; at the end of the upstream stream write ``end()``'s chunks."""
-
-    def __init__(self, provider: str = "upstream") -> None:
-        self.provider = provider
-        self.failed = False  # the upstream sent an error chunk (forwarded: the SDK raises on it)
-        self.done = False
-        self.finish: str | None = None
-
-    def feed(self, chunk: Any) -> bool:
-        if chunk == "[DONE]":
-            self.done = True
-            return not self.failed  # never [DONE] after a failure
-        if self.failed:
-            return False
-        if isinstance(chunk, dict):
-            if chunk.get("error"):
-                self.failed = True
-            for c in chunk.get("choices") or ():
-                if isinstance(c, dict) and c.get("finish_reason"):
-                    self.finish = c["finish_reason"]
-        return True
-
-    def end(self) -> list[dict]:
-        """Chunks to write when the upstream stream is over: an error chunk when it was cut short."""
-        if self.failed or self.done or self.finish is not None:
-            return []
-        self.failed = True
-        return [error_chunk(UpstreamError(f"{self.provider}: the upstream stream ended before the answer was "
-                                          "complete"))]
-
-    def fail(self, err: ProxyError) -> list[dict]:
-        """Chunks to write when reading the upstream raised ``err`` (none if an error was already sent)."""
-        if self.failed:
-            return []
-        self.failed = True
-        return [error_chunk(err)]
-
 def _usage(u: dict) -> dict:
     cached = int(u.get("cache_read_input_tokens") or 0)
     prompt = int(u.get("input_tokens") or 0) + cached + int(u.get("cache_creation_input_tokens") or 0)
@@ -288,37 +224,12 @@ class ChunkConverter:
         self.created = int(time.time())
         self.tool_index: dict[int, int] = {}  # anthropic block index -> openai tool_calls index
         self.usage: dict = {}
-        self.complete = False  # message_stop seen
-        self.failed = False  # an error chunk was produced: nothing else may follow, [DONE] included
 
     def _chunk(self, delta: dict, finish: str | None = None) -> dict:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
-    @property
-    def done_allowed(self) -> bool:
-        """Whether ``data: [DONE]`` may end the stream: only after a complete answer, never after a failure."""
-        return self.complete and not self.failed
-
-    def fail(self, err: ProxyError) -> list[dict]:
-        """The chunk to write when the stream fails with ``err`` (none if an error chunk was already sent)."""
-        if self.failed:
-            return []
-        self.failed = True
-        return [error_chunk(err)]
-
-    def finish(self) -> list[dict]:
-        """Chunks to write when the Anthropic event stream is over: an error chunk when it ended without
-        ``message_stop`` (cut short), so the SDK raises instead of returning a truncated answer."""
-        if self.complete or self.failed:
-            return []
-        return self.fail(UpstreamError("the upstream stream ended before the answer was complete"))
-
     def feed(self, name: str, data: dict) -> list[dict]:
-        if self.failed:
-            return []
-        if name == "error":
-            return self.fail(error_from_event(data))
         if name == "message_start":
             m = data.get("message") or {}
             self.id = "chatcmpl-" + str(m.get("id", "llmp")).removeprefix("msg_")
@@ -345,8 +256,6 @@ class ChunkConverter:
             self.usage.update({k: v for k, v in (data.get("usage") or {}).items() if v is not None})
             stop = (data.get("delta") or {}).get("stop_reason") or "end_turn"
             return [self._chunk({}, STOP_TO_FINISH.get(stop, "stop"))]
-        if name == "message_stop":
-            self.complete = True
         if name == "message_stop" and self.include_usage:
             return [{"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
                      "choices": [], "usage": _usage(self.usage)}]

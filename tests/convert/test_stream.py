@@ -53,7 +53,7 @@ def check_grammar(events, json_valid=True):
         if name == "content_block_start":
             assert open_idx is None and d["index"] == expected
             open_idx, expected = d["index"], expected + 1
-            if d["content_block"]["type"] == "tool_use":
+            if d["content_block"]["type"] in ("tool_use", "server_tool_use", "mcp_tool_use"):
                 assert d["content_block"]["input"] == {}
                 partial[d["index"]] = ""
         elif name == "content_block_delta":

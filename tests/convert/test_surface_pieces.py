@@ -1,16 +1,15 @@
-"""Pure pieces of the OpenAI surface (temperature, JSON output, failed streams) and of the Anthropic
-passthrough (repeated beta headers, a JSON answer to a streaming request)."""
+"""Pure pieces of the OpenAI surface (temperature, JSON output, error code) and the replay of a JSON answer
+as an event stream (an Anthropic-kind upstream that ignores ``stream: true``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from llmproxy.convert.inbound import ChunkConverter, OpenAIStreamCheck, error_chunk, to_anthropic
-from llmproxy.convert.passthrough import merge_beta, message_as_events
+from llmproxy.convert.inbound import to_anthropic
 from llmproxy.convert.quirks import Quirks
 from llmproxy.convert.request import to_openai
 from llmproxy.convert.stream import assemble, message_events
-from llmproxy.errors import InvalidRequest, Overloaded, UpstreamError, from_upstream_status
+from llmproxy.errors import InvalidRequest, from_upstream_status
 from tests.convert.test_stream import check_grammar
 
 HI = [{"role": "user", "content": "hi"}]
@@ -70,91 +69,28 @@ def test_json_object_without_schema_is_an_instruction():
     assert "output_config" not in body and body["system"] == "Respond with a single JSON object and nothing else."
 
 
-# -------------------------------------------------------------------------------------- failed streams
+# ---------------------------------------------------------------- a JSON answer replayed as a stream
 
-def events_for(text: str) -> list:
-    return message_events({"id": "msg_1", "type": "message", "role": "assistant", "model": "m",
-                           "content": [{"type": "text", "text": text}], "stop_reason": "end_turn",
-                           "stop_sequence": None, "usage": {"input_tokens": 3, "output_tokens": 2}})
-
-
-def test_complete_stream_allows_done():
-    conv = ChunkConverter("m", include_usage=False)
-    for name, data in events_for("hello"):
-        conv.feed(name, data)
-    assert conv.finish() == [] and conv.done_allowed
-
-
-def test_error_event_becomes_an_error_chunk_and_no_done():
-    conv = ChunkConverter("m", include_usage=False)
-    out = []
-    for name, data in events_for("partial")[:3]:
-        out += conv.feed(name, data)
-    out += conv.feed("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
-    assert out[-1] == {"error": {"message": "Overloaded", "type": "overloaded_error", "param": None, "code": None}}
-    assert conv.feed("message_stop", {"type": "message_stop"}) == [] and conv.finish() == []
-    assert not conv.done_allowed
-
-
-def test_cut_stream_ends_with_an_error_chunk():
-    conv = ChunkConverter("m", include_usage=False)
-    for name, data in events_for("partial")[:4]:
-        conv.feed(name, data)
-    tail = conv.finish()
-    assert len(tail) == 1 and "ended before the answer was complete" in tail[0]["error"]["message"]
-    assert not conv.done_allowed and conv.fail(UpstreamError("again")) == []
-
-
-def test_error_chunk_for_a_raised_error_and_context_overflow_code():
-    assert error_chunk(Overloaded("busy"))["error"]["type"] == "overloaded_error"
-    overflow = from_upstream_status(400, "prompt is too long: 250000 tokens > 200000 maximum", "anthropic")
-    assert error_chunk(overflow)["error"]["code"] == "context_length_exceeded"
-    assert InvalidRequest("messages: required").openai_body()["error"]["code"] == "invalid_request_error"
-
-
-def test_passthrough_check():
-    ok = OpenAIStreamCheck("oai")
-    assert ok.feed({"choices": [{"delta": {"content": "x"}, "finish_reason": None}]})
-    assert ok.feed({"choices": [{"delta": {}, "finish_reason": "stop"}]}) and ok.feed("[DONE]") and ok.end() == []
-    failed = OpenAIStreamCheck("oai")
-    assert failed.feed({"error": {"message": "melted"}})  # forwarded: the SDK raises on it
-    assert not failed.feed("[DONE]") and failed.end() == []
-    cut = OpenAIStreamCheck("oai")
-    cut.feed({"choices": [{"delta": {"content": "x"}, "finish_reason": None}]})
-    assert "ended before" in cut.end()[0]["error"]["message"]
-    raised = OpenAIStreamCheck("oai")
-    assert raised.fail(UpstreamError("oai: idle timeout"))[0]["error"]["message"] == "oai: idle timeout"
-
-
-# ------------------------------------------------------------------------------ Anthropic passthrough
-
-def test_beta_lines_merged():
-    assert merge_beta(["claude-code-20250219,context-1m-2025-08-07", " interleaved-thinking-2025-05-14 ",
-                       "context-1m-2025-08-07,,"]) == \
-        "claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14"
-    assert merge_beta([]) == ""
-
-
-def test_json_answer_to_a_stream_is_replayed_as_events():
+def test_any_message_replays_as_a_valid_event_stream():
+    """An Anthropic-kind upstream that ignores stream: true: its message, whatever blocks it holds, becomes a
+    stream the SDK folds back into the same message."""
     msg = {"id": "msg_9", "type": "message", "role": "assistant", "model": "claude-x",
            "content": [{"type": "thinking", "thinking": "hm", "signature": "sig"},
                        {"type": "redacted_thinking", "data": "xyz"},
+                       {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "q"}},
+                       {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+                       {"type": "text", "text": ""},
                        {"type": "text", "text": "Hi"},
                        {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {"a": [1]}}],
            "stop_reason": "tool_use", "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 4}}
-    import orjson
-
-    events = message_as_events(orjson.dumps(msg), "anthropic")
+    events = message_events(msg)
     check_grammar(events)
     back = assemble(events)
     assert back["content"] == msg["content"] and back["stop_reason"] == "tool_use"
     assert back["usage"]["output_tokens"] == 4
 
 
-def test_json_error_or_garbage_to_a_stream_is_an_error():
-    with pytest.raises(Exception) as exc:
-        message_as_events(b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}', "a")
-    assert exc.value.status == 529
-    for bad in (b"<html>", b"[1,2]", b'{"content": "text"}'):
-        with pytest.raises(UpstreamError):
-            message_as_events(bad, "a")
+def test_context_overflow_code_on_the_openai_surface():
+    overflow = from_upstream_status(400, "prompt is too long: 250000 tokens > 200000 maximum", "anthropic")
+    assert overflow.openai_body()["error"]["code"] == "context_length_exceeded"
+    assert InvalidRequest("messages: required").openai_body()["error"]["code"] == "invalid_request_error"

@@ -3,7 +3,9 @@
 Each request pops one action from ``script`` (or uses the default): ``status``/``error_type``/``message``
 for an error answer; ``text``; ``tool`` (name, input) to answer with a tool_use block; ``chunk_bytes`` to
 split the SSE byte stream into tiny writes; ``die_after`` (events) to drop the connection mid-stream;
-``delay`` (seconds between events); ``hang`` (seconds to sit silent after message_start).
+``delay`` (seconds between events); ``hang`` (seconds to sit silent after message_start);
+``ignore_stream`` to answer JSON even when a stream was asked for; ``error_event_after`` (events) to send
+an ``event: error`` (overloaded) mid-stream and end.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class FakeAnthropic:
                  "cache_read_input_tokens": 3}
         msg = {"id": "msg_fake_01", "type": "message", "role": "assistant", "model": body["model"],
                "content": content, "stop_reason": stop, "stop_sequence": None, "usage": usage}
-        if not body.get("stream"):
+        if not body.get("stream") or action.get("ignore_stream"):
             return web.json_response(msg, headers={"request-id": "req_upstream_1",
                                                    "anthropic-ratelimit-requests-remaining": "99"})
         resp = web.StreamResponse(headers={"content-type": "text/event-stream", "request-id": "req_upstream_2"})
@@ -109,6 +111,13 @@ class FakeAnthropic:
         data = b"".join(events)
         step = action.get("chunk_bytes")
         try:
+            if action.get("error_event_after") is not None:
+                for ev in events[:action["error_event_after"]]:
+                    await resp.write(ev)
+                await resp.write(sse("error", {"type": "error", "error": {"type": "overloaded_error",
+                                                                         "message": "Overloaded"}}))
+                await resp.write_eof()
+                return resp
             if action.get("die_after") is not None:
                 for ev in events[:action["die_after"]]:
                     await resp.write(ev)

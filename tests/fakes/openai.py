@@ -5,7 +5,9 @@ Each request pops an action from ``script`` (or uses the default: tool call when
 answer), ``stream_error_after`` (chunks, then an error chunk), ``reasoning`` (text), ``text``,
 ``tools`` (list of (name, args-dict)) streamed ``interleaved`` or one after another, ``frag`` (argument
 fragment size), ``no_usage``, ``json_when_streaming`` (answers JSON even if a stream was asked for),
-``raw_lines`` (SSE lines sent exactly as given).
+``raw_lines`` (SSE lines sent exactly as given), ``refusal`` (the model refuses: streamed as
+``delta.refusal``, or ``message.refusal`` with null content), ``cut_after`` (that many chunks, then the
+connection ends without ``[DONE]``). ``message`` and ``code`` go with ``status``.
 """
 
 from __future__ import annotations
@@ -46,6 +48,9 @@ class FakeOpenAI:
                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
         out = [chunk({"role": "assistant", "content": ""})]
+        if action.get("refusal"):
+            words = action["refusal"].split(" ")
+            out += [chunk({"refusal": w + (" " if i < len(words) - 1 else "")}) for i, w in enumerate(words)]
         if action.get("reasoning"):
             for w in action["reasoning"].split(" "):
                 out.append(chunk({"reasoning_content": w + " "}))
@@ -78,7 +83,7 @@ class FakeOpenAI:
         return out
 
     def _message(self, action: dict, model: str) -> dict:
-        msg: dict = {"role": "assistant", "content": action.get("text")}
+        msg: dict = {"role": "assistant", "content": action.get("text"), "refusal": action.get("refusal")}
         if action.get("reasoning"):
             msg["reasoning_content"] = action["reasoning"]
         if action.get("tools"):
@@ -113,6 +118,10 @@ class FakeOpenAI:
         chunks = self._chunks(action, model)
         stop_after = action.get("stream_error_after")
         for i, c in enumerate(chunks):
+            if action.get("cut_after") is not None and i == action["cut_after"]:
+                await asyncio.sleep(0.05)
+                request.transport.close()  # abrupt: no [DONE], no terminating chunk
+                return resp
             if stop_after is not None and i == stop_after:
                 await resp.write(b'data: {"error": {"message": "upstream melted", "code": 502}}\n\n')
                 await resp.write_eof()
