@@ -54,7 +54,23 @@ def test_demo_four_sessions_answered_and_stopped(home, tmp_path):
         assert all(s["claude"] for s in st["sessions"].values())
         assert st["routes"]["intelligent"] and st["grid"] is True
         state = json.loads((home / "demo" / "state.json").read_text())
+        assert state["started_daemon"] and state["daemon_pid"] and len(state["grid_pids"]) == 5
         print(f"\ndemo: four prompts answered {elapsed:.1f} s after `llmproxy demo` started")
+        # a second demo reuses the first; asked for another tmux socket, it refuses; the record is untouched
+        again = cli("demo", "--socket", socket, "--claude", claude, home=home, timeout=60)
+        assert again.returncode == 0 and "already running" in again.stdout, again.stdout + again.stderr
+        other = cli("demo", "--socket", socket + "-other", "--claude", claude, home=home, timeout=60)
+        assert other.returncode == 1 and "already running on tmux socket" in other.stderr
+        assert " ".join(other.stderr.split()).count("error:") == 1
+        assert not libtmux.Server(socket_name=socket + "-other").is_alive()
+        assert json.loads((home / "demo" / "state.json").read_text()) == state
+        # half of it gone: the next demo removes what is left of the first, then starts afresh
+        server.kill_session("llmproxy-cheap")
+        fresh = cli("demo", "--socket", socket, "--claude", claude, "--no-prompts", home=home, timeout=90)
+        assert fresh.returncode == 0 and "previous demo: killed tmux session llmproxy-demo" in fresh.stdout
+        assert not any(pid_alive(p) for p in state["pane_pids"].values())
+        state = json.loads((home / "demo" / "state.json").read_text())
+        assert len(state["sessions"]) == 5 and state["started_daemon"]
     finally:
         stop = cli("demo", "stop", home=home)
     assert stop.returncode == 0, stop.stderr
