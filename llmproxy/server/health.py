@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from llmproxy import __version__
+from llmproxy import __version__, paths
 from llmproxy.server.state import State
 
 
@@ -26,6 +26,7 @@ def health_info(state: State) -> dict:
         "circuits": state.breakers.snapshot(),
         "requests_served": state.served, "in_flight": state.in_flight,
         "config": rt.cfg.source,
+        "home": str(paths.home()),
         "config_stale_since": state.config_stale_since,
         "reload_problems": state.reload_problems,
     }

@@ -35,8 +35,8 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
     except OSError as exc:
         await runner.cleanup()
         if exc.errno == errno.EADDRINUSE:
-            raise StartupError(f"port {port} on {host} is already in use (is llmproxy already running? "
-                               f"try 'llmproxy status')") from None
+            raise StartupError(f"port {port} on {host} is already in use{await _who_holds(host, port)}; "
+                               f"stop it, or choose another port with --port") from None
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise StartupError(f"not allowed to bind {host}:{port}: {exc.strerror}") from None
         raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
@@ -52,12 +52,7 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
         loop.add_signal_handler(sig, stop.set)
 
     def _hup() -> None:
-        async def go() -> None:
-            problems = await reload(state)
-            for fn in listeners or ():
-                with contextlib.suppress(Exception):
-                    fn({"event": "reload", "problems": problems})
-        loop.create_task(go())
+        loop.create_task(reload(state))  # reload logs what happened and keeps it for /health
 
     loop.add_signal_handler(signal.SIGHUP, _hup)
     if on_ready:  # the banner renders in a worker thread: /health answers meanwhile
@@ -72,3 +67,20 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
             data = read_pid_file(pid_path)
             if data and data.get("pid") == os.getpid():
                 pid_path.unlink()
+
+
+async def _who_holds(host: str, port: int) -> str:
+    """' by llmproxy (pid N, home H)' when another llmproxy answers there, else ''."""
+    import aiohttp
+
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=1)) as s:
+            async with s.get(f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}/health") as r:
+                info = await r.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError):
+        return ""
+    if not isinstance(info, dict) or info.get("status") != "ok":
+        return ""
+    if "pid" not in info:
+        return " by an llmproxy that requires its API key to say more"
+    return f" by llmproxy pid {info['pid']} (LLMPROXY_HOME {info.get('home', '?')})"
