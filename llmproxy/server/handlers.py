@@ -10,7 +10,7 @@ from aiohttp import web
 
 from llmproxy import __version__
 from llmproxy.config import Target
-from llmproxy.errors import InvalidRequest, NotFound, Overloaded, ProxyError
+from llmproxy.errors import InvalidRequest, NotFound, Overloaded, ProxyError, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
 from llmproxy.providers import Provider, Reply
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
@@ -40,7 +40,18 @@ def admit(state: State) -> None:
 
 
 async def read_body(request: web.Request, rec: RequestRecord) -> tuple[bytes, object]:
-    raw = await request.read()
+    """The body, read within ``server.max_body_bytes``. Read from the stream rather than with
+    ``request.read()``, which would keep the bytes on the request for as long as a stream lasts."""
+    limit = request.app[STATE].runtime.cfg.server.max_body_bytes
+    if (request.content_length or 0) > limit:
+        raise RequestTooLarge(f"request body exceeds the {limit} byte limit (server.max_body_bytes)")
+    parts, size = [], 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"request body exceeds the {limit} byte limit (server.max_body_bytes)")
+        parts.append(chunk)
+    raw = parts[0] if len(parts) == 1 else b"".join(parts)
     rec.bytes_in = len(raw)
     return raw, parse_json(raw)
 
@@ -73,7 +84,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
             return await provider.messages(dispatch.build_call(body, raw, decision, target, provider, request, key))
 
         opened = await dispatch.open_chain(state, decision, rec, attempt)
-        raw = data = None  # sent: the stream needs neither (the body stays only when bodies are logged)
+        # sent: what streams back needs neither the bytes nor the parsed body (kept only to be logged)
+        raw = data = body = None
         if not bodies_wanted(state):
             rc.body = None
         headers = route_headers(request, decision, opened.target)

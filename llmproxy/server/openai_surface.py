@@ -22,7 +22,7 @@ from llmproxy.protocol.sse import Frame
 from llmproxy.providers import ChatProvider, Provider, Reply
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.handlers import admit, client_key, read_body, request_profile, route_headers
-from llmproxy.server.record import recording
+from llmproxy.server.record import bodies_wanted, recording
 from llmproxy.server.state import STATE
 
 
@@ -68,7 +68,9 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             return await provider.messages(dispatch.build_call(body, None, decision, target, provider, request, key))
 
         opened = await dispatch.open_chain(state, decision, rec, attempt)
-        raw = data = None
+        raw = data = body = None  # sent: free them for the rest of the stream
+        if not bodies_wanted(state):
+            rc.body = None
         passthrough, model = rec.mode == "passthrough", opened.target.model
         headers = route_headers(request, decision, opened.target)
         reply = opened.reply
