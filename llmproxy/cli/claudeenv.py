@@ -60,7 +60,8 @@ def shell_lines(values: dict[str, str], unset: tuple[str, ...], shell: str) -> l
         q = lambda v: "'" + v.replace("\\", "\\\\").replace("'", "\\'") + "'"  # noqa: E731
         return [f"set -gx {k} {q(v)};" for k, v in values.items()] + [f"set -e {k};" for k in unset]
     if shell == "powershell":
-        return [f"$env:{k} = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in values.items()] + \
+        q = lambda v: '"' + v.replace("`", "``").replace('"', '`"').replace("$", "`$") + '"'  # noqa: E731
+        return [f"$env:{k} = {q(v)}" for k, v in values.items()] + \
                [f"Remove-Item Env:{k} -ErrorAction SilentlyContinue" for k in unset]
     return [f"export {k}={shlex.quote(v)}" for k, v in values.items()] + [f"unset {k}" for k in unset]
 
