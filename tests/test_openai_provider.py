@@ -165,15 +165,6 @@ async def test_thinking_is_echoed_to_deepseek_style_and_stripped_for_anthropic(p
     assert [b.get("signature") for b in sent if b["type"] == "thinking"] == ["EqQBCkgIARABGAIiQL"]
 
 
-async def test_pdf_to_provider_without_pdf_support_is_a_clear_400(proxy):
-    url, _ = proxy
-    doc = {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0="}}
-    async with client(url) as c:
-        with pytest.raises(anthropic.BadRequestError, match="does not accept PDF"):
-            await c.messages.create(model="m", max_tokens=10, messages=[{"role": "user", "content": [
-                doc, {"type": "text", "text": "summarise"}]}])
-
-
 async def test_count_tokens_estimated_for_openai_targets(proxy, fake_openai):
     url, _ = proxy
     async with client(url) as c:

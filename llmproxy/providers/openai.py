@@ -13,7 +13,7 @@ from llmproxy.config import ProviderConfig
 from llmproxy.convert.quirks import Quirks
 from llmproxy.convert.request import to_openai
 from llmproxy.convert.stream import StreamConverter, message_events, message_from_response
-from llmproxy.errors import ProxyError, UpstreamError
+from llmproxy.errors import ProxyError, UpstreamError, from_openai_error
 from llmproxy.protocol import tokens
 from llmproxy.protocol.sse import Frame
 from llmproxy.providers import http
@@ -39,9 +39,9 @@ def error_message(raw: bytes) -> tuple[str, str | None]:
 
 def map_error(status: int, raw: bytes, provider: ProviderConfig, retry_after: str | None) -> ProxyError:
     msg, code = error_message(raw)
-    if code == "context_length_exceeded" or "maximum context length" in msg:
-        status, msg = 400, f"prompt is too long: {msg}"
-    return http.status_error(provider, status, msg, retry_after)
+    if status == 401:  # names the variable holding the rejected key
+        return http.status_error(provider, status, msg, retry_after)
+    return from_openai_error(status, msg, code, provider.name, retry_after)
 
 
 class OpenAIProvider:
@@ -79,7 +79,7 @@ class OpenAIProvider:
     async def _messages(self, call: Call) -> Reply:
         spec = call.spec
         payload = to_openai(call.body, model=call.target.model, provider=self.config.name, quirks=self.quirks,
-                            max_output=spec.max_output if spec else None)
+                            max_output=spec.max_output if spec else None, images=spec.images if spec else True)
         resp = await self._post(payload)
         stops = tuple(call.body.get("stop_sequences") or ())
         if call.stream and resp.content_type == "text/event-stream":

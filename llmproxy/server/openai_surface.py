@@ -54,7 +54,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         rec.profile = profile.name
         raw, data = await read_body(request, rec)
         oreq = validate_chat(data)
-        body = rc.body = validate_messages(to_anthropic(oreq))
+        notes: list[str] = []
+        body = rc.body = validate_messages(to_anthropic(oreq, notes))
+        if notes:  # values changed to fit the Anthropic API (e.g. temperature clamped)
+            rec.extra["conversion_notes"] = notes
         rec.requested_model, rec.stream = oreq.get("model"), bool(oreq.get("stream"))
         decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
         rec.profile, rec.decision = decision.profile, decision
