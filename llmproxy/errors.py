@@ -9,6 +9,10 @@ class ProxyError(Exception):
     error_type = "api_error"
     #: whether the dispatcher may try the next target in the chain after this error
     retryable = False
+    #: what ``x-should-retry`` tells the client; None: the status decides (5xx, 429 and 408 are retried)
+    should_retry: bool | None = None
+    #: the upstream's HTTP status when an upstream answered with an error, else None
+    upstream_status: int | None = None
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: str | None = None):
         super().__init__(message)
@@ -111,20 +115,23 @@ def is_context_overflow(err: ProxyError | str) -> bool:
 
 
 def from_upstream_status(status: int, message: str, provider: str, retry_after: str | None = None) -> ProxyError:
-    """Map an upstream HTTP error to our family (ANTHROPIC_API.md §12.3). The message names the provider;
+    """Map an upstream HTTP error to our family (docs/anthropic-api.md §4, docs/providers.md). The message names the provider;
     anything key-shaped in the upstream's text (OpenAI echoes part of a rejected key) is redacted."""
     from llmproxy.obs.redact import redact_text
 
     message = redact_text(message)
     if status == 401:
         # the proxy's own upstream key was refused: not the client's fault, so not a 401 for the client
-        return UpstreamError(f"{provider}: upstream rejected the configured credentials ({message})", status=502)
+        err = UpstreamError(f"{provider}: upstream rejected the configured credentials ({message})", status=502)
+        err.should_retry, err.upstream_status = False, status  # retrying will not fix a key: say so at once
+        return err
     cls = _BY_STATUS.get(status)
     if cls is None:
         cls = UpstreamError if status >= 500 else InvalidRequest
     err = cls(f"{provider}: {message}", retry_after=retry_after)
     if cls is UpstreamError:
         err.status = 500 if status in (500, 502) else 502
+    err.upstream_status = status
     if status == 404:
         err.retryable = True  # this provider lacks the model or route (e.g. an Ollama model not pulled): try the next
     return err

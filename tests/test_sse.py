@@ -1,4 +1,4 @@
-"""SSE framing (ANTHROPIC_API.md §0): event line equals data.type; the decoder survives any split."""
+"""SSE framing (docs/anthropic-api.md §1, §3): event line equals data.type; the decoder survives any split."""
 
 from __future__ import annotations
 

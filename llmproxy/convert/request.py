@@ -1,6 +1,6 @@
 """Anthropic Messages request -> OpenAI Chat Completions request (pure).
 
-Rules (ANTHROPIC_API.md §§ 8-11): system blocks become one system message, minus Claude Code's billing-header
+Rules (docs/anthropic-api.md §6): system blocks become one system message, minus Claude Code's billing-header
 block (it changes every request and defeats upstream prompt caching); tool results become ``role: "tool"``
 messages in order, before the user's other content; tool ids are preserved; custom tools become functions
 with cleaned schemas, typed/server tools are dropped; thinking maps to the provider's reasoning setting;

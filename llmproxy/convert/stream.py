@@ -1,4 +1,4 @@
-"""OpenAI chat-completion chunks -> a correct Anthropic event stream, incrementally (ANTHROPIC_API.md §12.2).
+"""OpenAI chat-completion chunks -> a correct Anthropic event stream, incrementally (docs/anthropic-api.md §1, §3, §6).
 
 ``feed(chunk_dict) -> [(event, data)]`` and ``finish() -> [(event, data)]``; no I/O. Guarantees:
 ``message_start`` once; blocks opened and closed one at a time with indexes 0, 1, 2… without gaps; a thinking

@@ -34,7 +34,7 @@ class Frame:
 
 
 def encode(event: str, data: dict) -> bytes:
-    """One SSE frame whose ``event:`` line equals ``data["type"]`` (ANTHROPIC_API.md §0 rule 1)."""
+    """One SSE frame whose ``event:`` line equals ``data["type"]`` (docs/anthropic-api.md §1 rule 1)."""
     return b"event: " + event.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
 
