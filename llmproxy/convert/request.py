@@ -60,6 +60,27 @@ def clean_schema(schema: Any, strict: bool, _names: bool = False) -> Any:
     return schema
 
 
+#: converted tool lists by (strictness, the tools' JSON): Claude Code sends the same 20-30 tools every turn,
+#: and cleaning their schemas is most of a translated request's conversion cost. Shared, never mutated.
+_FUNCTIONS: dict[tuple[bool, bytes], list[dict]] = {}
+_FUNCTIONS_MAX = 32
+
+
+def functions(tools: list[dict], strict: bool) -> list[dict]:
+    """Anthropic custom tools as Chat Completions functions (cached; the result must not be modified)."""
+    key = (strict, orjson.dumps(tools))
+    hit = _FUNCTIONS.get(key)
+    if hit is None:
+        hit = [{"type": "function", "function": {
+            "name": t["name"], "description": t.get("description", ""),
+            "parameters": clean_schema(t.get("input_schema") or {"type": "object", "properties": {}}, strict)}}
+            for t in tools]
+        if len(_FUNCTIONS) >= _FUNCTIONS_MAX:
+            _FUNCTIONS.pop(next(iter(_FUNCTIONS)))  # oldest first: dicts keep insertion order
+        _FUNCTIONS[key] = hit
+    return hit
+
+
 def is_custom_tool(tool: dict) -> bool:
     return tool.get("type") in (None, "custom")
 
@@ -278,10 +299,7 @@ def to_openai(body: dict, *, model: str, provider: str = "upstream", quirks: Qui
         out["user"] = uid
     tools = [t for t in body.get("tools") or [] if isinstance(t, dict) and is_custom_tool(t)]
     if tools:
-        out["tools"] = [{"type": "function", "function": {
-            "name": t["name"], "description": t.get("description", ""),
-            "parameters": clean_schema(t.get("input_schema") or {"type": "object", "properties": {}},
-                                       quirks.strict_schema)}} for t in tools]
+        out["tools"] = functions(tools, quirks.strict_schema)
         names = {t["name"] for t in tools}
         tc = body.get("tool_choice")
         if isinstance(tc, dict):
