@@ -19,6 +19,8 @@ from llmproxy.settings import (
     REASONING_STYLES,
     STRUCTURED_OUTPUT_STYLES,
     AuthConfig,
+    BatchConfig,
+    FilesConfig,
     LogConfig,
     ModelSpec,
     ProviderConfig,
@@ -34,7 +36,8 @@ __all__ = ["PROVIDER_KINDS", "REASONING_STYLES", "SCENARIOS", "STRUCTURED_OUTPUT
            "Target", "check_references", "load", "load_profile", "missing_keys", "option_names", "profile_dirs"]
 
 _Reader = Reader  # the old private name
-SECTIONS = {"server": ServerConfig, "log": LogConfig, "auth": AuthConfig}  # plus [providers.NAME]
+SECTIONS = {"server": ServerConfig, "log": LogConfig, "auth": AuthConfig, "batches": BatchConfig,
+            "files": FilesConfig}  # plus [providers.NAME]
 SCENARIOS = ("override", "image", "long_context", "web_search", "background", "compact", "subagent",
              "keyword", "think", "default")
 
@@ -74,6 +77,7 @@ class ProfileConfig:
     think_budget_threshold: int = 0  # thinking.budget_tokens above this counts as an explicit think request
     background_models: tuple[str, ...] = ("haiku",)  # substrings of requested model names that mark side tasks
     kg_dir: str | None = None  # directory of concept markdown files
+    native_batches: bool = False  # batches whose items all route to Anthropic go to Anthropic's batch API
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,8 @@ class Config:
     profiles: dict[str, ProfileConfig]
     source: str = "<bundled>"
     auth: AuthConfig = field(default_factory=AuthConfig)  # as written; api_keys above adds api_keys_env's keys
+    batches: BatchConfig = field(default_factory=BatchConfig)
+    files: FilesConfig = field(default_factory=FilesConfig)
 
     def target_problem(self, t: Target) -> str | None:
         """Why a target cannot be served from the catalog, or None if it can."""
@@ -183,7 +189,7 @@ def load_profile(path: Path, problems: list[str]) -> ProfileConfig | None:
         long_context_threshold=r.get(routing, "long_context_threshold", int, 60_000, "routing"),
         think_budget_threshold=r.get(routing, "think_budget_threshold", int, 0, "routing"),
         background_models=tuple(r.get(routing, "background_models", list, ["haiku"], "routing")),
-        kg_dir=kg_dir,
+        kg_dir=kg_dir, native_batches=r.get(data, "native_batches", bool, False, ""),
     )
 
 
@@ -206,7 +212,7 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
     for key in data:
         if key not in (*SECTIONS, "providers"):
             r.problem(key, "unknown key")
-    server, log, auth = (r.section(cls, data, key) for key, cls in SECTIONS.items())
+    server, log, auth, batches, files = (r.section(cls, data, key) for key, cls in SECTIONS.items())
     keys = list(auth.api_keys)
     if auth.api_keys_env and os.environ.get(auth.api_keys_env):
         keys += [k.strip() for k in os.environ[auth.api_keys_env].split(",") if k.strip()]
@@ -225,7 +231,7 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
                 if prof is not None:
                     profiles[prof.name] = prof
     cfg = Config(server=server, log=log, api_keys=tuple(keys), providers=providers,
-                 profiles=profiles, source=source, auth=auth)
+                 profiles=profiles, source=source, auth=auth, batches=batches, files=files)
     problems += check_references(cfg)
     if strict and problems:
         raise ConfigError(problems)

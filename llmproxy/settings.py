@@ -161,6 +161,24 @@ class AuthConfig:
     api_keys_env: str = ""  # a variable holding more keys, comma-separated
 
 
+@dataclass(frozen=True)
+class BatchConfig:
+    """Message Batches run by the proxy itself (docs/operations.md "Batches and Files")."""
+    concurrency: int = opt(16, gt=0)  # items of one batch in flight at once
+    per_provider_concurrency: int = opt(32, gt=0)  # batch items in flight per provider, all batches together
+    max_requests: int = opt(100_000, gt=0)  # items per batch
+    max_bytes: int = opt(256 * 1024 * 1024, gt=0)  # size of one create request
+    expiry_hours: float = opt(24.0, gt=0)  # unfinished items then end as "expired"
+    #: batch work pauses while at least this many live requests are in flight (0: never pause)
+    yield_in_flight: int = opt(4, ge=0)
+    native_poll_seconds: float = opt(30.0, gt=0)  # how often a native (Anthropic) batch's status is mirrored
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    max_bytes: int = opt(500 * 1024 * 1024, gt=0)  # one uploaded file
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 _BAD = object()  # a value that failed its check (the problem is already recorded)

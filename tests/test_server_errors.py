@@ -248,21 +248,6 @@ async def test_head_root_probe_and_health(proxy):
         assert h["providers"]["openrouter"]["live"] is False
 
 
-async def test_unsupported_anthropic_endpoints_say_so(proxy):
-    url, _ = proxy
-    async with aiohttp.ClientSession() as s:
-        for method, path in (("POST", "/v1/messages/batches"), ("GET", "/v1/messages/batches/msgbatch_1/results"),
-                             ("POST", "/p/fast/v1/files"), ("GET", "/v1/files")):
-            async with s.request(method, url + path) as r:
-                body = await r.json()
-                assert r.status == 404 and r.headers["x-should-retry"] == "false"
-                assert "llmproxy does not support" in body["error"]["message"], path
-    c = anthropic.AsyncAnthropic(base_url=url, api_key="x", max_retries=0)
-    with pytest.raises(anthropic.NotFoundError, match="Message Batches"):
-        await c.messages.batches.list()
-    await c.close()
-
-
 async def test_context_1m_beta_dropped_for_a_200k_target(proxy, fake_anthropic):
     url, _ = proxy
     betas = "claude-code-20250219,context-1m-2025-08-07,interleaved-thinking-2025-05-14"

@@ -14,7 +14,7 @@ from aiohttp import web
 from llmproxy import config as config_mod
 from llmproxy import paths, providers, routing
 from llmproxy.obs.log import RequestLog
-from llmproxy.server import handlers, openai_surface
+from llmproxy.server import batches, files, handlers, openai_surface
 from llmproxy.server.middleware import auth_middleware, errors_middleware
 from llmproxy.server.state import STATE, Options, Runtime, State
 
@@ -104,6 +104,7 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
     app[LISTENERS] = list(listeners or [])
     app.cleanup_ctx.append(_client_session)
     app.cleanup_ctx.append(_request_log)
+    app.cleanup_ctx.append(batches.store_context)
     for prefix in ("", "/p/{profile}"):
         r = app.router
         r.add_post(prefix + "/v1/messages", handlers.messages)
@@ -113,8 +114,8 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
         r.add_post(prefix + "/v1/chat/completions", openai_surface.chat_completions)
         r.add_post(prefix + "/api/route", handlers.api_route)
         r.add_post(prefix + "/api/reload", handlers.api_reload)
-        for unsupported in ("messages/batches", "files"):
-            r.add_route("*", prefix + "/v1/{tail:" + unsupported + "(/.*)?}", handlers.not_supported)
+        batches.add_routes(app, prefix)
+        files.add_routes(app, prefix)
         r.add_get(prefix or "/", handlers.root)
         if prefix:
             r.add_get(prefix + "/", handlers.root)

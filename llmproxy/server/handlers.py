@@ -15,6 +15,7 @@ from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_
 from llmproxy.providers import Provider, Reply
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
 from llmproxy.server import dispatch, streaming
+from llmproxy.server.files import inline_request
 from llmproxy.server.health import health_info, public_health
 from llmproxy.server.middleware import REQUEST_ID, client_credential, is_authorised
 from llmproxy.server.record import RequestRecord, bodies_wanted, recording
@@ -75,6 +76,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         rec.profile = profile.name
         raw, data = await read_body(request, rec)
         body = rc.body = validate_messages(data)
+        body, raw = await inline_request(request, body, raw)  # file_id references -> the stored content
         rec.requested_model, rec.stream = body.get("model"), bool(body.get("stream"))
         decision = router.decide(body, profile, headers=request.headers, raw_len=len(raw))
         rec.profile, rec.decision = decision.profile, decision
@@ -122,6 +124,7 @@ async def count_tokens(request: web.Request) -> web.Response:
         rec.profile = profile.name
         raw, data = await read_body(request, rec)
         body = rc.body = validate_messages(data, count_tokens=True)
+        body, raw = await inline_request(request, body, raw)
         decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw),
                                                endpoint="count_tokens")
         target, rec.decision = decision.target, decision
@@ -198,17 +201,6 @@ async def get_model(request: web.Request) -> web.Response:
 
 
 # ------------------------------------------------------------------------------ root, health, routing
-
-UNSUPPORTED = {"messages/batches": "the Message Batches API", "files": "the Files API"}
-
-
-async def not_supported(request: web.Request) -> web.Response:
-    """Anthropic endpoints llmproxy does not implement: a clear, non-retryable answer, not a bare 404."""
-    tail = request.match_info["tail"]
-    what = next((v for k, v in UNSUPPORTED.items() if tail == k or tail.startswith(k + "/")), tail)
-    raise NotFound(f"llmproxy does not support {what} ({request.method} {request.path}); send these requests to "
-                   f"the provider directly")
-
 
 async def root(request: web.Request) -> web.Response:
     state = request.app[STATE]

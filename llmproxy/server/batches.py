@@ -1,0 +1,214 @@
+"""The Message Batches API (``/v1/messages/batches``, also under every ``/p/<profile>`` prefix), run by the
+proxy for any provider behind any profile. The batch is validated and stored at once; the executor
+(``llmproxy/batch/executor.py``) works through it in the background. ``results_url`` points at this proxy,
+as the client reached it (prefix included)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from aiohttp import web
+
+from llmproxy import paths
+from llmproxy.batch.executor import Executor
+from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
+from llmproxy.protocol.anthropic import parse_json, validate_messages
+from llmproxy.routing import PROFILE_HEADER
+from llmproxy.server.files import STORE, cursors, int_param, json_response, store_of
+from llmproxy.server.state import STATE
+from llmproxy.store import Batch, open_store
+from llmproxy.store.sqlite import now_iso
+
+EXECUTOR = web.AppKey("batch_executor", Executor)
+CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+async def store_context(app: web.Application) -> AsyncIterator[None]:
+    """The store and the executor for the app's lifetime; unfinished batches resume on start."""
+    state = app[STATE]
+    store = await asyncio.to_thread(open_store, paths.home())
+    app[STORE] = store
+    ex = app[EXECUTOR] = Executor(state, store)
+    if any(p.native_batches for p in state.runtime.cfg.profiles.values()):
+        from llmproxy.batch.native import Native
+
+        ex.native = Native(state)
+    await ex.start()
+    yield
+    await ex.stop()
+    await store.close()
+
+
+# ------------------------------------------------------------------------------------------------ shapes
+
+def batch_object(batch: Batch, request: web.Request) -> dict:
+    ended = batch.status == "ended"
+    return {"id": batch.id, "type": "message_batch", "processing_status": batch.status,
+            "request_counts": batch.request_counts(), "ended_at": batch.ended_at, "created_at": batch.created_at,
+            "expires_at": batch.expires_at, "archived_at": None, "cancel_initiated_at": batch.cancel_initiated_at,
+            "results_url": results_url(request, batch.id) if ended else None}
+
+
+def results_url(request: web.Request, batch_id: str) -> str:
+    """This proxy's own address as the client used it, with the ``/p/<profile>`` prefix if it used one."""
+    prefix = f"/p/{request.match_info['profile']}" if request.match_info.get("profile") else ""
+    return f"{request.scheme}://{request.host}{prefix}/v1/messages/batches/{batch_id}/results"
+
+
+# ------------------------------------------------------------------------------------------------ create
+
+async def read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refusing more than ``limit`` bytes (batches may be larger than server.max_body_bytes)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise RequestTooLarge(f"batch request body exceeds the {limit} byte limit (batches.max_bytes)")
+    chunks, size = [], 0
+    async for chunk in request.content.iter_chunked(1 << 20):
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"batch request body exceeds the {limit} byte limit (batches.max_bytes)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def validate_batch(data: object, max_requests: int) -> list[tuple[str, bytes]]:
+    """Every item checked up front; a problem is a 400 naming the item. Returns (custom_id, params JSON)."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("request body must be a JSON object with a 'requests' list")
+    reqs = data.get("requests")
+    if not isinstance(reqs, list) or not reqs:
+        raise InvalidRequest("requests: Field required (a non-empty list of {custom_id, params})")
+    if len(reqs) > max_requests:
+        raise InvalidRequest(f"requests: {len(reqs)} requests exceed the limit of {max_requests} per batch "
+                             f"(batches.max_requests)")
+    seen: dict[str, int] = {}
+    out = []
+    for i, item in enumerate(reqs):
+        where = f"requests.{i}"
+        if not isinstance(item, dict):
+            raise InvalidRequest(f"{where}: Input should be an object with custom_id and params")
+        cid = item.get("custom_id")
+        if cid is None:
+            raise InvalidRequest(f"{where}.custom_id: Field required")
+        if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
+            raise InvalidRequest(f"{where}.custom_id: must be 1-64 characters of letters, digits, '_' and '-'"
+                                 f", got {cid!r}")
+        if cid in seen:
+            raise InvalidRequest(f"{where}.custom_id: duplicate custom_id {cid!r} (also requests.{seen[cid]})")
+        seen[cid] = i
+        where = f"{where} (custom_id {cid!r})"
+        params = item.get("params")
+        if params is None:
+            raise InvalidRequest(f"{where}: params: Field required")
+        try:
+            validate_messages(params)
+        except InvalidRequest as exc:
+            raise InvalidRequest(f"{where}: params.{exc.message}") from None
+        if params.get("stream"):
+            raise InvalidRequest(f"{where}: params.stream: batch requests cannot stream")
+        out.append((cid, orjson.dumps(params)))
+    return out
+
+
+async def create(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    cfg = state.runtime.cfg.batches
+    profile = state.runtime.router.profile(request.match_info.get("profile"), request.headers.get(PROFILE_HEADER))
+    raw = await read_limited(request, cfg.max_bytes)
+    items = validate_batch(parse_json(raw), cfg.max_requests)
+    now = datetime.now(UTC)
+    batch = Batch(id=new_batch_id(), profile=profile.name, created_at=now_iso(),
+                  expires_at=(now + timedelta(hours=cfg.expiry_hours)).isoformat(timespec="milliseconds")
+                  .replace("+00:00", "Z"), total=len(items))
+    ex = request.app[EXECUTOR]
+    if profile.config.native_batches and ex.native is not None:
+        batch.native = await ex.native.submit(batch, items, profile)
+    await store_of(request).create_batch(batch, items)
+    ex.run(batch)
+    return json_response(batch_object(batch, request))
+
+
+def new_batch_id() -> str:
+    from llmproxy.store import new_id
+
+    return new_id("msgbatch_")
+
+
+# ------------------------------------------------------------------------------------------------ the rest
+
+async def _batch(request: web.Request) -> Batch:
+    bid = request.match_info["batch_id"]
+    batch = await store_of(request).get_batch(bid)
+    if batch is None:
+        raise NotFound(f"message batch {bid!r} not found")
+    return batch
+
+
+async def get(request: web.Request) -> web.Response:
+    return json_response(batch_object(await _batch(request), request))
+
+
+async def list_batches(request: web.Request) -> web.Response:
+    limit = int_param(request, "limit", 20, 1, 1000)
+    before, after = cursors(request)
+    try:
+        page, more = await store_of(request).list_batches(limit, before, after)
+    except KeyError as exc:
+        raise InvalidRequest(f"unknown message batch id {exc.args[0]!r} in pagination cursor") from None
+    data = [batch_object(b, request) for b in page]
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return json_response({"data": data, "has_more": more, "first_id": first, "last_id": last})
+
+
+async def results(request: web.Request) -> web.StreamResponse:
+    batch = await _batch(request)
+    if batch.status != "ended":
+        raise InvalidRequest(f"message batch {batch.id!r} is {batch.status}; its results are available once it "
+                             f"has ended")
+    resp = web.StreamResponse(headers={"content-type": "application/x-jsonl"})
+    await resp.prepare(request)
+    buf: list[bytes] = []
+    async for line in store_of(request).results(batch.id):
+        buf.append(line)
+        if len(buf) >= 256:
+            await resp.write(b"\n".join(buf) + b"\n")
+            buf = []
+    if buf:
+        await resp.write(b"\n".join(buf) + b"\n")
+    await resp.write_eof()
+    return resp
+
+
+async def cancel(request: web.Request) -> web.Response:
+    batch = await _batch(request)
+    if batch.status == "in_progress":
+        store = store_of(request)
+        batch.status, batch.cancel_initiated_at = "canceling", now_iso()
+        await store.update_batch(batch.id, status="canceling", cancel_initiated_at=batch.cancel_initiated_at)
+        request.app[EXECUTOR].cancel(batch)
+        batch = await store.get_batch(batch.id) or batch
+    return json_response(batch_object(batch, request))
+
+
+async def delete(request: web.Request) -> web.Response:
+    batch = await _batch(request)
+    if batch.status != "ended":
+        raise InvalidRequest(f"message batch {batch.id!r} is {batch.status}; only an ended batch can be deleted "
+                             f"(cancel it first)")
+    await store_of(request).delete_batch(batch.id)
+    return json_response({"id": batch.id, "type": "message_batch_deleted"})
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    r = app.router
+    base = prefix + "/v1/messages/batches"
+    r.add_post(base, create)
+    r.add_get(base, list_batches)
+    r.add_get(base + "/{batch_id}", get)
+    r.add_delete(base + "/{batch_id}", delete)
+    r.add_post(base + "/{batch_id}/cancel", cancel)
+    r.add_get(base + "/{batch_id}/results", results)
+

@@ -1,0 +1,179 @@
+"""The Files API (``/v1/files``, with or without the ``files-api`` beta header): multipart upload streamed to
+the store under a size limit, list (both pagination styles the SDKs use), metadata, download, delete. And
+``inline_request``: the hook the Messages handlers call so a message may reference an uploaded file."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+import unicodedata
+
+import orjson
+from aiohttp import web
+
+from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
+from llmproxy.server.state import STATE
+from llmproxy.store import FileTooLarge, Store
+from llmproxy.store.inline import inline_files
+
+STORE = web.AppKey("store", object)
+FILENAME_MAX = 255
+
+
+def store_of(request: web.Request) -> Store:
+    store = request.app.get(STORE)
+    if store is None:
+        raise NotFound("the batch and file store is not available")
+    return store
+
+
+def json_response(data, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+
+
+async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
+    """``(body, raw)`` with referenced files inlined (``raw`` re-encoded to match); unchanged without any."""
+    new = await inline_files(body, request.app.get(STORE))
+    return (body, raw) if new is body else (new, orjson.dumps(new))
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+def clean_filename(name: str | None) -> str:
+    """The client's filename as metadata: its last path component, no control characters, bounded. It is
+    never used as a path (bodies are stored by id)."""
+    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    if name in ("", ".", ".."):
+        name = "upload"
+    return name[:FILENAME_MAX]
+
+
+def mime_of(content_type: str | None, filename: str) -> str:
+    ct = (content_type or "").split(";", 1)[0].strip().lower()
+    if ct and ct != "application/octet-stream":
+        return ct
+    return mimetypes.guess_type(filename)[0] or "application/octet-stream"
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    val = request.query.get(name)
+    if val is None:
+        return default
+    try:
+        n = int(val)
+    except ValueError:
+        raise InvalidRequest(f"{name}: Input should be a valid integer") from None
+    if not lo <= n <= hi:
+        raise InvalidRequest(f"{name}: Input should be between {lo} and {hi}")
+    return n
+
+
+def page_response(data: list[dict], has_more: bool) -> web.Response:
+    """Both list shapes: ``has_more/first_id/last_id`` and ``next_page`` (SDK 2.x cursor pages)."""
+    first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+    return json_response({"data": data, "has_more": has_more, "first_id": first, "last_id": last,
+                          "next_page": f"page_{last}" if has_more and last else None})
+
+
+def cursors(request: web.Request) -> tuple[str | None, str | None]:
+    """(before_id, after_id); ``page=page_<id>`` is the newer SDKs' spelling of ``after_id=<id>``."""
+    before, after, page = (request.query.get(k) for k in ("before_id", "after_id", "page"))
+    if page:
+        if not page.startswith("page_"):
+            raise InvalidRequest(f"page: unknown page cursor {page!r}")
+        after = after or page[len("page_"):]
+    if before and after:
+        raise InvalidRequest("before_id and after_id cannot be used together")
+    return before, after
+
+
+# ----------------------------------------------------------------------------------------------- handlers
+
+async def upload(request: web.Request) -> web.Response:
+    store = store_of(request)
+    limit = request.app[STATE].runtime.cfg.files.max_bytes
+    if not request.content_type.startswith("multipart/"):
+        raise InvalidRequest(f"expected a multipart/form-data body with a 'file' part, got "
+                             f"{request.content_type or 'no content type'}")
+    try:
+        reader = await request.multipart()
+    except (ValueError, AssertionError) as exc:
+        raise InvalidRequest(f"malformed multipart body: {exc}") from None
+    meta = None
+    while True:
+        try:
+            part = await reader.next()
+        except ValueError as exc:
+            raise InvalidRequest(f"malformed multipart body: {exc}") from None
+        if part is None:
+            break
+        if isinstance(part, web.BodyPartReader) and part.name == "file" and meta is None:
+            filename = clean_filename(part.filename)
+
+            async def chunks(p=part):
+                while chunk := await p.read_chunk(256 * 1024):
+                    yield chunk
+
+            try:
+                meta = await store.put_file(filename, mime_of(part.headers.get("content-type"), filename),
+                                            chunks(), limit)
+            except FileTooLarge:
+                raise RequestTooLarge(f"file exceeds the {limit} byte limit (files.max_bytes)") from None
+        else:
+            await part.release()
+    if meta is None:
+        raise InvalidRequest("multipart body has no 'file' part")
+    return json_response(meta.to_api())
+
+
+async def list_files(request: web.Request) -> web.Response:
+    store = store_of(request)
+    limit = int_param(request, "limit", 20, 1, 1000)
+    before, after = cursors(request)
+    try:
+        page, more = await store.list_files(limit, before, after)
+    except KeyError as exc:
+        raise InvalidRequest(f"unknown file id {exc.args[0]!r} in pagination cursor") from None
+    return page_response([m.to_api() for m in page], more)
+
+
+async def _meta(request: web.Request):
+    fid = request.match_info["file_id"]
+    meta = await store_of(request).get_file(fid)
+    if meta is None:
+        raise NotFound(f"file {fid!r} not found")
+    return meta
+
+
+async def get_file(request: web.Request) -> web.Response:
+    return json_response((await _meta(request)).to_api())
+
+
+async def download(request: web.Request) -> web.StreamResponse:
+    meta = await _meta(request)
+    quoted = meta.filename.replace("\\", "_").replace('"', "_")
+    ascii_name = re.sub(r"[^\x20-\x7e]", "_", quoted)
+    resp = web.StreamResponse(headers={"content-type": meta.mime_type, "content-length": str(meta.size_bytes),
+                                       "content-disposition": f'attachment; filename="{ascii_name}"'})
+    await resp.prepare(request)
+    async for chunk in store_of(request).file_content(meta.id):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    fid = request.match_info["file_id"]
+    if not await store_of(request).delete_file(fid):
+        raise NotFound(f"file {fid!r} not found")
+    return json_response({"id": fid, "type": "file_deleted"})
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    r = app.router
+    r.add_post(prefix + "/v1/files", upload)
+    r.add_get(prefix + "/v1/files", list_files)
+    r.add_get(prefix + "/v1/files/{file_id}", get_file)
+    r.add_delete(prefix + "/v1/files/{file_id}", delete_file)
+    r.add_get(prefix + "/v1/files/{file_id}/content", download)

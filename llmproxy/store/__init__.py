@@ -1,0 +1,137 @@
+"""The store behind Message Batches and Files: one small async interface (batches, their items and results,
+files). Nothing outside this package may assume how it is kept; ``open_store`` returns the SQLite one
+(``llmproxy/store/sqlite.py``), a later one may keep the same data on a shared server.
+
+Guarantees every implementation gives:
+
+* ``put_result`` stores at most one result per item (the first one wins and ``True`` says it was stored),
+  so an item re-run after a crash never ends with two results;
+* ``pending_items`` yields exactly the items without a stored result;
+* a file's content is complete or absent (written aside, then moved into place), stored under its id.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
+STATUSES = ("in_progress", "canceling", "ended")
+
+
+def new_id(prefix: str) -> str:
+    """``msgbatch_…`` / ``file_…``: a prefix and 24 random base-62 characters."""
+    alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(24))
+
+
+@dataclass
+class Batch:
+    id: str
+    profile: str
+    created_at: str                     # RFC 3339
+    expires_at: str
+    total: int
+    status: str = "in_progress"         # in_progress | canceling | ended
+    ended_at: str | None = None
+    cancel_initiated_at: str | None = None
+    #: {succeeded, errored, canceled, expired}: results stored so far (filled by get/list)
+    counts: dict[str, int] = field(default_factory=dict)
+    native: dict | None = None          # {"provider", "id"} when Anthropic runs it (native_batches)
+
+    def request_counts(self) -> dict[str, int]:
+        done = {k: self.counts.get(k, 0) for k in RESULT_TYPES}
+        return {"processing": max(0, self.total - sum(done.values())), **done}
+
+
+@dataclass
+class Item:
+    index: int
+    custom_id: str
+    params: bytes                       # the request, JSON
+
+
+@dataclass
+class FileMeta:
+    id: str
+    filename: str
+    mime_type: str
+    size_bytes: int
+    created_at: str
+    downloadable: bool = True
+
+    def to_api(self) -> dict:
+        return {"id": self.id, "type": "file", "filename": self.filename, "mime_type": self.mime_type,
+                "size_bytes": self.size_bytes, "created_at": self.created_at, "downloadable": self.downloadable}
+
+
+class FileTooLarge(Exception):
+    def __init__(self, limit: int):
+        super().__init__(f"file exceeds {limit} bytes")
+        self.limit = limit
+
+
+class Store(Protocol):
+    # ------------------------------------------------------------------ batches
+    async def create_batch(self, batch: Batch, items: list[tuple[str, bytes]]) -> None:
+        """Store a new batch and its items (custom_id, params JSON) in one go."""
+
+    async def get_batch(self, batch_id: str) -> Batch | None: ...
+
+    async def list_batches(self, limit: int, before_id: str | None = None,
+                           after_id: str | None = None) -> tuple[list[Batch], bool]:
+        """Newest first; ``after_id``: the page after (older than) that id, ``before_id``: newer than it.
+        Returns (page, has_more). Raises KeyError naming an unknown cursor id."""
+
+    async def unfinished_batches(self) -> list[Batch]:
+        """Every batch not ended (in_progress or canceling), oldest first: what a restart resumes."""
+
+    async def update_batch(self, batch_id: str, **fields) -> None:
+        """Set ``status``, ``ended_at``, ``cancel_initiated_at`` or ``native``."""
+
+    async def delete_batch(self, batch_id: str) -> None:
+        """The batch, its items and its results."""
+
+    async def pending_items(self, batch_id: str, after_index: int = -1, limit: int = 500) -> list[Item]:
+        """Items without a result, by index, starting after ``after_index``."""
+
+    async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
+        """Store one item's result line (JSON ``{custom_id, result}``) unless it has one already."""
+
+    async def finish_pending(self, batch_id: str, kind: str) -> int:
+        """Give every item still without a result a ``kind`` result (canceled, expired); how many."""
+
+    def results(self, batch_id: str) -> AsyncIterator[bytes]:
+        """Every stored result line (JSON, no newline), by item index."""
+
+    # ------------------------------------------------------------------ files
+    async def put_file(self, filename: str, mime_type: str, chunks: AsyncIterable[bytes],
+                       max_bytes: int) -> FileMeta:
+        """Store a file's content as it arrives (never all in memory) and its metadata. Raises FileTooLarge
+        (nothing is kept) past ``max_bytes``."""
+
+    async def get_file(self, file_id: str) -> FileMeta | None: ...
+
+    async def list_files(self, limit: int, before_id: str | None = None,
+                         after_id: str | None = None) -> tuple[list[FileMeta], bool]:
+        """Newest first, paged like ``list_batches``."""
+
+    def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """A stored file's bytes in chunks."""
+
+    async def read_file(self, file_id: str) -> bytes:
+        """A stored file's whole content (for inlining into a request)."""
+
+    async def delete_file(self, file_id: str) -> bool: ...
+
+    async def close(self) -> None: ...
+
+
+def open_store(home: Path) -> Store:
+    """The store under ``home`` (``llmproxy.db`` and ``files/``)."""
+    from llmproxy.store.sqlite import SqliteStore
+
+    return SqliteStore(home / "llmproxy.db", home / "files")

@@ -1,0 +1,367 @@
+"""The store in SQLite (stdlib ``sqlite3``, WAL) plus file bodies on disk.
+
+Every database call runs on one worker thread that owns the connection, so the event loop never blocks on
+SQLite and no two calls interleave. Schema changes are named, ordered migrations recorded in
+``schema_migrations``; a database is brought up to date when opened. ``synchronous=NORMAL`` under WAL: a
+committed transaction survives the process being killed (not necessarily a power cut).
+
+File bodies live in ``files/<id>``: written to ``files/.<id>.part`` as they arrive, flushed, then renamed
+into place, so a file is complete or absent. The client's filename is metadata only, never a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sqlite3
+from collections.abc import AsyncIterable, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
+
+T = TypeVar("T")
+
+#: (name, SQL), applied in order, each once
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_batches", """
+        CREATE TABLE batches (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            profile TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            ended_at TEXT,
+            cancel_initiated_at TEXT,
+            succeeded INTEGER NOT NULL DEFAULT 0,
+            errored INTEGER NOT NULL DEFAULT 0,
+            canceled INTEGER NOT NULL DEFAULT 0,
+            expired INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX batches_status ON batches(status);
+        CREATE TABLE batch_items (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            custom_id TEXT NOT NULL,
+            params BLOB NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE batch_results (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        ) WITHOUT ROWID;
+    """),
+    ("0002_files", """
+        CREATE TABLE files (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            filename TEXT NOT NULL,
+            mime_type TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+    """),
+    ("0003_native_batches", "ALTER TABLE batches ADD COLUMN native TEXT;"),
+]
+
+_BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
+               "succeeded, errored, canceled, expired, native")
+_FILE_COLS = "id, filename, mime_type, size_bytes, created_at"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _batch(row: tuple) -> Batch:
+    counts = dict(zip(RESULT_TYPES, row[8:12], strict=True))
+    return Batch(id=row[0], profile=row[1], created_at=row[2], expires_at=row[3], total=row[4], status=row[5],
+                 ended_at=row[6], cancel_initiated_at=row[7], counts=counts,
+                 native=orjson.loads(row[12]) if row[12] else None)
+
+
+def _file(row: tuple) -> FileMeta:
+    return FileMeta(id=row[0], filename=row[1], mime_type=row[2], size_bytes=row[3], created_at=row[4])
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database has not seen, in order; the names applied."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+    applied = []
+    for name, sql in MIGRATIONS:
+        if name in done:
+            continue
+        with conn:
+            conn.execute("BEGIN")
+            for stmt in filter(str.strip, sql.split(";")):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now_iso()))
+        applied.append(name)
+    return applied
+
+
+class SqliteStore:
+    def __init__(self, db_path: Path, files_dir: Path):
+        self.db_path, self.files_dir = db_path, files_dir
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmproxy-store")
+        self._conn: sqlite3.Connection | None = None
+        self._pool.submit(self._open).result()
+
+    # ------------------------------------------------------------------ plumbing
+    def _open(self) -> None:
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        for part in self.files_dir.glob(".*.part"):  # uploads a crash interrupted
+            part.unlink(missing_ok=True)
+        conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        migrate(conn)
+        self._conn = conn
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self._call, fn)
+
+    def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        assert self._conn is not None, "store is closed"
+        return fn(self._conn)
+
+    async def close(self) -> None:
+        def _close(conn: sqlite3.Connection) -> None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            conn.close()
+
+        if self._conn is not None:
+            await self._run(_close)
+            self._conn = None
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ batches
+    async def create_batch(self, batch: Batch, items: list[tuple[str, bytes]]) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("INSERT INTO batches (id, profile, created_at, expires_at, total, status, native) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                             (batch.id, batch.profile, batch.created_at, batch.expires_at, batch.total,
+                              batch.status, orjson.dumps(batch.native) if batch.native else None))
+                conn.executemany("INSERT INTO batch_items VALUES (?, ?, ?, ?)",
+                                 ((batch.id, i, cid, params) for i, (cid, params) in enumerate(items)))
+
+        await self._run(tx)
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        def q(conn: sqlite3.Connection) -> Batch | None:
+            row = conn.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            return _batch(row) if row else None
+
+        return await self._run(q)
+
+    async def list_batches(self, limit: int, before_id: str | None = None,
+                           after_id: str | None = None) -> tuple[list[Batch], bool]:
+        rows, more = await self._run(lambda c: _page(c, "batches", _BATCH_COLS, limit, before_id, after_id))
+        return [_batch(r) for r in rows], more
+
+    async def unfinished_batches(self) -> list[Batch]:
+        def q(conn: sqlite3.Connection) -> list[Batch]:
+            return [_batch(r) for r in conn.execute(
+                f"SELECT {_BATCH_COLS} FROM batches WHERE status != 'ended' ORDER BY seq")]
+
+        return await self._run(q)
+
+    async def update_batch(self, batch_id: str, **fields: Any) -> None:
+        allowed = {"status", "ended_at", "cancel_initiated_at", "native"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
+        if "native" in fields and fields["native"] is not None:
+            fields["native"] = orjson.dumps(fields["native"])
+        sets = ", ".join(f"{k} = ?" for k in fields)
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute(f"UPDATE batches SET {sets} WHERE id = ?", (*fields.values(), batch_id))
+
+        await self._run(tx)
+
+    async def delete_batch(self, batch_id: str) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN")
+                conn.execute("DELETE FROM batch_results WHERE batch_id = ?", (batch_id,))
+                conn.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
+                conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
+
+        await self._run(tx)
+
+    async def pending_items(self, batch_id: str, after_index: int = -1, limit: int = 500) -> list[Item]:
+        def q(conn: sqlite3.Connection) -> list[Item]:
+            rows = conn.execute(
+                "SELECT i.idx, i.custom_id, i.params FROM batch_items i WHERE i.batch_id = ? AND i.idx > ? "
+                "AND NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx) "
+                "ORDER BY i.idx LIMIT ?", (batch_id, after_index, limit))
+            return [Item(idx, cid, bytes(params)) for idx, cid, params in rows]
+
+        return await self._run(q)
+
+    async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
+        if kind not in RESULT_TYPES:
+            raise ValueError(kind)
+
+        def tx(conn: sqlite3.Connection) -> bool:
+            with conn:
+                conn.execute("BEGIN")
+                cur = conn.execute("INSERT OR IGNORE INTO batch_results VALUES (?, ?, ?, ?)",
+                                   (batch_id, index, kind, body))
+                if cur.rowcount != 1:
+                    return False
+                conn.execute(f"UPDATE batches SET {kind} = {kind} + 1 WHERE id = ?", (batch_id,))
+                return True
+
+        return await self._run(tx)
+
+    async def finish_pending(self, batch_id: str, kind: str) -> int:
+        if kind not in RESULT_TYPES:
+            raise ValueError(kind)
+
+        def tx(conn: sqlite3.Connection) -> int:
+            with conn:
+                conn.execute("BEGIN")
+                cur = conn.execute(
+                    "INSERT OR IGNORE INTO batch_results (batch_id, idx, kind, body) "
+                    "SELECT i.batch_id, i.idx, ?, json_object('custom_id', i.custom_id, "
+                    "'result', json_object('type', ?)) FROM batch_items i WHERE i.batch_id = ? "
+                    "AND NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx)",
+                    (kind, kind, batch_id))
+                n = cur.rowcount
+                conn.execute(f"UPDATE batches SET {kind} = {kind} + ? WHERE id = ?", (n, batch_id))
+                return n
+
+        return await self._run(tx)
+
+    async def results(self, batch_id: str, page: int = 1000) -> AsyncIterator[bytes]:
+        last = -1
+        while True:
+            rows = await self._run(lambda c, after=last: c.execute(
+                "SELECT idx, body FROM batch_results WHERE batch_id = ? AND idx > ? ORDER BY idx LIMIT ?",
+                (batch_id, after, page)).fetchall())
+            for idx, body in rows:
+                last = idx
+                yield body if isinstance(body, bytes) else str(body).encode()
+            if len(rows) < page:
+                return
+
+    # ------------------------------------------------------------------ files
+    def _path(self, file_id: str) -> Path:
+        if not file_id.replace("_", "").isalnum():  # ids are ours: never a path
+            raise KeyError(file_id)
+        return self.files_dir / file_id
+
+    async def put_file(self, filename: str, mime_type: str, chunks: AsyncIterable[bytes],
+                       max_bytes: int) -> FileMeta:
+        file_id = new_id("file_")
+        part = self.files_dir / f".{file_id}.part"
+        fh = await asyncio.to_thread(open, part, "wb")
+        size, buf, pending = 0, [], 0
+        try:
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FileTooLarge(max_bytes)
+                buf.append(chunk)
+                pending += len(chunk)
+                if pending >= 1 << 20:
+                    await asyncio.to_thread(fh.write, b"".join(buf))
+                    buf, pending = [], 0
+            await asyncio.to_thread(_finish_write, fh, b"".join(buf), part, self.files_dir / file_id)
+        except BaseException:
+            fh.close()
+            part.unlink(missing_ok=True)
+            raise
+        meta = FileMeta(id=file_id, filename=filename, mime_type=mime_type, size_bytes=size, created_at=now_iso())
+
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute("INSERT INTO files (id, filename, mime_type, size_bytes, created_at) VALUES (?, ?, ?, ?, ?)",
+                         (meta.id, meta.filename, meta.mime_type, meta.size_bytes, meta.created_at))
+
+        try:
+            await self._run(tx)
+        except BaseException:
+            (self.files_dir / file_id).unlink(missing_ok=True)
+            raise
+        return meta
+
+    async def get_file(self, file_id: str) -> FileMeta | None:
+        def q(conn: sqlite3.Connection) -> FileMeta | None:
+            row = conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE id = ?", (file_id,)).fetchone()
+            return _file(row) if row else None
+
+        return await self._run(q)
+
+    async def list_files(self, limit: int, before_id: str | None = None,
+                         after_id: str | None = None) -> tuple[list[FileMeta], bool]:
+        rows, more = await self._run(lambda c: _page(c, "files", _FILE_COLS, limit, before_id, after_id))
+        return [_file(r) for r in rows], more
+
+    async def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        fh = await asyncio.to_thread(open, self._path(file_id), "rb")
+        try:
+            while chunk := await asyncio.to_thread(fh.read, chunk_size):
+                yield chunk
+        finally:
+            fh.close()
+
+    async def read_file(self, file_id: str) -> bytes:
+        return await asyncio.to_thread(self._path(file_id).read_bytes)
+
+    async def delete_file(self, file_id: str) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM files WHERE id = ?", (file_id,)).rowcount == 1
+
+        gone = await self._run(tx)
+        if gone:
+            with contextlib.suppress(OSError, KeyError):
+                self._path(file_id).unlink(missing_ok=True)
+        return gone
+
+
+def _finish_write(fh, tail: bytes, part: Path, final: Path) -> None:
+    fh.write(tail)
+    fh.flush()
+    os.fsync(fh.fileno())
+    fh.close()
+    os.replace(part, final)
+
+
+def _page(conn: sqlite3.Connection, table: str, cols: str, limit: int, before_id: str | None,
+          after_id: str | None) -> tuple[list[tuple], bool]:
+    """Newest first (by insertion order). Raises KeyError naming a cursor id that does not exist."""
+    def seq(cursor: str) -> int:
+        row = conn.execute(f"SELECT seq FROM {table} WHERE id = ?", (cursor,)).fetchone()
+        if row is None:
+            raise KeyError(cursor)
+        return row[0]
+
+    if before_id is not None:
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq > ? ORDER BY seq ASC LIMIT ?",
+                            (seq(before_id), limit + 1)).fetchall()
+        more = len(rows) > limit
+        return list(reversed(rows[:limit])), more
+    if after_id is not None:
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                            (seq(after_id), limit + 1)).fetchall()
+    else:
+        rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY seq DESC LIMIT ?", (limit + 1,)).fetchall()
+    return rows[:limit], len(rows) > limit
