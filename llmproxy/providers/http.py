@@ -107,8 +107,8 @@ def _frame(event: str, data: str, raw: bytes, provider: ProviderConfig, strict: 
     try:
         return Frame(event, orjson.loads(data), raw)
     except orjson.JSONDecodeError:
-        if not strict:  # kept as text: the consumer skips what is not an object
-            return Frame(event, data, raw)
+        if not strict and not data.lstrip().startswith(("{", "[")):
+            return Frame(event, data, raw)  # a stray text line, kept as text: the consumer skips it
         raise UpstreamError(f"{provider.name}: malformed event in the upstream stream "
                             f"({event or 'data'} frame is not JSON)") from None
 
@@ -117,8 +117,9 @@ async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, stri
                  ) -> AsyncIterator[list[Frame]]:
     """The response's server-sent events as they arrive, decoded once, each keeping its own bytes. A stream
     cut in the middle of a frame raises UpstreamError, and so does a frame that is not JSON when ``strict``
-    (Anthropic's grammar is exact; OpenAI-compatible servers vary, so their stray lines are kept as text for
-    the consumer to skip). The connection is closed at the end (or when the consumer stops early, which
+    (Anthropic's grammar is exact; OpenAI-compatible servers vary, so their stray text lines are kept as text
+    for the consumer to skip — but a broken JSON object is an error even then: skipping it would drop content
+    silently). The connection is closed at the end (or when the consumer stops early, which
     aborts the upstream request)."""
     dec = SSEDecoder()
     try:
