@@ -26,20 +26,19 @@ def _profile_from_env(environ) -> str | None:
 
 
 def _iso_bound(session: dict, now: float) -> str | None:
-    """The earliest log time that can belong to this session, as the log writes times (UTC ISO, so strings
-    compare like times)."""
-    from datetime import UTC, datetime
-
+    """The earliest log time that can belong to this session, as the log writes times (UTC ISO with
+    milliseconds, so strings compare like times)."""
     dur = (session.get("cost") or {}).get("total_duration_ms")
     if not isinstance(dur, int | float):
         return None
-    return datetime.fromtimestamp(now - dur / 1000 - SLACK_S, UTC).isoformat(timespec="milliseconds")
+    t = now - dur / 1000 - SLACK_S
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}+00:00"
 
 
 def session_records(log: Path, session_id: str, since: str | None, max_bytes: int = MAX_BYTES) -> list[dict]:
     """This session's records, newest first: the newest file backwards, then the rotated ones, stopping at
     ``since`` or after ``max_bytes``."""
-    from llmproxy.obs.reader import log_files, parse_line, reverse_lines, whole_end
+    from llmproxy.obs.reader import log_files, reverse_lines, whole_end
 
     needle = session_id.encode()
     found: list[dict] = []
@@ -56,10 +55,18 @@ def session_records(log: Path, session_id: str, since: str | None, max_bytes: in
                     return found
                 if since is not None and _time_of(line) < since:
                     return found
-                if needle in line and (rec := parse_line(line)) is not None \
-                        and (rec.get("client") or {}).get("session_id") == session_id:
+                if needle in line and (rec := _parse(line)) and (rec.get("client") or {}).get("session_id") == session_id:
                     found.append(rec)
     return found
+
+
+def _parse(line: bytes) -> dict | None:
+    """json, not orjson: importing orjson costs more than parsing a session's records with json."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
 
 
 def _time_of(line: bytes) -> str:

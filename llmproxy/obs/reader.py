@@ -1,25 +1,24 @@
-"""Reading the request log back: the rotated files in order, filters, and following a file that rotates.
-Pure apart from file reads; used by `llmproxy logs`, `llmproxy stats` and `llmproxy demo status`."""
+"""Reading the request log back: the rotated files in order, filters, reading backwards from the end, and
+following a file that rotates. Pure apart from file reads; used by `llmproxy logs`, `stats`, `statusline` and
+`demo status`. Standard library only at import (the status line starts in a few milliseconds)."""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO
-
-import orjson
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 
 
 def parse_since(text: str | None, now: float | None = None) -> float | None:
     """'10m', '1h', '2d', '30s' or an ISO timestamp -> a unix time (None for no limit)."""
+    from datetime import UTC, datetime
+
     if not text:
         return None
     now = time.time() if now is None else now
@@ -34,19 +33,23 @@ def parse_since(text: str | None, now: float | None = None) -> float | None:
 
 
 def record_time(rec: dict) -> float:
+    from datetime import datetime
+
     try:
         return datetime.fromisoformat(rec["time"]).timestamp()
     except (KeyError, ValueError, TypeError):
         return 0.0
 
 
-@dataclass
 class Filter:
-    profile: str | None = None
-    scenario: str | None = None
-    provider: str | None = None
-    status: str | None = None  # "error", "ok", "429", "5xx"
-    since: float | None = None
+    """Which records to show. A plain class, not a dataclass: `llmproxy statusline` imports this module and
+    must start in a few milliseconds."""
+
+    def __init__(self, profile: str | None = None, scenario: str | None = None, provider: str | None = None,
+                 status: str | None = None, since: float | None = None):
+        self.profile, self.scenario, self.provider = profile, scenario, provider
+        self.status = status  # "error", "ok", "429", "5xx"
+        self.since = since
 
     def __call__(self, rec: dict) -> bool:
         if "request_id" not in rec:
@@ -86,6 +89,8 @@ def _inode(p: Path) -> int | None:
 
 
 def parse_line(line: bytes) -> dict | None:
+    import orjson  # here, not at the top: importing orjson costs ~15 ms, and `llmproxy statusline` must not pay it
+
     try:
         rec = orjson.loads(line)
     except orjson.JSONDecodeError:
@@ -110,7 +115,7 @@ def read(path: Path, flt: Filter, last: int | None = None) -> list[tuple[dict, b
     return out
 
 
-def reverse_lines(fh: BinaryIO, end: int, block: int = 1 << 16) -> Iterator[bytes]:
+def reverse_lines(fh: io.BufferedReader, end: int, block: int = 1 << 16) -> Iterator[bytes]:
     """The lines of ``fh[:end]``, last first; ``end`` is a line boundary (0 or just after a newline)."""
     pos, rest = end, b""
     while pos > 0:
@@ -123,7 +128,7 @@ def reverse_lines(fh: BinaryIO, end: int, block: int = 1 << 16) -> Iterator[byte
     yield rest
 
 
-def _newest_matching(fh: BinaryIO, end: int, flt: Filter, last: int, found: list) -> None:
+def _newest_matching(fh: io.BufferedReader, end: int, flt: Filter, last: int, found: list) -> None:
     for line in reverse_lines(fh, end):
         if len(found) >= last:
             return
@@ -132,12 +137,11 @@ def _newest_matching(fh: BinaryIO, end: int, flt: Filter, last: int, found: list
             found.append((rec, line))
 
 
-@dataclass
 class Position:
     """Where reading stopped: the open newest file and the offset just after its last whole line."""
 
-    fh: BinaryIO | None
-    offset: int = 0
+    def __init__(self, fh: io.BufferedReader | None, offset: int = 0):
+        self.fh, self.offset = fh, offset
 
     def close(self) -> None:
         if self.fh is not None:
@@ -150,7 +154,7 @@ def tail(path: Path, flt: Filter, last: int) -> tuple[list[tuple[dict, bytes]], 
     position after them for ``follow(path, position=…)``: nothing written in between is lost, not even across
     a rotation (the open file keeps its inode)."""
     try:
-        fh: BinaryIO | None = path.open("rb")
+        fh: io.BufferedReader | None = path.open("rb")
     except FileNotFoundError:
         fh = None
     found: list[tuple[dict, bytes]] = []
@@ -175,7 +179,7 @@ def tail(path: Path, flt: Filter, last: int) -> tuple[list[tuple[dict, bytes]], 
     return found, pos
 
 
-def whole_end(fh: BinaryIO, end: int) -> int:
+def whole_end(fh: io.BufferedReader, end: int) -> int:
     """``end`` moved back to just after the last newline before it: a line the writer has not finished yet
     is left for the next read."""
     back = min(end, 1 << 16)
