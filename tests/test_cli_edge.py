@@ -257,3 +257,16 @@ def test_banner_columns_are_aligned(home):
         cols = {ln.index(marker) for ln in rows[1:]}
         assert len(cols) == 1, rows
     assert len({ln.index("ANTHROPIC_BASE_URL") for ln in rows[:1]} | {ln.index("http://") for ln in rows[1:]}) == 1
+
+
+def test_attempts_note_counts_fallbacks_not_failed_tries():
+    from llmproxy.cli.format import attempts_note
+
+    one_failed = {"target": None, "status": 502, "attempts": [{"target": "anthropic/m", "status": 502}]}
+    assert attempts_note(one_failed) == ""
+    fell_back = {"target": "backup/m", "attempts": [{"target": "anthropic/m", "status": 529}]}
+    assert attempts_note(fell_back) == "fallbacks=1"
+    retried = {"target": "anthropic/m", "attempts": [{"target": "anthropic/m", "status": 429, "retried": True}]}
+    assert attempts_note(retried) == "retries=1"
+    both = {"target": None, "attempts": [{"target": "a/m", "retried": True}, {"target": "a/m"}, {"target": "b/m"}]}
+    assert attempts_note(both) == "fallbacks=1 retries=1"

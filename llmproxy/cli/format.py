@@ -56,13 +56,24 @@ def request_row(rec: dict) -> Text:
         t.append(fmt_cost(rec.get("cost_usd")) + " ", style="green")
     if rec.get("endpoint") not in (None, "messages"):
         t.append(f"[{rec['endpoint']}] ", style="dim")
-    if rec.get("attempts"):
-        t.append(f"fallbacks={len(rec['attempts'])} ", style="yellow")
+    if note := attempts_note(rec):
+        t.append(note + " ", style="yellow")
     if rec.get("client_disconnected"):
         t.append("client-gone ", style="yellow")
     if rec.get("error") or rec.get("stream_error"):
         t.append(str(rec.get("error") or rec.get("stream_error"))[:120], style="red")
     return t
+
+
+def attempts_note(rec: dict) -> str:
+    """``fallbacks=N`` (how many targets the request moved away from) and ``retries=N`` (tries repeated on the
+    same target); nothing for a request that failed on its only target."""
+    atts = [a for a in rec.get("attempts") or () if isinstance(a, dict)]
+    targets = list(dict.fromkeys(a.get("target") for a in atts))
+    final = rec.get("target")
+    moved = sum(1 for t in targets if t != final) if final else max(0, len(targets) - 1)
+    retries = sum(1 for a in atts if a.get("retried"))
+    return " ".join(f"{k}={v}" for k, v in (("fallbacks", moved), ("retries", retries)) if v)
 
 
 def providers_table(health: dict) -> Table:
