@@ -7,9 +7,11 @@ from __future__ import annotations
 import mimetypes
 import re
 import unicodedata
+from urllib.parse import unquote
 
 import orjson
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
 from llmproxy.server.state import STATE
@@ -42,7 +44,7 @@ async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[
 def clean_filename(name: str | None) -> str:
     """The client's filename as metadata: its last path component, no control characters, bounded. It is
     never used as a path (bodies are stored by id)."""
-    name = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
     name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
     if name in ("", ".", ".."):
         name = "upload"
@@ -104,11 +106,11 @@ async def upload(request: web.Request) -> web.Response:
     while True:
         try:
             part = await reader.next()
-        except ValueError as exc:
+        except (ValueError, HttpProcessingError) as exc:
             raise InvalidRequest(f"malformed multipart body: {exc}") from None
         if part is None:
             break
-        if isinstance(part, web.BodyPartReader) and part.name == "file" and meta is None:
+        if isinstance(part, BodyPartReader) and part.name == "file" and meta is None:
             filename = clean_filename(part.filename)
 
             async def chunks(p=part):
@@ -129,6 +131,10 @@ async def upload(request: web.Request) -> web.Response:
 
 async def list_files(request: web.Request) -> web.Response:
     store = store_of(request)
+    ids = request.query.getall("ids", []) + request.query.getall("ids[]", [])
+    if ids:  # one page of exactly these (known) files
+        metas = [m for fid in list(dict.fromkeys(ids))[:100] if (m := await store.get_file(fid)) is not None]
+        return page_response([m.to_api() for m in metas], False)
     limit = int_param(request, "limit", 20, 1, 1000)
     before, after = cursors(request)
     try:
