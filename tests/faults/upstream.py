@@ -66,6 +66,7 @@ class FaultUpstream:
         self.hits = 0
         self.url = ""
         self.delay = 0.0                  # ok mode: seconds between stream events (a slow upstream)
+        self.retry_after: dict[str, str] = {}  # replaces the 429 modes' retry-after headers when set
         self._server: web.AppRunner | None = None
 
     # --------------------------------------------------------------------------------------- server
@@ -124,7 +125,7 @@ class FaultUpstream:
             status = STATUS_MODES[mode]
             return web.json_response({"type": "error", "error": {"type": _ANTHROPIC_ERROR_TYPES[status],
                                                                  "message": f"fault {mode}"}},
-                                     status=status, headers=_retry_headers(mode))
+                                     status=status, headers=self.retry_after or _retry_headers(mode))
         text = "x" * HUGE_BYTES if mode == "huge" else TEXT
         events = self._anthropic_events(model, text)
         if mode == "malformed_start":
@@ -166,7 +167,7 @@ class FaultUpstream:
         if mode in STATUS_MODES:
             status = STATUS_MODES[mode]
             return web.json_response({"error": {"message": f"fault {mode}", "type": "error", "code": None}},
-                                     status=status, headers=_retry_headers(mode))
+                                     status=status, headers=self.retry_after or _retry_headers(mode))
         text = "x" * HUGE_BYTES if mode == "huge" else TEXT
         chunks = self._openai_chunks(model, text)
         if mode == "malformed_start":
