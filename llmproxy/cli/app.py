@@ -10,6 +10,8 @@ from typing import Annotated
 import typer
 from typer.core import TyperGroup
 
+from llmproxy.cli.batches import batches_app
+from llmproxy.cli.files import files_app
 from llmproxy.cli.options import LogsOptions, RouteTestOptions, ServeOptions, Source
 
 
@@ -35,6 +37,8 @@ app.add_typer(kg_app, name="kg")
 demo_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
                        help="Four Claude Code sessions in tmux, one per profile, with the request log beside them.")
 app.add_typer(demo_app, name="demo")
+app.add_typer(batches_app, name="batches")
+app.add_typer(files_app, name="files")
 
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
 ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", help="extra directory of profile .toml files")]

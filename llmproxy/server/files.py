@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import mimetypes
 import re
-import unicodedata
-from urllib.parse import unquote
 
 import orjson
 from aiohttp import BodyPartReader, web
@@ -15,11 +13,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
 from llmproxy.server.state import STATE
-from llmproxy.store import FileTooLarge, Store
+from llmproxy.store import FileTooLarge, Store, clean_filename
 from llmproxy.store.inline import inline_files
 
 STORE = web.AppKey("store", object)
-FILENAME_MAX = 255
 
 
 def store_of(request: web.Request) -> Store:
@@ -40,16 +37,6 @@ async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[
 
 
 # ------------------------------------------------------------------------------------------------ helpers
-
-def clean_filename(name: str | None) -> str:
-    """The client's filename as metadata: its last path component, no control characters, bounded. It is
-    never used as a path (bodies are stored by id)."""
-    name = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
-    if name in ("", ".", ".."):
-        name = "upload"
-    return name[:FILENAME_MAX]
-
 
 def mime_of(content_type: str | None, filename: str) -> str:
     ct = (content_type or "").split(";", 1)[0].strip().lower()

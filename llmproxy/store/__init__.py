@@ -13,13 +13,28 @@ Guarantees every implementation gives:
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 STATUSES = ("in_progress", "canceling", "ended")
+
+
+FILENAME_MAX = 255
+
+
+def clean_filename(name: str | None) -> str:
+    """The client's filename as metadata: its last path component, no control characters, bounded. It is
+    never used as a path (bodies are stored by id)."""
+    name = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
+    if name in ("", ".", ".."):
+        name = "upload"
+    return name[:FILENAME_MAX]
 
 
 def new_id(prefix: str) -> str:
