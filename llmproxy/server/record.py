@@ -118,6 +118,7 @@ def finish(state: State, rec: RequestRecord, body: dict | None = None) -> None:
     state.metrics.observe(data, cfg)
     if state.log is not None:
         state.log.record(data)
+    state.events.publish("end", data)
 
 
 class recording:  # noqa: N801 - reads as a statement: `with recording(request, "messages") as rec:`
@@ -130,6 +131,7 @@ class recording:  # noqa: N801 - reads as a statement: `with recording(request, 
 
     def __enter__(self) -> recording:
         self.state.in_flight += 1
+        self.state.events.publish("start", self.record)
         return self
 
     def __exit__(self, _type, exc, _tb) -> None:

@@ -12,6 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from llmproxy.config import Config
+from llmproxy.obs.events import EventHub
 from llmproxy.obs.log import RequestLog
 from llmproxy.providers import Provider
 from llmproxy.routing import CompiledProfile, Router
@@ -55,6 +56,7 @@ class State:
     breakers: Breakers = field(default_factory=Breakers)
     reload_problems: list[str] = field(default_factory=list)
     config_stale_since: str | None = None   # when a reload last failed (ISO time), until one succeeds
+    events: EventHub = field(default_factory=EventHub)  # the dashboard's live feed (llmproxy/server/ui.py)
 
     @property
     def metrics(self):
