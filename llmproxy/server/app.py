@@ -3,58 +3,23 @@ as cleanup contexts, and every route under the bare root and under each ``/p/<pr
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
 from llmproxy import config as config_mod
-from llmproxy import paths, providers, routing
+from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
 from llmproxy.server import batches, files, handlers, openai_surface
 from llmproxy.server.middleware import auth_middleware, errors_middleware
-from llmproxy.server.state import STATE, Options, Runtime, State
+from llmproxy.server.runtime import load_runtime, reload, with_providers
+from llmproxy.server.state import STATE, State
+
+__all__ = ["create_app", "load_runtime", "reload"]
 
 log = logging.getLogger("llmproxy")
-
-
-def load_runtime(options: Options) -> Runtime:
-    """Config + compiled profiles, no providers yet. Raises ConfigError / KGError."""
-    cfg, _ = config_mod.load(options.config_path, list(options.profile_dirs))
-    return Runtime(router=routing.Router.build(cfg), providers={})
-
-
-def _with_providers(state: State, rt: Runtime) -> Runtime:
-    assert state.session is not None
-    provs = providers.build(rt.cfg, state.session, simulate_all=state.options.simulate,
-                            local_up=state.local_up, sim_speed=rt.cfg.server.simulator_speed)
-    return dataclasses.replace(rt, providers=provs)
-
-
-async def reload(state: State) -> list[str]:
-    """Re-read config, profiles and knowledge graphs. On any problem the previous routing stays, the
-    problems are logged, and /health says since when the running configuration is stale."""
-    try:
-        rt = load_runtime(state.options)
-    except config_mod.ConfigError as exc:
-        problems = exc.problems
-    except routing.KGError as exc:
-        problems = [str(exc)]
-    else:
-        state.local_up = await providers.probe_local(rt.cfg)
-        state.runtime = _with_providers(state, rt)
-        state.reload_problems, state.config_stale_since = [], None
-        log.info("configuration reloaded")
-        return []
-    for p in problems:
-        log.error("reload failed: %s", p)
-    log.warning("the previous configuration stays in force")
-    state.reload_problems = problems
-    state.config_stale_since = state.config_stale_since or datetime.now(UTC).isoformat(timespec="seconds")
-    return problems
 
 
 async def _client_session(app: web.Application) -> AsyncIterator[None]:
@@ -64,7 +29,7 @@ async def _client_session(app: web.Application) -> AsyncIterator[None]:
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
     state.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
     state.local_up = await providers.probe_local(state.runtime.cfg)
-    state.runtime = _with_providers(state, state.runtime)
+    state.runtime = with_providers(state, state.runtime)
     yield
     await state.session.close()
 

@@ -10,60 +10,16 @@ from aiohttp import web
 
 from llmproxy import __version__
 from llmproxy.config import Target
-from llmproxy.errors import InvalidRequest, NotFound, Overloaded, ProxyError, RequestTooLarge
+from llmproxy.errors import InvalidRequest, NotFound, ProxyError
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
 from llmproxy.providers import Provider, Reply
-from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
 from llmproxy.server import dispatch, streaming
+from llmproxy.server.edge import admit, client_key, json_response, read_body, request_profile, route_headers
 from llmproxy.server.files import inline_request
 from llmproxy.server.health import health_info, public_health
-from llmproxy.server.middleware import REQUEST_ID, client_credential, is_authorised
+from llmproxy.server.middleware import is_authorised
 from llmproxy.server.record import RequestRecord, bodies_wanted, recording
 from llmproxy.server.state import STATE, State
-
-
-def request_profile(request: web.Request, explicit: str | None = None) -> CompiledProfile:
-    """The profile for this request (precedence: ``llmproxy/routing/router.py``)."""
-    return request.app[STATE].runtime.router.profile(explicit, request.match_info.get("profile"),
-                                                     request.headers.get(PROFILE_HEADER))
-
-
-def json_response(data, status: int = 200, headers: dict | None = None) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json", headers=headers)
-
-
-def admit(state: State) -> None:
-    """Refuse new work beyond ``server.max_concurrent_requests`` (the client retries a 529)."""
-    limit = state.runtime.cfg.server.max_concurrent_requests
-    if state.in_flight > limit:
-        raise Overloaded(f"llmproxy is serving {limit} requests at once (server.max_concurrent_requests); "
-                         f"retry shortly", retry_after="1")
-
-
-async def read_body(request: web.Request, rec: RequestRecord) -> tuple[bytes, object]:
-    """The body, read within ``server.max_body_bytes``. Read from the stream rather than with
-    ``request.read()``, which would keep the bytes on the request for as long as a stream lasts."""
-    limit = request.app[STATE].runtime.cfg.server.max_body_bytes
-    if (request.content_length or 0) > limit:
-        raise RequestTooLarge(f"request body exceeds the {limit} byte limit (server.max_body_bytes)")
-    parts, size = [], 0
-    async for chunk in request.content.iter_any():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"request body exceeds the {limit} byte limit (server.max_body_bytes)")
-        parts.append(chunk)
-    raw = parts[0] if len(parts) == 1 else b"".join(parts)
-    rec.bytes_in = len(raw)
-    return raw, parse_json(raw)
-
-
-def client_key(state: State, request: web.Request) -> str | None:
-    """The client's credential, forwardable only when it is not our own proxy key."""
-    return None if state.runtime.cfg.api_keys else client_credential(request)
-
-
-def route_headers(request: web.Request, decision: Decision, served_by: Target) -> dict[str, str]:
-    return {"x-llmproxy-route": decision.header(served_by), "request-id": request[REQUEST_ID]}
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -242,7 +198,7 @@ async def api_route(request: web.Request) -> web.Response:
 
 async def api_reload(request: web.Request) -> web.Response:
     """Reload config, profiles and knowledge graphs now; answer whether it worked (422 with the problems)."""
-    from llmproxy.server.app import reload
+    from llmproxy.server.runtime import reload
 
     state = request.app[STATE]
     problems = await reload(state)

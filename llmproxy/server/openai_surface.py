@@ -21,7 +21,7 @@ from llmproxy.protocol.openai import validate_chat
 from llmproxy.protocol.sse import Frame
 from llmproxy.providers import ChatProvider, Provider, Reply
 from llmproxy.server import dispatch, streaming
-from llmproxy.server.handlers import admit, client_key, read_body, request_profile, route_headers
+from llmproxy.server.edge import admit, client_key, read_body, request_profile, route_headers
 from llmproxy.server.record import bodies_wanted, recording
 from llmproxy.server.state import STATE
 
