@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 3456
 
-.PHONY: install serve test test-fast lint bench demo clean claude-code
+.PHONY: install serve test test-fast lint bench soak demo clean claude-code
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "llmproxy needs Python >= 3.11")'
@@ -32,6 +32,11 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_routing.py
 	$(BIN)/python scripts/bench_stream.py
 	$(BIN)/python scripts/bench_proxy.py
+
+# N concurrent streams through a real daemon to a slow loopback upstream: errors, RSS, fds (STREAMS=1000 for the big run)
+STREAMS ?= 200
+soak: $(STAMP)
+	$(BIN)/python scripts/soak.py --streams $(STREAMS)
 
 # Claude Code, for the end-to-end tests and the demo (installed under .claude-code/, not globally)
 claude-code:
