@@ -74,6 +74,12 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -191,10 +197,12 @@ async def soak(url: str, pid: int, up_port: int, args) -> tuple[Stats, dict]:
     await drive(url, 1, 0.1, 0, Stats())
     await asyncio.sleep(0.5)
     fig = {"rss_start_kib": rss_kib(pid), "fds_before": fds(pid)}
+    cpu0 = cpu_seconds(pid)
     t0 = time.monotonic()
     with Sampler(pid) as sampler:
         await drive(url, args.streams, args.duration, args.ramp, st)
         fig["wall_s"] = round(time.monotonic() - t0, 1)
+        fig["cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
         await asyncio.sleep(2.0)  # let connections close and the log drain
         fig["rss_peak_kib"] = max(sampler.peak, rss_kib(pid))
     fig["rss_end_kib"] = rss_kib(pid)
@@ -272,6 +280,9 @@ base_url = "http://127.0.0.1:{up_port}"
     if st.ttfb:
         print(f"  time to first byte p50 {pct(st.ttfb, 50) * 1000:.0f} ms  p99 {pct(st.ttfb, 99) * 1000:.0f} ms; "
               f"stream p50 {pct(st.durations, 50):.2f} s  p99 {pct(st.durations, 99):.2f} s")
+    print(f"  daemon CPU         {fig['cpu_s']:.1f} s in {fig['wall_s']:.1f} s of load "
+          f"({fig['cpu_s'] / fig['wall_s'] * 100:.0f} % of one core; {os.cpu_count()} cores shared with the "
+          f"clients and the upstream)")
     mib = lambda k: f"{k / 1024:.1f} MiB"  # noqa: E731
     print(f"  daemon RSS         start {mib(fig['rss_start_kib'])}  peak {mib(fig['rss_peak_kib'])}  "
           f"end {mib(fig['rss_end_kib'])}")
