@@ -34,6 +34,22 @@ def test_route_test_without_profile_shows_every_profile(home):
     assert "--profile NAME" in r.stdout
 
 
+@pytest.mark.parametrize("text, expect", [
+    ("add a plan column to the orders table", "suppressed"),   # a word used as a name
+    ("lay out the steps to get us off the old queue", "fires"),
+    ("rename the variable", "no term"),
+])
+def test_route_test_why_not_explains_a_miss(home, text, expect):
+    r = invoke("route-test", "--why-not", "planning", text)
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith("intelligent: planning:") and expect in r.stdout
+
+
+def test_route_test_why_not_unknown_concept_lists_the_known_ones(home):
+    r = invoke("route-test", "--why-not", "nope", "x")
+    assert r.exit_code == 2 and "planning" in r.output and r.output.count("error:") == 1
+
+
 def test_route_test_one_profile_in_detail(home):
     r = invoke("route-test", "plan the design", "--profile", "intelligent")
     assert r.exit_code == 0, r.output

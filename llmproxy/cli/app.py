@@ -100,13 +100,15 @@ def route_test(
     all_profiles: Annotated[bool, typer.Option("--all-profiles", help="one row per profile (the default without --profile)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the Decision(s) as JSON")] = False,
     request: Annotated[Path | None, typer.Option("--request", help="a full Anthropic request body (JSON file, - for stdin)")] = None,
+    why_not: Annotated[str | None, typer.Option("--why-not", metavar="CONCEPT", help="say why CONCEPT did not fire for the text (closest term, and what stopped it)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
 ) -> None:
     """Explain where a prompt (or a recorded request) would be routed, without calling any model."""
     from llmproxy.cli import routetest
 
-    opts = RouteTestOptions(text, None if all_profiles else profile, json_out, request, _source(config, profile_dir))
+    opts = RouteTestOptions(text, None if all_profiles else profile, json_out, request, _source(config, profile_dir),
+                            why_not=why_not)
     raise typer.Exit(routetest.run(opts))
 
 

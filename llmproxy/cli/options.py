@@ -33,6 +33,7 @@ class RouteTestOptions:
     json_out: bool = False
     request: Path | None = None  # a request body (or a recorded {headers, body}) file; "-" is stdin
     source: Source = field(default_factory=Source)
+    why_not: str | None = None  # a concept: say why it did not fire for the text
 
 
 @dataclass(frozen=True)

@@ -102,9 +102,28 @@ def print_one(d: dict, body: dict) -> None:
     out.print(Text(f"~{d['estimated_tokens']} input tokens", style="dim"))
 
 
+def explain_miss(router: Router, opts: RouteTestOptions) -> int:
+    """``--why-not CONCEPT``: for each profile whose graph has the concept (or the one given), why it did or
+    did not fire for the text."""
+    from llmproxy.routing.whynot import why_not
+
+    if opts.text is None:
+        raise CLIError("--why-not needs the prompt text", code=2)
+    names = [opts.profile] if opts.profile else router.names()
+    having = [n for n in names if opts.why_not in router.profile(n).kg.concepts]
+    if not having:
+        known = sorted({c for n in names for c in router.profile(n).kg.concepts})
+        raise CLIError(f"no profile has a concept {opts.why_not!r} (known: {', '.join(known) or 'none'})", code=2)
+    for name in having:
+        out.print(f"{name}: {why_not(router.profile(name).kg, opts.why_not, opts.text)}", markup=False, soft_wrap=True)
+    return 0
+
+
 def run(opts: RouteTestOptions) -> int:
     body, headers = request_of(opts)
     router = load_router(opts)
+    if opts.why_not:
+        return explain_miss(router, opts)
     names: list[str | None] = [opts.profile] if opts.profile else list(router.names())
     found = decisions(router, names, body, headers)
     if opts.json_out:
