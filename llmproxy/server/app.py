@@ -12,7 +12,7 @@ from aiohttp import web
 from llmproxy import config as config_mod
 from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
-from llmproxy.server import batches, files, handlers, openai_surface
+from llmproxy.server import batches, files, handlers, openai_surface, ui
 from llmproxy.server.middleware import auth_middleware, errors_middleware
 from llmproxy.server.runtime import load_runtime, reload, with_providers
 from llmproxy.server.state import STATE, State
@@ -86,4 +86,5 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
             r.add_get(prefix + "/", handlers.root)
     app.router.add_get("/health", handlers.health)
     app.router.add_get("/metrics", handlers.metrics)
+    ui.add_routes(app)
     return app

@@ -14,7 +14,8 @@ from llmproxy.server.state import STATE
 
 log = logging.getLogger("llmproxy")
 REQUEST_ID = web.RequestKey("request_id", str)
-PUBLIC_PATHS = frozenset({"/", "/health"})
+PUBLIC_PATHS = frozenset({"/", "/health", "/ui", "/ui/"})
+PUBLIC_PREFIXES = ("/ui/",)  # the dashboard's static files (its data under /api/ needs the key)
 
 
 def new_request_id() -> str:
@@ -92,7 +93,9 @@ def is_authorised(request: web.Request) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    if request.path not in PUBLIC_PATHS and not _is_profile_root(request.path) and not is_authorised(request):
+    path = request.path
+    if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and not _is_profile_root(path) \
+            and not is_authorised(request):
         if client_credential(request) is None:
             raise AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
         raise AuthenticationFailed("invalid proxy API key")

@@ -1,0 +1,363 @@
+"""The dashboard: ``GET /ui`` (static files shipped in the package) and the JSON it reads.
+
+- ``GET /api/events``: the live feed as server-sent events (``start`` when a request begins, ``end`` with
+  its record when it is done), read from the event hub (``llmproxy/obs/events.py``). Records are redacted
+  as the log redacts them; bodies are not sent (``"bodies": true`` says the log has them).
+- ``GET /api/requests/{request_id}``: one logged record, bodies included, read back from the request log.
+- ``GET /api/stats?since=1h``: the recent records from the log, trimmed, for the charts at load.
+- ``GET /api/kg``: each profile's chains and knowledge graph. ``GET /api/providers``: live or simulated
+  and why, models and prices, circuits.
+
+The page is public (it holds no data); everything under ``/api/`` needs the proxy key when keys are set.
+The page sends it as ``x-api-key`` (the feed is read with ``fetch``, so the key never goes in a URL).
+Without proxy keys, these endpoints answer only requests addressed to a loopback name or the configured
+host, so a web page elsewhere cannot read them through DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from llmproxy import __version__, paths
+from llmproxy.errors import InvalidRequest, NotFound, Overloaded, PermissionDenied
+from llmproxy.obs.events import Closed, Event, Overrun
+from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
+from llmproxy.obs.redact import redact
+from llmproxy.server.health import health_info
+from llmproxy.server.state import STATE, State
+
+UI_DIR = Path(__file__).resolve().parent.parent / "ui"
+#: the files the page is made of (nothing else under /ui/ is served)
+FILES = {"index.html": "text/html", "app.css": "text/css", "app.js": "text/javascript",
+         "charts.js": "text/javascript"}
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+#: seconds between keep-alive comments on an idle feed
+HEARTBEAT = 15.0
+#: a write to one browser that takes longer than this drops that browser
+WRITE_TIMEOUT = 5.0
+#: how far back /api/stats reads, and how many records it returns at most
+MAX_SINCE_S = 24 * 3600
+MAX_STATS_RECORDS = 5000
+BODY_KEYS = ("request_body", "response_body")
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+# ------------------------------------------------------------------------------------------------- page
+
+class _Static:
+    """The page's files, read once, with a gzip copy and an ETag."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, tuple[bytes, bytes, str]] = {}
+
+    def get(self, name: str) -> tuple[bytes, bytes, str]:
+        if name not in self.cache or os.environ.get("LLMPROXY_UI_DEV"):
+            raw = (UI_DIR / name).read_bytes()
+            self.cache[name] = (raw, gzip.compress(raw, 9, mtime=0), '"' + hashlib.sha256(raw).hexdigest()[:20] + '"')
+        return self.cache[name]
+
+
+_static = _Static()
+
+
+def _file_response(request: web.Request, name: str) -> web.Response:
+    try:
+        raw, gz, etag = _static.get(name)
+    except OSError:
+        raise NotFound(f"the dashboard file {name!r} is missing from this installation") from None
+    headers = {"content-type": FILES[name] + "; charset=utf-8", "cache-control": "no-cache", "etag": etag,
+               "x-content-type-options": "nosniff", "referrer-policy": "no-referrer", "vary": "accept-encoding"}
+    if name.endswith(".html"):
+        headers["content-security-policy"] = CSP
+        headers["x-frame-options"] = "DENY"
+    if request.headers.get("if-none-match") == etag:
+        return web.Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("accept-encoding", ""):
+        headers["content-encoding"] = "gzip"
+        return web.Response(body=gz, headers=headers)
+    return web.Response(body=raw, headers=headers)
+
+
+async def page(request: web.Request) -> web.Response:
+    return _file_response(request, "index.html")
+
+
+async def asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if name not in FILES:
+        raise NotFound(f"not found: {request.path}")
+    return _file_response(request, name)
+
+
+async def page_redirect(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/ui")
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+def check_host(request: web.Request) -> None:
+    """Without proxy keys, answer only requests addressed to this machine by a name we know (DNS rebinding)."""
+    state = request.app[STATE]
+    cfg = state.runtime.cfg
+    if cfg.api_keys:
+        return
+    host = (request.host or "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name in LOOPBACK_HOSTS or name == cfg.server.host.lower() or name.strip("[]") == cfg.server.host.lower():
+        return
+    raise PermissionDenied(f"the dashboard API answers only requests to localhost or {cfg.server.host} "
+                           f"(got Host: {request.host!r}); set proxy API keys to reach it by other names")
+
+
+def secrets_of(state: State) -> tuple[str, ...]:
+    log_secrets = state.log.secrets if state.log is not None else ()
+    return tuple(dict.fromkeys((*log_secrets, *state.runtime.cfg.api_keys)))
+
+
+def _json(data: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data, default=str), content_type="application/json",
+                        headers={"cache-control": "no-store"})
+
+
+def feed_view(data: dict) -> dict:
+    """A log record as the feed sends it: without bodies, saying whether the log has them."""
+    out = {k: v for k, v in data.items() if k not in BODY_KEYS}
+    if any(k in data for k in BODY_KEYS):
+        out["bodies"] = True
+    return out
+
+
+def compact_view(rec: dict) -> dict:
+    """A logged record trimmed for the charts and the first rows (the detail is fetched on a click)."""
+    out = {k: rec[k] for k in ("time", "request_id", "endpoint", "profile", "requested_model", "stream", "status",
+                               "error", "stream_error", "target", "simulated", "usage", "ttft_ms", "duration_ms",
+                               "cost_usd", "client_disconnected") if k in rec}
+    d = rec.get("decision")
+    if isinstance(d, dict):
+        out["decision"] = {k: d.get(k) for k in ("scenario", "concept", "target")}
+    if isinstance(rec.get("attempts"), list):
+        out["attempts"] = [{k: a.get(k) for k in ("target", "status", "retried", "skipped")}
+                           for a in rec["attempts"] if isinstance(a, dict)]
+    c = rec.get("client")
+    if isinstance(c, dict):
+        out["client"] = {k: c[k] for k in ("session_id", "agent_id", "user_agent") if k in c}
+    if any(k in rec for k in BODY_KEYS):
+        out["bodies"] = True
+    out["partial"] = True
+    return out
+
+
+def render_event(ev: Event, secrets: tuple[str, ...]) -> bytes:
+    """One SSE message: ``id``, ``event`` (start | end) and the redacted record as one JSON line."""
+    payload = ev.payload
+    try:
+        data = payload.to_json() if hasattr(payload, "to_json") else payload
+        view = redact(feed_view(data), extra_secrets=secrets)
+        view["phase"] = ev.kind
+        body = orjson.dumps(view, default=str)
+    except Exception as exc:  # noqa: BLE001 - one odd record must not end the feed
+        rid = getattr(payload, "request_id", None) or (payload.get("request_id") if isinstance(payload, dict) else None)
+        body = orjson.dumps({"request_id": rid, "phase": ev.kind, "note": f"not shown: {type(exc).__name__}"})
+    return b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), body)
+
+
+def sse(kind: str, data: dict) -> bytes:
+    return b"event: %s\ndata: %s\n\n" % (kind.encode(), orjson.dumps(data, default=str))
+
+
+# --------------------------------------------------------------------------------------------- events
+
+async def events(request: web.Request) -> web.StreamResponse:
+    """The live feed. A browser that stops reading (or falls more than the hub's ring behind) is dropped:
+    its stream ends with a ``dropped`` event and the page reconnects."""
+    check_host(request)
+    state = request.app[STATE]
+    hub = state.events
+    sub = hub.subscribe()
+    if sub is None:
+        raise Overloaded(f"{hub.max_subscribers} dashboards are already following the feed", retry_after="5")
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-store",
+                                       "x-accel-buffering": "no"})
+    secrets = secrets_of(state)
+    try:
+        await resp.prepare(request)
+        await resp.write(b"retry: 2000\n" + sse("hello", {"version": __version__, "seq": sub.cursor,
+                                                           "bodies": _bodies_logged(state)}))
+        while True:
+            try:
+                batch = await sub.next_batch(timeout=HEARTBEAT)
+            except Overrun as exc:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(resp.write(sse("dropped", {"reason": str(exc)})), 1.0)
+                break
+            except Closed:
+                break
+            chunk = b"".join(ev.render(lambda e: render_event(e, secrets)) for ev in batch) if batch \
+                else b": ping\n\n"
+            try:
+                await asyncio.wait_for(resp.write(chunk), WRITE_TIMEOUT)
+            except TimeoutError:
+                hub.drop(sub, f"stalled: a write took longer than {WRITE_TIMEOUT:g}s")
+                break
+    except (ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.unsubscribe(sub)
+    return resp
+
+
+def _bodies_logged(state: State) -> bool:
+    return state.options.verbose >= 2 or state.runtime.cfg.log.bodies
+
+
+async def close_events(app: web.Application) -> None:
+    """on_shutdown: end every open feed so a graceful stop does not wait for them."""
+    app[STATE].events.close()
+
+
+# -------------------------------------------------------------------------------------- log read-back
+
+def find_record(path: Path, request_id: str, max_bytes: int = 256 << 20) -> dict | None:
+    """The logged record of ``request_id``, searched newest first (recent requests are found at once)."""
+    needle = b'"request_id":"' + request_id.encode() + b'"'
+    scanned = 0
+    for f in reversed(log_files(path)):
+        with contextlib.suppress(OSError), f.open("rb") as fh:
+            for line in reverse_lines(fh, os.fstat(fh.fileno()).st_size):
+                scanned += len(line) + 1
+                if needle in line and (rec := parse_line(line)) is not None and rec.get("request_id") == request_id:
+                    return rec
+                if scanned > max_bytes:
+                    return None
+    return None
+
+
+def recent_records(path: Path, since: float, limit: int) -> tuple[list[dict], bool]:
+    """Records logged since ``since`` (unix time), oldest first, at most ``limit`` (the newest); and whether
+    there were more."""
+    found: list[dict] = []
+    for f in reversed(log_files(path)):
+        with contextlib.suppress(OSError), f.open("rb") as fh:
+            for line in reverse_lines(fh, os.fstat(fh.fileno()).st_size):
+                rec = parse_line(line) if line else None
+                if rec is None or "request_id" not in rec:
+                    continue
+                if record_time(rec) < since:
+                    found.reverse()
+                    return found, False
+                if len(found) >= limit:
+                    found.reverse()
+                    return found, True
+                found.append(compact_view(rec))
+    found.reverse()
+    return found, False
+
+
+async def request_detail(request: web.Request) -> web.Response:
+    check_host(request)
+    rid = request.match_info["request_id"]
+    if not rid.startswith("req_") or len(rid) > 64 or not rid[4:].isalnum():
+        raise InvalidRequest(f"not a request id: {rid[:80]!r}")
+    rec = await asyncio.to_thread(find_record, paths.request_log(), rid)
+    if rec is None:
+        raise NotFound(f"request {rid} is not in the request log (yet)")
+    return _json(redact(rec, extra_secrets=secrets_of(request.app[STATE])))
+
+
+async def stats(request: web.Request) -> web.Response:
+    """The recent records (trimmed) for the charts and the first rows of the page."""
+    check_host(request)
+    text = request.query.get("since", "1h")
+    try:
+        since = parse_since(text)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc).replace("--since", "since")) from None
+    now = time.time()
+    since = max(since if since is not None else 0.0, now - MAX_SINCE_S)
+    try:
+        limit = min(int(request.query.get("limit", MAX_STATS_RECORDS)), MAX_STATS_RECORDS)
+    except ValueError:
+        raise InvalidRequest("limit: expected a whole number") from None
+    records, truncated = await asyncio.to_thread(recent_records, paths.request_log(), since, max(limit, 0))
+    state = request.app[STATE]
+    return _json(redact({"since": since, "now": now, "records": records, "truncated": truncated},
+                        extra_secrets=secrets_of(state)))
+
+
+# ------------------------------------------------------------------------------------ kg, providers
+
+def kg_info(state: State) -> dict:
+    cfg = state.runtime.cfg
+    out = {}
+    for name, prof in sorted(state.runtime.profiles.items()):
+        pc = prof.config
+        concepts = [{"name": c.name, "terms": list(c.terms), "routes": [str(t) for t in c.routes],
+                     "scenario": c.scenario, "priority": c.priority, "hooks": list(c.hooks),
+                     "absorber": c.absorber, "file": Path(c.source).name}
+                    for c in sorted(prof.kg.concepts.values(), key=lambda c: (-c.priority, c.name))]
+        out[name] = {
+            "description": pc.description,
+            "default": [str(t) for t in pc.default],
+            "scenarios": {s: [str(t) for t in ch] for s, ch in pc.scenarios.items()},
+            "concepts": concepts,
+            "terms": prof.kg.term_count,
+            "duplicates": [{"term": t, "kept": a, "dropped": b} for t, a, b in prof.kg.duplicates],
+        }
+    return {"default_profile": cfg.server.default_profile, "profiles": out}
+
+
+async def kg(request: web.Request) -> web.Response:
+    check_host(request)
+    return _json(kg_info(request.app[STATE]))
+
+
+def providers_info(state: State) -> dict:
+    h = health_info(state)
+    cfg = state.runtime.cfg
+    provs = {}
+    for name, info in h["providers"].items():
+        pc = cfg.providers.get(name)
+        models = {}
+        if pc is not None:
+            for mid, spec in pc.models.items():
+                models[mid] = {"context_window": spec.context_window, "max_output": spec.max_output,
+                               "input_price": spec.input_price, "output_price": spec.output_price}
+        provs[name] = {**info, "base_url": pc.base_url if pc else None,
+                       "api_key_env": pc.api_key_env if pc else None, "models": models}
+    circuits = h.get("circuits") or {}
+    return {"providers": provs, "circuits": circuits, "simulate_all": state.options.simulate,
+            "version": h["version"], "uptime_s": h["uptime_s"], "requests_served": h["requests_served"],
+            "in_flight": h["in_flight"], "default_profile": h["default_profile"], "profiles": h["profiles"],
+            "config_stale_since": h["config_stale_since"], "reload_problems": h["reload_problems"],
+            "request_log": h.get("request_log"), "events": state.events.info(), "bodies_logged": _bodies_logged(state),
+            "auth": bool(cfg.api_keys)}
+
+
+async def providers(request: web.Request) -> web.Response:
+    check_host(request)
+    state = request.app[STATE]
+    return _json(redact(providers_info(state), extra_secrets=secrets_of(state)))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/ui", page)
+    r.add_get("/ui/", page_redirect)
+    r.add_get("/ui/{name}", asset)
+    r.add_get("/api/events", events)
+    r.add_get("/api/requests/{request_id}", request_detail)
+    r.add_get("/api/stats", stats)
+    r.add_get("/api/kg", kg)
+    r.add_get("/api/providers", providers)
+    app.on_shutdown.append(close_events)
