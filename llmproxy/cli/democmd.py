@@ -1,24 +1,19 @@
-"""CLI glue for `llmproxy demo`, `llmproxy code` and `llmproxy env`."""
+"""CLI glue for `llmproxy demo` (`code` and `env` live in claudeenv.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
-
 from llmproxy import paths
-
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+from llmproxy.cli.common import simulated_providers
+from llmproxy.cli.console import CLIError, err, out
 
 
 def _fail(msg: str) -> int:
-    err.print(f"[bold red]error:[/] {msg}")
-    return 1
+    raise CLIError(msg)
 
 
 def install_claude(home: Path) -> str | None:
@@ -107,7 +102,7 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
 
     host, _, port_s = base_url.removeprefix("http://").rpartition(":")
     health = get_health(host, int(port_s)) or {}
-    sims = [n for n, p in (health.get("providers") or {}).items() if not p["live"] and p["kind"] != "simulator"]
+    sims = simulated_providers(health)
     out.print(f"[bold]llmproxy demo[/]: four Claude Code sessions ({', '.join(state.sessions[:-1])}) "
               f"against {base_url}, grid session [bold]{S.GRID}[/] laid out for {width}×{height}")
     if sims:
@@ -174,62 +169,3 @@ def demo_stop() -> int:
 
 
 # --------------------------------------------------------------------------------------- code and env
-
-def env_lines(profile: str, shell: str) -> list[str]:
-    from llmproxy.daemonctl import running
-    from llmproxy.demo import run as R
-
-    live, _ = running()
-    if live:
-        base = f"http://{live['host']}:{live['port']}"
-    else:
-        from llmproxy import config
-
-        cfg, _ = config.load(strict=False)
-        base = f"http://{cfg.server.host}:{cfg.server.port}"
-    values = {"ANTHROPIC_BASE_URL": f"{base}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": R.proxy_token(),
-              "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-    if shell == "fish":
-        return [f"set -gx {k} {v!r};" for k, v in values.items()]
-    if shell == "powershell":
-        return [f'$env:{k} = "{v}"' for k, v in values.items()]
-    import shlex
-
-    return [f"export {k}={shlex.quote(v)}" for k, v in values.items()]
-
-
-def env(profile: str, shell: str) -> int:
-    from llmproxy import config
-
-    cfg, _ = config.load(strict=False)
-    if profile not in cfg.profiles:
-        return _fail(f"unknown profile {profile!r} (known: {', '.join(sorted(cfg.profiles))})")
-    if shell not in ("bash", "zsh", "sh", "fish", "powershell"):
-        return _fail(f"unknown shell {shell!r} (bash, zsh, sh, fish, powershell)")
-    for line in env_lines(profile, shell):
-        print(line)
-    return 0
-
-
-def code(profile: str, claude: str | None, args: list[str], port: int | None = None) -> int:
-    from llmproxy import config
-    from llmproxy.demo import run as R
-    from llmproxy.demo import setup as S
-
-    cfg, _ = config.load(strict=False)
-    if profile not in cfg.profiles:
-        return _fail(f"unknown profile {profile!r} (known: {', '.join(sorted(cfg.profiles))})")
-    path = S.find_claude(claude, paths.home())
-    if path is None:
-        return _fail("Claude Code was not found: `npm install -g @anthropic-ai/claude-code` or pass --claude PATH")
-    try:
-        base_url, started = R.ensure_daemon(verbose=False, port=port, command="code")
-    except R.DemoError as exc:
-        return _fail(str(exc))
-    if started:
-        err.print(f"started the llmproxy daemon at {base_url} (stop it with `llmproxy stop`)")
-    environ = {k: v for k, v in os.environ.items() if k not in S.CLEARED_VARS or k == "TMUX"}
-    environ.update({"ANTHROPIC_BASE_URL": f"{base_url}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": R.proxy_token(),
-                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"})
-    os.execvpe(path, [path, *args], environ)
-    return 0  # not reached
