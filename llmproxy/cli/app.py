@@ -238,6 +238,17 @@ def env(
 
 
 @app.command()
+def ui(
+    port: PortOpt = None,
+    open_browser: Annotated[bool, typer.Option("--open/--no-open", help="open it in a browser when there is one")] = True,
+) -> None:
+    """The live dashboard: starts the daemon if needed, prints the page's URL and opens it in a browser."""
+    from llmproxy.cli import ui as ui_mod
+
+    raise typer.Exit(ui_mod.run(port, open_browser))
+
+
+@app.command()
 def statusline() -> None:
     """One line for Claude Code's status bar (reads the session JSON on stdin): profile, last route, cost.
     Set it up with the snippet `llmproxy env` prints."""
