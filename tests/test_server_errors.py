@@ -194,7 +194,7 @@ async def test_ping_sent_while_upstream_is_silent(proxy, fake_anthropic):
     assert "event: message_stop" in text
 
 
-async def test_proxy_auth(proxy_factory, fake_anthropic):
+async def test_proxy_auth(proxy_factory, fake_anthropic, home):
     url, _ = await proxy_factory(f'[auth]\napi_keys = ["{PROXY_KEY}", "another-key-123456"]\n')
     status, body, headers = await post(url, json=MSG)
     assert status == 401
@@ -207,12 +207,19 @@ async def test_proxy_auth(proxy_factory, fake_anthropic):
     assert status == 200
     # the proxy key is never forwarded upstream
     assert all(PROXY_KEY not in str(r["headers"]) for r in fake_anthropic.requests)
-    # the probe and health stay open
+    # the probe and health stay open; health says only "up" without the key
     async with aiohttp.ClientSession() as s:
         async with s.head(url + "/p/fast") as r:
             assert r.status == 200
         async with s.get(url + "/health") as r:
-            assert r.status == 200
+            assert r.status == 200 and await r.json() == {"status": "ok"}
+        async with s.get(url + "/health", headers={"x-api-key": PROXY_KEY}) as r:
+            assert "pid" in await r.json()
+    # the refusals are in the request log, without the key that was tried
+    recs = await wait_log(home, 4)
+    refused = [r for r in recs if r.get("status") == 401]
+    assert len(refused) == 2 and all(r["endpoint"] == "messages" for r in refused)
+    assert "wrong" not in str(refused) and PROXY_KEY not in str(recs)
 
 
 async def test_forward_client_key_only_when_configured(proxy_factory, fake_anthropic):

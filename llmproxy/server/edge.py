@@ -10,9 +10,9 @@ from llmproxy.config import Target
 from llmproxy.errors import Overloaded, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
-from llmproxy.server.middleware import REQUEST_ID, client_credential
+from llmproxy.server.middleware import client_credential
 from llmproxy.server.record import RequestRecord
-from llmproxy.server.state import STATE, State
+from llmproxy.server.state import REQUEST_ID, STATE, State
 
 
 def request_profile(request: web.Request, explicit: str | None = None) -> CompiledProfile:

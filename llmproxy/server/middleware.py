@@ -10,10 +10,10 @@ from aiohttp import web
 
 from llmproxy.errors import AuthenticationFailed, InvalidRequest, NotFound, ProxyError, RequestTooLarge
 from llmproxy.server.errors import error_response, is_openai_surface
-from llmproxy.server.state import STATE
+from llmproxy.server.record import RequestRecord, finish
+from llmproxy.server.state import REQUEST_ID, STATE
 
 log = logging.getLogger("llmproxy")
-REQUEST_ID = web.RequestKey("request_id", str)
 PUBLIC_PATHS = frozenset({"/", "/health", "/ui", "/ui/"})
 PUBLIC_PREFIXES = ("/ui/",)  # the dashboard's static files (its data under /api/ needs the key)
 
@@ -97,9 +97,24 @@ async def auth_middleware(request: web.Request, handler):
     if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and not _is_profile_root(path) \
             and not is_authorised(request):
         if client_credential(request) is None:
-            raise AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
-        raise AuthenticationFailed("invalid proxy API key")
+            exc = AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
+        else:
+            exc = AuthenticationFailed("invalid proxy API key")
+        _log_rejection(request, exc)
+        raise exc
     return await handler(request)
+
+
+def _log_rejection(request: web.Request, exc: ProxyError) -> None:
+    """A refused request is in the request log too (who knocked, on what), never with the key."""
+    path = request.path
+    endpoint = next((name for suffix, name in (("/count_tokens", "count_tokens"), ("/chat/completions",
+                     "chat_completions"), ("/messages", "messages")) if path.endswith(suffix)), "other")
+    rec = RequestRecord.of(request, endpoint)
+    rec.status, rec.error = exc.status, exc.message
+    if endpoint == "other":
+        rec.extra["path"] = path
+    finish(request.app[STATE], rec)
 
 
 def _is_profile_root(path: str) -> bool:

@@ -19,8 +19,7 @@ from llmproxy.config import Target
 from llmproxy.errors import ProxyError
 from llmproxy.obs.cost import cost_usd
 from llmproxy.routing import Decision
-from llmproxy.server.middleware import REQUEST_ID
-from llmproxy.server.state import STATE, State
+from llmproxy.server.state import REQUEST_ID, STATE, State
 
 #: optional fields written only when set, in this order (after time, request_id, endpoint, client)
 _OPTIONAL = ("profile", "requested_model", "stream", "mode", "status", "error", "stream_error", "source",

@@ -69,3 +69,4 @@ class State:
 
 
 STATE = web.AppKey("state", State)
+REQUEST_ID = web.RequestKey("request_id", str)
