@@ -25,8 +25,12 @@ StatusMapper = Callable[[int, bytes, "str | None"], ProxyError]
 
 
 def client_timeout(provider: ProviderConfig) -> aiohttp.ClientTimeout:
+    # aiohttp's sock_read also runs while waiting for the response headers, so it must not be shorter than
+    # the time to first byte (a thinking model's 180 s would be cut at idle_timeout); the idle gap of a
+    # stream is enforced in ``frames`` once the first chunk has arrived
     return aiohttp.ClientTimeout(total=provider.total_timeout, sock_connect=provider.connect_timeout,
-                                 sock_read=provider.idle_timeout)
+                                 sock_read=max(provider.idle_timeout, provider.ttfb_timeout,
+                                               *(m.ttfb_timeout or 0 for m in provider.models.values())))
 
 
 def ttfb_timeout(provider: ProviderConfig, spec: ModelSpec | None) -> float:
@@ -122,8 +126,16 @@ async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, stri
     silently). The connection is closed at the end (or when the consumer stops early, which
     aborts the upstream request)."""
     dec = SSEDecoder()
+    reads = resp.content.iter_any().__aiter__()
+    idle: float | None = None  # the first chunk is the time-to-first-byte budget's (``first_response``)
     try:
-        async for chunk in resp.content.iter_any():
+        while True:
+            async with asyncio.timeout(idle):
+                try:
+                    chunk = await reads.__anext__()
+                except StopAsyncIteration:
+                    break
+            idle = provider.idle_timeout
             batch = [_frame(ev, data, raw, provider, strict) for ev, data, raw in dec.feed_raw(chunk)]
             if batch:
                 yield batch

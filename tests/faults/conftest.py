@@ -19,7 +19,8 @@ KEYS = {"FAULT_KEY": "sk-fault-secret-0123456789", "BACKUP_KEY": "sk-ant-backup-
 
 
 async def start_proxy(home: Path, fault_url: str, backup_url: str, kind: str = "anthropic", fallback: bool = True,
-                      *, refuse: bool = False, server: dict | None = None, **overrides):
+                      *, refuse: bool = False, server: dict | None = None, model: dict | None = None,
+                      **overrides):
     """The proxy (this event loop) routing every request to ``faulty,m1`` (of ``kind``), then to
     ``backup,m2`` (a healthy Anthropic-kind upstream) when ``fallback``. Returns (TestServer, url, state).
     ``LLMPROXY_HOME`` must already point at ``home``."""
@@ -43,7 +44,7 @@ async def start_proxy(home: Path, fault_url: str, backup_url: str, kind: str = "
         "server": {"default_profile": "faults", "simulator_speed": 0, "ping_interval": 0.2, **(server or {})},
         "providers": {
             "faulty": {"kind": kind, "base_url": base, "api_key_env": "FAULT_KEY", **SHORT, **overrides,
-                       "models": {"m1": {"context_window": 200000, "max_output": 8192}}},
+                       "models": {"m1": {"context_window": 200000, "max_output": 8192, **(model or {})}}},
             "backup": {"kind": "anthropic", "base_url": backup_url, "api_key_env": "BACKUP_KEY",
                        **SHORT, "models": {"m2": {"context_window": 200000, "max_output": 8192}}},
         },
@@ -72,7 +73,8 @@ async def backup_upstream():
 
 @pytest.fixture
 async def fault_proxy(home, monkeypatch, fault_upstream, backup_upstream):
-    """``start(kind, fallback, refuse=False, server=None, **provider_overrides) -> (url, state)``, one proxy
+    """``start(kind, fallback, refuse=False, server=None, model=None, **provider_overrides) -> (url, state)``
+    (``model``: catalog options of ``faulty,m1``), one proxy
     per call. Same-target backoff is shortened (the retry tests check the real schedule)."""
     from llmproxy.server import dispatch
 
