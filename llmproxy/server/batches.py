@@ -6,6 +6,7 @@ as the client reached it (prefix included)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,8 @@ from aiohttp import web
 
 from llmproxy import paths
 from llmproxy.batch.executor import Executor
-from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
+from llmproxy.batch.native import Native
+from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import PROFILE_HEADER
 from llmproxy.server.files import STORE, cursors, int_param, json_response, store_of
@@ -23,6 +25,7 @@ from llmproxy.server.state import STATE
 from llmproxy.store import Batch, open_store
 from llmproxy.store.sqlite import now_iso
 
+log = logging.getLogger("llmproxy")
 EXECUTOR = web.AppKey("batch_executor", Executor)
 CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -33,10 +36,7 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
     store = await asyncio.to_thread(open_store, paths.home())
     app[STORE] = store
     ex = app[EXECUTOR] = Executor(state, store)
-    if any(p.native_batches for p in state.runtime.cfg.profiles.values()):
-        from llmproxy.batch.native import Native
-
-        ex.native = Native(state)
+    ex.native = Native(state, store)
     await ex.start()
     yield
     await ex.stop()
@@ -124,8 +124,11 @@ async def create(request: web.Request) -> web.Response:
                   expires_at=(now + timedelta(hours=cfg.expiry_hours)).isoformat(timespec="milliseconds")
                   .replace("+00:00", "Z"), total=len(items))
     ex = request.app[EXECUTOR]
-    if profile.config.native_batches and ex.native is not None:
-        batch.native = await ex.native.submit(batch, items, profile)
+    if profile.config.native_batches:
+        try:
+            batch.native = await ex.native.submit(batch, items, profile)
+        except ProxyError as exc:  # the provider's batch API failed: run it here instead
+            log.warning("batch %s: native submission failed (%s); running it locally", batch.id, exc.message)
     await store_of(request).create_batch(batch, items)
     ex.run(batch)
     return json_response(batch_object(batch, request))

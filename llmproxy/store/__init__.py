@@ -58,6 +58,9 @@ class Batch:
     native: dict | None = None          # {"provider", "id"} when Anthropic runs it (native_batches)
 
     def request_counts(self) -> dict[str, int]:
+        mirrored = (self.native or {}).get("request_counts")
+        if self.status != "ended" and isinstance(mirrored, dict) and not any(self.counts.values()):
+            return {k: int(mirrored.get(k) or 0) for k in ("processing", *RESULT_TYPES)}  # the upstream's
         done = {k: self.counts.get(k, 0) for k in RESULT_TYPES}
         return {"processing": max(0, self.total - sum(done.values())), **done}
 
