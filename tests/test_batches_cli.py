@@ -41,6 +41,10 @@ def test_batches_submit_watch_list_show_results(home, daemon, tmp_path):
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert sorted(x["custom_id"] for x in lines) == [f"c{i}" for i in range(7)]
     assert {x["result"]["type"] for x in lines} == {"succeeded"}
+    r = cli("stats", home=home)  # batch work is in the stats and the log like live traffic
+    assert r.returncode == 0 and "fast" in r.stdout, r.stderr
+    r = cli("logs", "-n", "3", home=home)
+    assert r.returncode == 0 and "fast" in r.stdout, r.stderr
     r = cli("batches", "cancel", bid, home=home)
     assert r.returncode == 0 and "ended" in r.stdout
     r = cli("batches", "show", "msgbatch_nope", home=home)
