@@ -80,6 +80,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def listen_overflows() -> int:
+    """The host's count of connections dropped because a listen queue was full (TcpExt ListenOverflows)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        head, vals = [ln.split() for ln in Path("/proc/net/netstat").read_text().splitlines()[:2]]
+        return int(vals[head.index("ListenOverflows")])
+    return 0
+
+
 def fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 
@@ -191,18 +199,22 @@ async def health(url: str) -> dict:
         return await r.json()
 
 
-async def soak(url: str, pid: int, up_port: int, args) -> tuple[Stats, dict]:
+async def soak(url: str, pid: int, up_pid: int, up_port: int, args) -> tuple[Stats, dict]:
     st = Stats()
     # warm-up: one stream, so "start" is a daemon that has served (imports and pools settled)
     await drive(url, 1, 0.1, 0, Stats())
     await asyncio.sleep(0.5)
     fig = {"rss_start_kib": rss_kib(pid), "fds_before": fds(pid)}
-    cpu0 = cpu_seconds(pid)
+    cpu0, up0, me0 = cpu_seconds(pid), cpu_seconds(up_pid), time.process_time()
+    overflows0 = listen_overflows()
     t0 = time.monotonic()
     with Sampler(pid) as sampler:
         await drive(url, args.streams, args.duration, args.ramp, st)
         fig["wall_s"] = round(time.monotonic() - t0, 1)
         fig["cpu_s"] = round(cpu_seconds(pid) - cpu0, 1)
+        fig["upstream_cpu_s"] = round(cpu_seconds(up_pid) - up0, 1)
+        fig["client_cpu_s"] = round(time.process_time() - me0, 1)
+        fig["listen_overflows"] = listen_overflows() - overflows0
         await asyncio.sleep(2.0)  # let connections close and the log drain
         fig["rss_peak_kib"] = max(sampler.peak, rss_kib(pid))
     fig["rss_end_kib"] = rss_kib(pid)
@@ -253,7 +265,7 @@ base_url = "http://127.0.0.1:{up_port}"
                                       stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
         procs.append(daemon)
         wait_port(port, daemon)
-        st, fig = asyncio.run(soak(f"http://127.0.0.1:{port}", daemon.pid, up_port, args))
+        st, fig = asyncio.run(soak(f"http://127.0.0.1:{port}", daemon.pid, upstream.pid, up_port, args))
         alive = daemon.poll() is None
     finally:
         for p in reversed(procs):
@@ -282,7 +294,9 @@ base_url = "http://127.0.0.1:{up_port}"
               f"stream p50 {pct(st.durations, 50):.2f} s  p99 {pct(st.durations, 99):.2f} s")
     print(f"  daemon CPU         {fig['cpu_s']:.1f} s in {fig['wall_s']:.1f} s of load "
           f"({fig['cpu_s'] / fig['wall_s'] * 100:.0f} % of one core; {os.cpu_count()} cores shared with the "
-          f"clients and the upstream)")
+          f"clients ({fig['client_cpu_s']:.1f} s) and the upstream ({fig['upstream_cpu_s']:.1f} s))")
+    print(f"  listen-queue overflows on the host during the load: {fig['listen_overflows']} "
+          f"(a full accept queue delays a connect by a SYN retransmit, 1 s or more)")
     mib = lambda k: f"{k / 1024:.1f} MiB"  # noqa: E731
     print(f"  daemon RSS         start {mib(fig['rss_start_kib'])}  peak {mib(fig['rss_peak_kib'])}  "
           f"end {mib(fig['rss_end_kib'])}")
