@@ -28,10 +28,13 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check llmproxy tests scripts
 
+# The benchmark of record (docs/BENCHMARKS.md): make bench [BASELINE=<git ref>] [BENCH_ARGS='--streams 1000']
+BASELINE ?=
+BENCH_ARGS ?=
 bench: $(STAMP)
+	$(BIN)/python scripts/bench.py $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_routing.py
 	$(BIN)/python scripts/bench_stream.py
-	$(BIN)/python scripts/bench_proxy.py
 
 # N concurrent streams through a real daemon to a slow loopback upstream: errors, RSS, fds (STREAMS=1000 for the big run)
 STREAMS ?= 200

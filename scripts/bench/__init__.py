@@ -1,0 +1,1 @@
+"""Helpers of the benchmark harness ``scripts/bench.py``: request bodies and the fake upstream."""
