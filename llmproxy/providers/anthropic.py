@@ -71,6 +71,11 @@ def error_message(raw: bytes) -> str:
     return text or "empty error body"
 
 
+def _whole(call: Call) -> int:
+    """max_tokens of a non-streaming call (its answer arrives whole), else 0."""
+    return 0 if call.stream else int(call.body.get("max_tokens") or 4096)
+
+
 def _error_event(data: object) -> tuple[int, str]:
     err = data.get("error") if isinstance(data, dict) else None
     err = err if isinstance(err, dict) else {}
@@ -108,7 +113,7 @@ class AnthropicProvider:
         return call.raw if body is call.body and call.raw is not None else orjson.dumps(body)
 
     async def messages(self, call: Call) -> Reply:
-        return await http.first_response(self._open(call), self.config, call.spec)
+        return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=_whole(call))
 
     async def _open(self, call: Call) -> Reply:
         resp = await self._post("/v1/messages", call, self._payload(call))

@@ -25,12 +25,10 @@ StatusMapper = Callable[[int, bytes, "str | None"], ProxyError]
 
 
 def client_timeout(provider: ProviderConfig) -> aiohttp.ClientTimeout:
-    # aiohttp's sock_read also runs while waiting for the response headers, so it must not be shorter than
-    # the time to first byte (a thinking model's 180 s would be cut at idle_timeout); the idle gap of a
-    # stream is enforced in ``frames`` once the first chunk has arrived
-    return aiohttp.ClientTimeout(total=provider.total_timeout, sock_connect=provider.connect_timeout,
-                                 sock_read=max(provider.idle_timeout, provider.ttfb_timeout,
-                                               *(m.ttfb_timeout or 0 for m in provider.models.values())))
+    # no socket-read timeout: aiohttp's also runs while waiting for the response headers, which for a
+    # non-streaming answer (or a thinking model) legitimately take long. The wait for the first byte is
+    # bounded by ``first_response``, the gap between stream chunks by ``frames``, the whole by ``total``.
+    return aiohttp.ClientTimeout(total=provider.total_timeout, sock_connect=provider.connect_timeout)
 
 
 def ttfb_timeout(provider: ProviderConfig, spec: ModelSpec | None) -> float:
@@ -95,9 +93,18 @@ def retry_after(headers) -> str | None:
     return headers.get("retry-after")
 
 
-async def first_response(coro, provider: ProviderConfig, spec: ModelSpec | None):
-    """Await ``coro`` (the request and its first event) within the time-to-first-byte budget."""
+#: the slowest generation we wait for on a non-streaming request, in tokens per second: such an answer has
+#: no first byte until it is complete, so its budget grows with what it may write
+SLOWEST_TOKENS_PER_SECOND = 20
+
+
+async def first_response(coro, provider: ProviderConfig, spec: ModelSpec | None, *, whole_tokens: int = 0):
+    """Await ``coro`` (the request and its first event) within the time-to-first-byte budget. For a
+    non-streaming request (``whole_tokens`` = its max_tokens) the first byte is the whole answer: the budget
+    adds the time to write that many tokens at the slowest rate we accept, within ``total_timeout``."""
     limit = ttfb_timeout(provider, spec)
+    if whole_tokens:
+        limit = min(provider.total_timeout, limit + whole_tokens / SLOWEST_TOKENS_PER_SECOND)
     try:
         async with asyncio.timeout(limit):
             return await coro

@@ -74,7 +74,8 @@ class OpenAIProvider:
 
     # ------------------------------------------------------------------------------- Anthropic surface
     async def messages(self, call: Call) -> Reply:
-        return await http.first_response(self._messages(call), self.config, call.spec)
+        whole = 0 if call.stream else int(call.body.get("max_tokens") or 4096)
+        return await http.first_response(self._messages(call), self.config, call.spec, whole_tokens=whole)
 
     async def _messages(self, call: Call) -> Reply:
         spec = call.spec
@@ -128,7 +129,9 @@ class OpenAIProvider:
         for field in ("max_tokens", "max_completion_tokens"):
             if cap and isinstance(payload.get(field), int) and payload[field] > cap:
                 payload[field] = cap
-        return await http.first_response(self._chat(payload), self.config, spec)
+        whole = 0 if payload.get("stream") else int(payload.get("max_completion_tokens") or payload.get("max_tokens")
+                                                    or 4096)
+        return await http.first_response(self._chat(payload), self.config, spec, whole_tokens=whole)
 
     async def _chat(self, payload: dict) -> Reply:
         resp = await self._post(payload)

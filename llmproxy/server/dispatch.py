@@ -109,7 +109,7 @@ async def open_chain(state: State, decision: Decision, rec: RequestRecord, attem
                     raise
                 # this target failed this request: count it (a 429/529's retry-after cools it that long)
                 breakers.failure(key, exc.message, threshold=cfg.breaker_failures, cooldown=cfg.breaker_cooldown,
-                                 retry_after=after if exc.upstream_status in (429, 529) else None)
+                                 retry_after=after if exc.upstream_status in (429, 503, 529) else None)
                 break
             except BaseException:
                 breakers.release(key)
@@ -127,3 +127,12 @@ async def open_chain(state: State, decision: Decision, rec: RequestRecord, attem
                              f"({', '.join(skipped)}); retry in {wait:.0f} s", retry_after=f"{max(1, round(wait))}")
     raise last or UpstreamError("no provider in the chain is configured")
 
+
+
+def stream_failed(state: State, opened: Opened, exc: ProxyError) -> None:
+    """An upstream that fails in the middle of a stream (hangs, cuts off, sends garbage) counts against its
+    circuit like one that fails at once: a target that always breaks after the first text is skipped too."""
+    if exc.retryable:
+        cfg = opened.provider.config
+        state.breakers.failure(str(opened.target), exc.message, threshold=cfg.breaker_failures,
+                               cooldown=cfg.breaker_cooldown)

@@ -51,7 +51,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         if reply.stream is not None:
             resp = await streaming.write_stream(request, reply, headers, rec,
                                                 streaming.anthropic_surface(bodies_wanted(state)),
-                                                state.runtime.cfg.server.ping_interval)
+                                                state.runtime.cfg.server.ping_interval,
+                                                lambda exc: dispatch.stream_failed(state, opened, exc))
         else:
             resp = json_reply(reply, headers, rec, collect=bodies_wanted(state))
         rec.status = resp.status

@@ -81,7 +81,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             include_usage = bool((oreq.get("stream_options") or {}).get("include_usage"))
             resp = await streaming.write_stream(request, reply, headers, rec,
                                                 chat_surface(passthrough, model, include_usage),
-                                                state.runtime.cfg.server.ping_interval)
+                                                state.runtime.cfg.server.ping_interval,
+                                                lambda exc: dispatch.stream_failed(state, opened, exc))
         else:
             resp = _json(reply, passthrough, model, headers, rec)
         rec.status = resp.status

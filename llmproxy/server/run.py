@@ -23,6 +23,10 @@ from llmproxy.server.state import State
 GC_THRESHOLDS = (20_000, 20, 20)
 
 
+#: pending connections the kernel queues for us: a burst of a thousand clients must not be refused
+LISTEN_BACKLOG = 2048
+
+
 def tune_gc() -> None:
     """Move everything built at start-up (config, compiled profiles, imported modules) out of the
     collector's sight, and collect young objects less often. Cycles are still collected."""
@@ -42,7 +46,7 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=cfg.server.grace_seconds,
                            access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
     try:
         await site.start()
     except OSError as exc:

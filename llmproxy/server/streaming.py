@@ -133,7 +133,9 @@ def anthropic_surface(collect: bool) -> Surface:
 
 
 async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: RequestRecord, surface: Surface,
-                       ping_interval: float) -> web.StreamResponse:
+                       ping_interval: float, on_upstream_failure: Callable[[ProxyError], None] | None = None
+                       ) -> web.StreamResponse:
+    """Write the reply's frames; ``on_upstream_failure`` hears of an upstream that failed mid-stream."""
     resp = web.StreamResponse(status=200, headers={**reply.headers, **headers, "content-type": "text/event-stream",
                                                    "cache-control": "no-cache", "x-accel-buffering": "no"})
     await resp.prepare(request)
@@ -158,6 +160,8 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: R
                 last[0] = time.monotonic()
                 await resp.write(chunk)
         if tap.error is not None:
+            if on_upstream_failure is not None:
+                on_upstream_failure(UpstreamError(str(tap.error.get("message") or "stream error")))
             if surface.transform is not None:  # an upstream error event the transform could not carry
                 await resp.write(surface.error_frame(UpstreamError(str(tap.error.get("message") or "stream error"))))
         elif not surface.complete():
@@ -166,6 +170,8 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: R
             await resp.write(end)
     except ProxyError as exc:
         rec.stream_error = exc.message
+        if on_upstream_failure is not None:
+            on_upstream_failure(exc)
         await _write_quietly(resp, surface.error_frame(exc))
     except (ConnectionResetError, asyncio.CancelledError):
         rec.client_disconnected = True

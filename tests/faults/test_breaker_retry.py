@@ -14,7 +14,7 @@ from llmproxy.server.breaker import Breakers
 from tests.conftest import wait_log
 from tests.faults.conftest import BACKUP, FAULTY
 
-BODY = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}
+BODY = {"model": "claude-sonnet-4-5", "max_tokens": 4, "messages": [{"role": "user", "content": "hello"}]}
 
 
 class Clock:
@@ -110,10 +110,11 @@ def test_backoff_schedule():
 
 # ------------------------------------------------------------------------------------ through the proxy
 
-async def post(url: str, stream: bool = False) -> tuple[int, Mapping[str, str], bytes, float]:
+async def post(url: str, stream: bool = False, **body) -> tuple[int, Mapping[str, str], bytes, float]:
+    """BODY asks for 4 tokens: a non-streaming request's first-byte budget grows with max_tokens (0.2 s here)."""
     t0 = time.monotonic()
     async with aiohttp.ClientSession() as s:
-        async with s.post(url + "/v1/messages", json={**BODY, "stream": stream}) as r:
+        async with s.post(url + "/v1/messages", json={**BODY, "stream": stream, **body}) as r:
             return r.status, r.headers.copy(), await r.read(), time.monotonic() - t0
 
 

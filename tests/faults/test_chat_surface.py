@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import wait_log
 from tests.faults.conftest import BACKUP, FAULTY
 
-BODY = {"model": "gpt-4o", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}
+BODY = {"model": "gpt-4o", "max_tokens": 4, "messages": [{"role": "user", "content": "hello"}]}
 
 
 async def chat(url: str, stream: bool):

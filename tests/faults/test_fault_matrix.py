@@ -45,7 +45,7 @@ JSON_FAULT = {"hang_mid": (504, "timeout_error", "true", 1), "cut_mid_frame": (5
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 BOUND = 3.0          # seconds; the timeouts are 0.5 s (the defaults would be 60-120 s)
 HUGE_BOUND = 8.0
-BODY = {"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": [{"role": "user", "content": "hello"}]}
+BODY = {"model": "claude-sonnet-4-5", "max_tokens": 4, "messages": [{"role": "user", "content": "hello"}]}
 
 
 @dataclass
@@ -64,8 +64,8 @@ def expect(fault: str, fallback: bool, stream: bool) -> Expect:
         return Expect(200, served_by=FAULTY)
     if fault == "400":
         return Expect(400, "invalid_request_error", "false", tries=1)   # the request is wrong: no fallback
-    if stream and fault in MID_STREAM:
-        return Expect(200, served_by=FAULTY, stream_error=MID_STREAM[fault])
+    if stream and fault in MID_STREAM:  # a target that breaks mid-stream counts against its circuit too
+        return Expect(200, served_by=FAULTY, stream_error=MID_STREAM[fault], counted=True)
     status, etype, retry, tries = (JSON_FAULT.get(fault) if not stream else None) or BEFORE_FIRST_BYTE[fault]
     if fallback:
         return Expect(200, served_by=BACKUP, tries=tries, counted=True)

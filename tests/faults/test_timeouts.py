@@ -31,3 +31,14 @@ async def test_a_models_own_ttfb_timeout(fault_proxy, fault_upstream, home):
     fault_upstream.mode = "hang"
     status, _, _, elapsed = await post(url)
     assert status == 504 and 0.95 <= elapsed < 2.5
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "openai"])
+async def test_a_non_streaming_answer_may_take_longer_than_the_first_byte_budget(fault_proxy, fault_upstream, home,
+                                                                               kind):
+    """A JSON answer has no first byte until it is whole: its budget grows with max_tokens (64 tokens at the
+    slowest accepted 20 tokens/s = 3.2 s more), so a 1 s answer is not cut at the 0.3 s first-byte limit."""
+    url, _ = await fault_proxy(kind, False, ttfb_timeout=0.3, idle_timeout=0.3)
+    fault_upstream.mode = "slow_json"
+    status, _, _, elapsed = await post(url, max_tokens=64)
+    assert status == 200 and elapsed >= 0.95

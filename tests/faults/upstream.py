@@ -185,6 +185,9 @@ class FaultUpstream:
                       json_body: bytes) -> web.StreamResponse:
         if mode == "hang":
             await asyncio.sleep(3600)  # the client's disconnect cancels this handler
+        if mode == "slow_json":  # a non-streaming answer that takes a while to write, then arrives whole
+            await asyncio.sleep(1.0)
+            return web.Response(body=json_body, content_type="application/json")
         if mode == "invalid_json":
             return web.Response(body=b'{"type": "message", "content": [oops', content_type="application/json")
         sse_answer = stream or mode == "malformed_start"
