@@ -69,8 +69,11 @@ class SSEDecoder:
                 out.append((ev[0], ev[1], frame))
         return out
 
-    def _split(self, chunk: bytes) -> list[bytes]:
+    def split(self, chunk: bytes) -> list[bytes]:
         """Complete frames (each ending in its blank line) from what has arrived so far."""
+        return self._split(chunk)
+
+    def _split(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk
         if b"\r" in buf:
             # keep a trailing CR: it may be the first half of a CRLF split across chunks
@@ -99,6 +102,11 @@ class SSEDecoder:
         buf, self._buf = self._buf.rstrip(b"\r\n"), b""
         ev = self._parse(buf) if buf else None
         return [ev] if ev else []
+
+    @staticmethod
+    def parse(frame: bytes) -> tuple[str, str] | None:
+        """(event, data) of one frame without its blank line; None for a frame of comments only."""
+        return SSEDecoder._parse(frame)
 
     @staticmethod
     def _parse(frame: bytes) -> tuple[str, str] | None:

@@ -124,6 +124,33 @@ def _frame(event: str, data: str, raw: bytes, provider: ProviderConfig, strict: 
                             f"({event or 'data'} frame is not JSON)") from None
 
 
+#: event names as the interned strings the consumers compare with
+_EVENTS = {name.encode(): name for name in (
+    "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
+    "message_stop", "ping", "error")}
+
+
+def _batch(raws: list[bytes], provider: ProviderConfig, strict: bool) -> list[Frame]:
+    """Frames from complete SSE frames. The usual ``event: X`` + one ``data: {…}`` line is parsed inline,
+    JSON straight from the bytes; anything else goes through the general decoder."""
+    out = []
+    loads = orjson.loads
+    for raw in raws:
+        if raw.startswith(b"event: "):
+            nl = raw.find(b"\n", 7)
+            if raw.startswith(b"data: ", nl + 1) and raw.find(b"\n", nl + 7) == len(raw) - 2:
+                name = raw[7:nl]
+                try:
+                    out.append(Frame(_EVENTS.get(name) or name.decode(), loads(raw[nl + 7:-2]), raw))
+                    continue
+                except orjson.JSONDecodeError:
+                    pass  # the general path says what is wrong
+        parsed = SSEDecoder.parse(raw[:-2])
+        if parsed is not None:
+            out.append(_frame(parsed[0], parsed[1], raw, provider, strict))
+    return out
+
+
 async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, strict: bool = True
                  ) -> AsyncIterator[list[Frame]]:
     """The response's server-sent events as they arrive, decoded once, each keeping its own bytes. A stream
@@ -143,7 +170,7 @@ async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, stri
                 except StopAsyncIteration:
                     break
             idle = provider.idle_timeout
-            batch = [_frame(ev, data, raw, provider, strict) for ev, data, raw in dec.feed_raw(chunk)]
+            batch = _batch(dec.split(chunk), provider, strict)
             if batch:
                 yield batch
         if not dec.at_boundary:
