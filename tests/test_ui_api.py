@@ -307,3 +307,24 @@ async def test_kg_and_providers(proxy):
     openrouter = prov["providers"]["openrouter"]
     assert openrouter["live"] is False and "OPENROUTER_API_KEY" in openrouter["simulated_reason"]
     assert prov["events"]["subscribers"] == 0 and prov["circuits"] == {}
+
+
+@pytest.mark.parametrize("value", [
+    "Bearer abcdefghijklmnopqrstuvwxyz", "see https://x.example/v1?key=abcdef123456&x=1", "sk-ant-api03-abcdefghijklmnop",
+    'tricky ?key=abc\\" closing', 'quote"in proxy-key-abcdef123456 text', "nothing secret here",
+    "AIzaSyA-1234567890abcdefghij", "the secret we know: s3cr\"et-value",
+])
+def test_feed_redaction_matches_the_log(value):
+    secrets = ("proxy-key-abcdef123456", 's3cr"et-value')
+    data = {"client": {"user_agent": value}, "error": value, "decision": {"reasons": [value]}}
+    got = json.loads(ui.redacted_json(data, secrets))
+    from llmproxy.obs.redact import redact
+
+    assert got == redact(data, extra_secrets=secrets)
+    for s in secrets:
+        assert s not in json.dumps(got)
+
+
+def test_a_credential_named_field_is_masked_whole():
+    data = {"extra": {"Authorization": "whatever-it-is", "api_key": "plain"}}
+    assert json.loads(ui.redacted_json(data, ())) == {"extra": {"Authorization": "[REDACTED]", "api_key": "[REDACTED]"}}

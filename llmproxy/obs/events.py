@@ -1,8 +1,9 @@
 """The event hub behind the dashboard's live feed: requests publish, browsers subscribe.
 
 Publishing is O(1) whatever the number of subscribers: one append to a ring of the newest ``size`` events
-and, at most once per loop turn, a wake-up scheduled for the readers. With nobody subscribed it does
-nothing at all. The payload is stored as it is (a record, a dict); turning it into bytes is the
+and, at most once per ``flush_interval`` (50 ms), a wake-up scheduled for the readers, so a busy proxy
+writes to each browser in batches rather than once per request. With nobody subscribed it does nothing
+at all. The payload is stored as it is (a record, a dict); turning it into bytes is the
 subscriber side's work (``Event.wire``, done once per event and shared by every subscriber).
 
 Each subscriber reads the ring from its own cursor, so its queue is the part of the ring it has not read
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 #: events kept for subscribers that have not read them yet (the bound of every subscriber's queue)
-RING_SIZE = 512
+RING_SIZE = 2048
+#: seconds between a publish and the wake-up of the readers (events published meanwhile go out together)
+FLUSH_INTERVAL = 0.05
 #: subscribers at once; more are refused (each one is an open HTTP response)
 MAX_SUBSCRIBERS = 32
 
@@ -91,8 +94,10 @@ class Subscriber:
 class EventHub:
     """A bounded fan-out of request events (see the module docstring)."""
 
-    def __init__(self, size: int = RING_SIZE, max_subscribers: int = MAX_SUBSCRIBERS):
+    def __init__(self, size: int = RING_SIZE, max_subscribers: int = MAX_SUBSCRIBERS,
+                 flush_interval: float = FLUSH_INTERVAL):
         self.size = size
+        self.flush_interval = flush_interval
         self.max_subscribers = max_subscribers
         self.ring: deque[Event] = deque(maxlen=size)
         self.seq = 0
@@ -122,9 +127,16 @@ class EventHub:
             except RuntimeError:
                 running = None
             if running is loop:
-                loop.call_soon(self._wake)
+                self._wake_later()
             else:  # a publisher on another thread (a batch worker)
-                loop.call_soon_threadsafe(self._wake)
+                loop.call_soon_threadsafe(self._wake_later)
+
+    def _wake_later(self) -> None:
+        assert self._loop is not None
+        if self.flush_interval > 0:
+            self._loop.call_later(self.flush_interval, self._wake)
+        else:
+            self._loop.call_soon(self._wake)
 
     def _wake(self) -> None:
         self._wake_pending = False
