@@ -7,7 +7,7 @@
 const KEY_STORE = "llmproxy.key";
 const MAX_ROWS = 5000;          // records kept in memory (the charts' hour and the feed)
 const FEED_ROWS = 300;          // rows drawn in the table
-const COLUMN_ROWS = 6;          // last requests per profile column
+const COLUMN_ROWS = 5;          // last requests per profile column
 const HOUR = 3600 * 1000;
 const MAIN_PROFILES = ["fast", "intelligent", "balanced", "cheap"];
 const PALETTE = ["#5aa9ff", "#ff8a5b", "#3fbf7f", "#b48cff", "#e0c234", "#4fd1c5", "#f06292", "#a1887f"];
@@ -289,7 +289,14 @@ function renderColumns() {
     if (!p || row.rec.endpoint === "count_tokens") continue;
     (last[p] || (last[p] = [])).length < COLUMN_ROWS && last[p].push(row);
   }
-  const names = S.profiles.concat(Object.keys(last).filter(p => !S.profiles.includes(p)));
+  const known = S.profiles.concat(Object.keys(last).filter(p => !S.profiles.includes(p)));
+  const main = known.filter(p => MAIN_PROFILES.includes(p));
+  // the four profiles side by side (the demo's grid); any other profile gets a column once it has traffic
+  const names = main.length ? known.filter(p => main.includes(p) || last[p] || S.totals[p]) : known;
+  const idle = known.filter(p => !names.includes(p));
+  const idleNote = $("#columns-idle");
+  idleNote.hidden = !idle.length;
+  idleNote.textContent = idle.length ? `Also configured, no requests yet: ${idle.join(", ")}` : "";
   wrap.replaceChildren(...names.map(name => {
     const t = S.totals[name] || {requests: 0, errors: 0, inp: 0, out: 0, cost: 0, unknown: 0, sim: 0, durs: []};
     const info = S.kg && S.kg.profiles[name];
@@ -301,7 +308,7 @@ function renderColumns() {
                       title: `${scenarioLabel(rec)} → ${targetOf(rec)}`, onclick: () => openDetail(row.id)},
         h("span", {class: "muted", text: hms(row.t)}),
         h("span", {class: "what", text: `${scenarioLabel(rec)} → ${(targetOf(rec) || "…").split("/").slice(1).join("/") || "…"}`}),
-        h("span", {class: "how", text: how}));
+        h("span", {class: "how", text: row.phase === "start" ? "in flight" : how}));
     });
     const cell = (label, value, title) => h("div", {title}, h("b", {text: value}), h("span", {text: label}));
     return h("section", {class: "col", vars: {"--pc": profileColor(name)}, data: {profile: name}},
@@ -311,15 +318,27 @@ function renderColumns() {
         cell("requests", num(t.requests)),
         cell("errors", num(t.errors)),
         cell("p50", fmtMs(pct(t.durs, 50)), "median duration"),
-        cell("tokens in", fmtTok(t.inp), "input tokens, cache included"),
-        cell("tokens out", fmtTok(t.out)),
+        cell("tok in", fmtTok(t.inp), "input tokens, cache included"),
+        cell("tok out", fmtTok(t.out), "output tokens"),
         cell("cost", (t.unknown ? "≥" : "") + fmtCost(t.cost), t.unknown ? `${t.unknown} request(s) at an unknown price` : null)),
       items.length ? h("ol", {}, items) : h("div", {class: "none", text: "no requests yet"}));
   }));
 }
 
+const WINDOWS = {5: "5 min", 15: "15 min", 60: "1 hour"};
+S.window = 60;
+
+function renderWindowPicker() {
+  $("#chart-window").replaceChildren(...Object.entries(WINDOWS).map(([min, label]) =>
+    h("button", {type: "button", class: Number(min) === S.window ? "on" : "", text: label, data: {minutes: min},
+                 onclick: () => { S.window = Number(min); renderWindowPicker(); chartsDirty = true; lastCharts = 0; schedule(); }})));
+  const per = S.window * 60 / 60;
+  $("#chart-bucket").textContent = `${S.window === 60 ? "last hour" : "last " + WINDOWS[S.window]}, per ${per >= 60 ? per / 60 + " min" : per + " s"}`;
+}
+
 function renderCharts() {
-  const now = Date.now(), x1 = Math.ceil(now / 60000) * 60000, x0 = x1 - HOUR;
+  const span = S.window * 60000, step = span / 60;  // 60 buckets whatever the window
+  const now = Date.now(), x1 = Math.ceil(now / step) * step, x0 = x1 - span;
   const buckets = Array.from({length: 60}, () => ({d: [], f: [], inp: 0, out: 0, cost: 0}));
   const scen = {}, model = {}, sim = {};
   for (const row of S.order) {
@@ -330,7 +349,7 @@ function renderCharts() {
     const m = rec.target || "(not served)";
     model[m] = (model[m] || 0) + 1;
     if (rec.simulated) sim[m] = true;
-    const b = buckets[Math.min(59, Math.floor((row.t - x0) / 60000))];
+    const b = buckets[Math.min(59, Math.floor((row.t - x0) / step))];
     if (rec.duration_ms != null) b.d.push(rec.duration_ms);
     if (rec.ttft_ms != null) b.f.push(rec.ttft_ms);
     const u = usageOf(rec);
@@ -338,20 +357,23 @@ function renderCharts() {
     b.out += u.out;
     b.cost += rec.cost_usd || 0;
   }
-  Charts.bars($("#chart-scenario"), Object.entries(scen).map(([label, value]) => ({label, value})));
+  const emptyBars = {empty: `no requests in the ${S.window === 60 ? "last hour" : "last " + WINDOWS[S.window]}`};
+  Charts.bars($("#chart-scenario"), Object.entries(scen).map(([label, value]) => ({label, value})), emptyBars);
   Charts.bars($("#chart-model"), Object.entries(model).map(([label, value]) => ({label, value, cls: sim[label] ? "sim" : "",
-    title: label + (sim[label] ? " (simulated)" : "")})));
-  const xs = buckets.map((_, i) => x0 + i * 60000 + 30000);
+    title: label + (sim[label] ? " (simulated)" : "")})), emptyBars);
+  const xs = buckets.map((_, i) => x0 + (i + 0.5) * step);
+  const tick = {5: 60000, 15: 300000, 60: 600000}[S.window];
+  const empty = `no requests in the ${S.window === 60 ? "last hour" : "last " + WINDOWS[S.window]}`;
   const ms = v => v >= 1000 ? (v / 1000).toFixed(1) + "s" : Math.round(v) + "ms";
-  Charts.line($("#chart-latency"), {x: xs, x0, x1, fmt: ms, series: [
+  Charts.line($("#chart-latency"), {x: xs, x0, x1, tick, empty, fmt: ms, series: [
     {name: "p50", values: buckets.map(b => pct(b.d, 50))}, {name: "p95", values: buckets.map(b => pct(b.d, 95)), cls: "dashed"}]});
-  Charts.line($("#chart-ttft"), {x: xs, x0, x1, fmt: ms, series: [
+  Charts.line($("#chart-ttft"), {x: xs, x0, x1, tick, empty, fmt: ms, series: [
     {name: "p50", values: buckets.map(b => pct(b.f, 50))}, {name: "p95", values: buckets.map(b => pct(b.f, 95)), cls: "dashed"}]});
   const any = buckets.some(b => b.d.length);
-  Charts.line($("#chart-tokens"), {x: xs, x0, x1, fmt: fmtTok, series: [
+  Charts.line($("#chart-tokens"), {x: xs, x0, x1, tick, empty, fmt: fmtTok, series: [
     {name: "in", values: buckets.map(b => any ? b.inp : null)}, {name: "out", values: buckets.map(b => any ? b.out : null)}]});
   let run = 0;
-  Charts.line($("#chart-cost"), {x: xs, x0, x1, fmt: v => "$" + (v < 1 ? v.toFixed(3) : v.toFixed(2)), series: [
+  Charts.line($("#chart-cost"), {x: xs, x0, x1, tick, empty, fmt: v => "$" + (v < 1 ? v.toFixed(3) : v.toFixed(2)), series: [
     {name: "cost", values: buckets.map(b => { run += b.cost; return any ? run : null; })}]});
 }
 
@@ -695,6 +717,7 @@ async function boot() {
   sel.replaceChildren(h("option", {value: "", text: "all"}), ...S.profiles.map(p => h("option", {value: p, text: p})));
   sel.value = S.filters.profile;
   renderKG();
+  renderWindowPicker();
   showTab();
   render();
   follow();

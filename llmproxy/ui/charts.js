@@ -16,7 +16,7 @@ const Charts = (() => {
   function niceMax(v) {
     if (!(v > 0)) return 1;
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= v) return m * p;
+    for (const m of [1, 2, 4, 6, 8, 10]) if (m * p >= v) return m * p;  // quarters stay round
     return 10 * p;
   }
 
@@ -45,7 +45,7 @@ const Charts = (() => {
       const label = svg("text", {x: pad.l - 6, y: y + 3, "text-anchor": "end"}, grid);
       label.textContent = spec.fmt ? spec.fmt(v) : String(v);
     }
-    const step = 10 * 60 * 1000;
+    const step = spec.tick || 10 * 60 * 1000;
     for (let t = Math.ceil(x0 / step) * step; t <= x1; t += step) {
       const label = svg("text", {x: X(t), y: H - 5, "text-anchor": "middle"}, grid);
       label.textContent = hhmm(t);
