@@ -1,4 +1,4 @@
-"""The pid file: JSON {pid, host, port, started}. Light on purpose (no aiohttp): `stop` and `status` use it."""
+"""The pid file: JSON {pid, host, port, started[, workers]}. Light on purpose (no aiohttp): `stop` and `status` use it."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from pathlib import Path
 from llmproxy import paths
 
 
-def write_pid_file(path: Path, host: str, port: int) -> None:
+def write_pid_file(path: Path, host: str, port: int, **extra: object) -> None:
+    """The daemon's pid (with ``--workers``, the supervisor's), address and start time, plus ``extra``."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "started": time.time()}))
+    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "started": time.time(), **extra}))
     os.replace(tmp, path)
 
 

@@ -61,12 +61,13 @@ def serve(
     simulate: Annotated[bool, typer.Option(help="serve every provider with the offline simulator")] = False,
     daemon: Annotated[bool, typer.Option(help="detach; return once /health answers")] = False,
     allow_remote: Annotated[bool, typer.Option(help="allow binding a non-loopback address without proxy API keys")] = False,
+    workers: Annotated[str, typer.Option(help="worker processes sharing the port: a number, or 'auto' for one per core (a shared gateway; a personal daemon needs 1)")] = "1",
 ) -> None:
     """Run the proxy (foreground unless --daemon)."""
     from llmproxy.cli import lifecycle
 
     raise typer.Exit(lifecycle.serve(ServeOptions(host, port, _source(config, profile_dir), verbose, simulate, daemon,
-                                                  allow_remote)))
+                                                  allow_remote, workers)))
 
 
 @app.command()

@@ -44,6 +44,7 @@ def serve(opts: ServeOptions) -> int:
     from llmproxy.routing import KGError, compile_profiles
 
     _ensure_home()
+    _workers(opts.workers)  # a bad value is said here, before a daemon forks
     cfg = load_config(opts.source)
     try:
         profiles = compile_profiles(cfg)
@@ -136,6 +137,7 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
     from llmproxy.server.state import Options, Runtime, State
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workers = _workers(opts.workers)
     options = Options(config_path=opts.source.config, profile_dirs=opts.source.profile_dirs, simulate=opts.simulate,
                       verbose=opts.verbose)
     state = State(runtime=Runtime(router=Router(cfg, profiles), providers={}), options=options)
@@ -156,13 +158,27 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
                 print_bodies(out, rec)
 
     try:
-        asyncio.run(serve(state, host, port, on_ready=on_ready, listeners=[listener]))
+        if workers > 1:
+            from llmproxy.server.workers import serve_workers
+
+            serve_workers(state, host, port, workers, on_ready=on_ready, listeners=[listener])
+        else:
+            asyncio.run(serve(state, host, port, on_ready=on_ready, listeners=[listener]))
     except StartupError as exc:
         raise CLIError(str(exc)) from None
     except KeyboardInterrupt:
         pass
     out.print("llmproxy stopped")
     return 0
+
+
+def _workers(value: str) -> int:
+    from llmproxy.server.workers import worker_count
+
+    try:
+        return worker_count(value)
+    except ValueError:
+        raise CLIError(f"--workers: expected a number of at least 1 or 'auto', got {value!r}", code=2) from None
 
 
 RELOADED = "configuration reloaded"

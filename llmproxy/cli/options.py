@@ -24,6 +24,7 @@ class ServeOptions:
     simulate: bool = False
     daemon: bool = False
     allow_remote: bool = False
+    workers: str = "1"  # a number, or "auto"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """Prometheus metrics (prometheus-client), one registry per app. Labels are bounded: profile, scenario,
 provider and status come from config or a fixed set; a model outside the catalog is reported as "other";
-no request ids or free text."""
+no request ids or free text.
+
+With ``serve --workers N`` the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` before the workers start: every
+worker's values then live in files there, and ``/metrics`` (whichever worker answers) sums them."""
 
 from __future__ import annotations
+
+import os
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -31,19 +36,28 @@ class Metrics:
         self.retries = Counter("llmproxy_retries", "Times the same target was tried again", ["provider", "reason"],
                                registry=r)
         self.circuit_open = Gauge("llmproxy_circuit_open", "1 while a target's circuit is open (skipped)",
-                                  ["provider", "model"], registry=r)
-        self.in_flight = Gauge("llmproxy_in_flight_requests", "Requests being served", registry=r)
+                                  ["provider", "model"], registry=r, multiprocess_mode="livemax")
+        self.in_flight = Gauge("llmproxy_in_flight_requests", "Requests being served", registry=r,
+                               multiprocess_mode="livesum")
+        self._circuits: set[tuple[str, str]] = set()
         self.disconnects = Counter("llmproxy_client_disconnects", "Clients that went away mid-request",
                                    ["profile"], registry=r)
 
     def observe_circuits(self, snapshot: dict[str, dict]) -> None:
-        """Circuit states from the breakers (keys are 'provider/model' from config, so labels stay bounded)."""
-        self.circuit_open.clear()
-        for key, c in snapshot.items():
-            provider, _, model = key.partition("/")
-            self.circuit_open.labels(provider, model).set(1 if c["state"] == "open" else 0)
+        """Circuit states from the breakers (keys are 'provider/model' from config, so labels stay bounded);
+        a circuit that closed again reads 0."""
+        now = {tuple(key.partition("/")[::2]): c["state"] == "open" for key, c in snapshot.items()}
+        for labels in self._circuits | set(now):
+            self.circuit_open.labels(*labels).set(1 if now.get(labels) else 0)
+        self._circuits |= set(now)
 
     def render(self) -> bytes:
+        if path := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged, path=path)
+            return generate_latest(merged)
         return generate_latest(self.registry)
 
     def observe(self, rec: dict, cfg: Config) -> None:

@@ -3,6 +3,8 @@ resolve the profile, decide, dispatch, write, record."""
 
 from __future__ import annotations
 
+import os
+import signal
 from datetime import datetime
 
 import orjson
@@ -203,5 +205,7 @@ async def api_reload(request: web.Request) -> web.Response:
 
     state = request.app[STATE]
     problems = await reload(state)
+    if not problems and "LLMPROXY_WORKER" in os.environ:  # the other workers reload on the supervisor's SIGHUP
+        os.kill(os.getppid(), signal.SIGHUP)
     return json_response({"ok": not problems, "problems": problems,
                           "config_stale_since": state.config_stale_since}, status=422 if problems else 200)

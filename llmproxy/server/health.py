@@ -30,6 +30,9 @@ def health_info(state: State) -> dict:
         "config_stale_since": state.config_stale_since,
         "reload_problems": state.reload_problems,
     }
+    if (worker := os.environ.get("LLMPROXY_WORKER")) is not None:  # "i/N": counts above are this worker's
+        info["worker"] = worker
+        info["supervisor_pid"] = os.getppid()
     if state.log is not None:
         health = getattr(state.log, "health", None)
         info["request_log"] = health() if callable(health) else {"writing": True}

@@ -9,6 +9,7 @@ import errno
 import gc
 import os
 import signal
+import socket
 from collections.abc import Callable
 
 from aiohttp import web
@@ -39,28 +40,37 @@ class StartupError(Exception):
     """One clear line for the user; no traceback."""
 
 
+async def bind_error(exc: OSError, host: str, port: int) -> StartupError:
+    """The one line a user reads when the address cannot be had."""
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(f"port {port} on {host} is already in use{await _who_holds(host, port)}; "
+                            f"stop it, or choose another port with --port")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return StartupError(f"not allowed to bind {host}:{port}: {exc.strerror}")
+    return StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
+
+
 async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State], None] | None = None,
-                listeners: list | None = None) -> None:
+                listeners: list | None = None, sock: socket.socket | None = None) -> None:
+    """Serve until SIGINT/SIGTERM. Alone, it binds ``host:port`` and owns the pid file; as one of several
+    workers (``server/workers.py``) it serves on the supervisor's listening ``sock`` instead."""
     cfg = state.runtime.cfg
     app = create_app(state, listeners)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=cfg.server.grace_seconds,
                            access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG)
+    site = (web.SockSite(runner, sock) if sock is not None
+            else web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG))
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(f"port {port} on {host} is already in use{await _who_holds(host, port)}; "
-                               f"stop it, or choose another port with --port") from None
-        if exc.errno in (errno.EACCES, errno.EPERM):
-            raise StartupError(f"not allowed to bind {host}:{port}: {exc.strerror}") from None
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        raise await bind_error(exc, host, port) from None
     tune_gc()
     pid_path = paths.pid_file()
     try:
-        write_pid_file(pid_path, host, port)
+        if sock is None:
+            write_pid_file(pid_path, host, port)
     except OSError as exc:
         await runner.cleanup()
         raise StartupError(f"cannot write pid file {pid_path}: {exc.strerror}") from None
