@@ -97,6 +97,25 @@ def test_two_workers_share_the_port_log_and_metrics(daemon, home):
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def test_batches_run_once_whichever_worker_took_them(daemon, home):
+    """Only worker 1 executes batches; one created through any worker is picked up and run exactly once."""
+    _, port, _ = daemon
+    reqs = [{"custom_id": f"c{i}", "params": json.loads(BODY)} for i in range(6)]
+    ids = []
+    for _ in range(3):
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages/batches",
+                                     data=json.dumps({"requests": reqs}).encode(),
+                                     headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            ids.append(json.loads(r.read())["id"])
+    for bid in ids:
+        done = wait_until(lambda bid=bid: (b := json.loads(get(port, f"/v1/messages/batches/{bid}")))[
+            "processing_status"] == "ended" and b)
+        assert done["request_counts"]["succeeded"] == 6
+        lines = get(port, f"/v1/messages/batches/{bid}/results").decode().splitlines()
+        assert sorted(json.loads(line)["custom_id"] for line in lines) == [f"c{i}" for i in range(6)]
+
+
 def test_bad_workers_value_is_one_clear_line(home):
     r = subprocess.run([sys.executable, "-m", "llmproxy", "serve", "--workers", "zero"], capture_output=True,
                        text=True, env={**os.environ, "LLMPROXY_HOME": str(home)}, timeout=30)

@@ -30,7 +30,7 @@ from llmproxy.providers import Call, Provider, Reply
 from llmproxy.server import dispatch
 from llmproxy.server.middleware import new_request_id
 from llmproxy.server.record import RequestRecord, finish
-from llmproxy.server.state import State
+from llmproxy.server.state import State, this_worker
 from llmproxy.store import Batch, Item, Store
 from llmproxy.store.inline import inline_files
 from llmproxy.store.sqlite import now_iso
@@ -38,6 +38,10 @@ from llmproxy.store.sqlite import now_iso
 log = logging.getLogger("llmproxy")
 PAGE = 500
 POLL = 0.05  # seconds between looks at the live load while yielding
+
+
+#: with several workers, how often worker 1 looks for batches the others stored
+POLL_SECONDS = 0.5
 
 
 def parse_time(text: str) -> datetime:
@@ -55,19 +59,38 @@ class Executor:
         self._cancel: dict[str, asyncio.Event] = {}
         self._providers: dict[str, asyncio.Semaphore] = {}
         self.native = None  # llmproxy.batch.native.Native, set by the app when any profile uses it
+        self.executes = True  # False in workers other than the first (see start)
+        self._poller: asyncio.Task | None = None
 
     @property
     def cfg(self):
         return self.state.runtime.cfg.batches
 
     async def start(self) -> None:
-        """Resume every batch that had not ended when the daemon last stopped (or was killed)."""
+        """Resume every batch that had not ended when the daemon last stopped (or was killed). With several
+        workers only worker 1 executes; it picks up what the others stored (and their cancels) by polling."""
+        worker = this_worker()
+        self.executes = worker is None or worker[0] == 1
+        if not self.executes:
+            return
         for batch in await self.store.unfinished_batches():
             log.info("resuming batch %s (%s)", batch.id, batch.status)
             self.run(batch)
+        if worker is not None:
+            self._poller = asyncio.get_running_loop().create_task(self._poll(), name="batch poller")
+
+    async def _poll(self, every: float = POLL_SECONDS) -> None:
+        while True:
+            await asyncio.sleep(every)
+            with contextlib.suppress(Exception):
+                for batch in await self.store.unfinished_batches():
+                    if batch.id not in self.tasks:
+                        self.run(batch)
+                    elif batch.status == "canceling":
+                        self._cancel.setdefault(batch.id, asyncio.Event()).set()
 
     def run(self, batch: Batch) -> None:
-        if batch.id in self.tasks:
+        if batch.id in self.tasks or not self.executes:
             return
         ev = self._cancel.setdefault(batch.id, asyncio.Event())
         if batch.status == "canceling":
@@ -90,6 +113,8 @@ class Executor:
             self.run(batch)
 
     async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
         tasks = list(self.tasks.values())
         for t in tasks:
             t.cancel()

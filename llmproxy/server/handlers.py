@@ -21,7 +21,7 @@ from llmproxy.server.files import inline_request
 from llmproxy.server.health import health_info, public_health
 from llmproxy.server.middleware import is_authorised
 from llmproxy.server.record import RequestRecord, bodies_wanted, recording
-from llmproxy.server.state import STATE, State
+from llmproxy.server.state import STATE, State, this_worker
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -205,7 +205,7 @@ async def api_reload(request: web.Request) -> web.Response:
 
     state = request.app[STATE]
     problems = await reload(state)
-    if not problems and "LLMPROXY_WORKER" in os.environ:  # the other workers reload on the supervisor's SIGHUP
+    if not problems and this_worker() is not None:  # the other workers reload on the supervisor's SIGHUP
         os.kill(os.getppid(), signal.SIGHUP)
     return json_response({"ok": not problems, "problems": problems,
                           "config_stale_since": state.config_stale_since}, status=422 if problems else 200)

@@ -7,7 +7,7 @@ import os
 import time
 
 from llmproxy import __version__, paths
-from llmproxy.server.state import State
+from llmproxy.server.state import State, this_worker
 
 
 def public_health() -> dict:
@@ -30,8 +30,8 @@ def health_info(state: State) -> dict:
         "config_stale_since": state.config_stale_since,
         "reload_problems": state.reload_problems,
     }
-    if (worker := os.environ.get("LLMPROXY_WORKER")) is not None:  # "i/N": counts above are this worker's
-        info["worker"] = worker
+    if (worker := this_worker()) is not None:  # the counts above are this worker's
+        info["worker"] = f"{worker[0]}/{worker[1]}"
         info["supervisor_pid"] = os.getppid()
     if state.log is not None:
         health = getattr(state.log, "health", None)

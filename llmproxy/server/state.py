@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -68,5 +69,12 @@ class State:
         return self._metrics
 
 
+def this_worker() -> tuple[int, int] | None:
+    """(index, count) in a worker of a ``serve --workers N`` daemon, else None."""
+    i, _, n = os.environ.get(WORKER_ENV, "").partition("/")
+    return (int(i), int(n)) if i.isdigit() and n.isdigit() else None
+
+
+WORKER_ENV = "LLMPROXY_WORKER"  # "i/N" in each worker process of a multi-worker daemon
 STATE = web.AppKey("state", State)
 REQUEST_ID = web.RequestKey("request_id", str)

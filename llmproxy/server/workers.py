@@ -27,10 +27,9 @@ from collections.abc import Callable
 from llmproxy import paths
 from llmproxy.pidfile import read_pid_file, write_pid_file
 from llmproxy.server.run import LISTEN_BACKLOG, StartupError, bind_error, serve
-from llmproxy.server.state import State
+from llmproxy.server.state import WORKER_ENV, State
 
 log = logging.getLogger("llmproxy")
-WORKER_ENV = "LLMPROXY_WORKER"       # "i/N" in a worker process
 RESTART_PAUSE = 1.0                  # seconds between restarts of a worker that keeps dying
 
 
@@ -42,13 +41,6 @@ def worker_count(value: str | int) -> int:
     if n < 1:
         raise ValueError("--workers must be at least 1 (or auto)")
     return n
-
-
-def this_worker() -> tuple[int, int] | None:
-    """(index, count) in a worker of a multi-worker daemon, else None."""
-    val = os.environ.get(WORKER_ENV, "")
-    i, _, n = val.partition("/")
-    return (int(i), int(n)) if i.isdigit() and n.isdigit() else None
 
 
 def bind(host: str, port: int) -> socket.socket:
