@@ -217,8 +217,14 @@ async def test_the_page_asks_for_the_key_when_proxy_keys_are_set(proxy_factory, 
 @pytest.mark.skipif(not os.environ.get("LLMPROXY_DASHBOARD_SHOT"), reason="set LLMPROXY_DASHBOARD_SHOT=docs/dashboard.png")
 async def test_screenshot_for_the_readme(proxy_factory, browser):
     """A realistic minute of traffic through the four profiles, paced by the simulator, then a screenshot."""
-    url, _ = await proxy_factory('[server]\nsimulator_speed = 2\n', simulate=True)
+    from llmproxy.server.runtime import reload
+
+    url, state = await proxy_factory('[server]\nsimulator_speed = 2\ndefault_profile = "balanced"\n', simulate=True)
+    for name in ("test", "oai"):  # the bundled four only, as a user has them
+        (Path(os.environ["LLMPROXY_HOME"]) / "profiles" / f"{name}.toml").unlink()
+    assert await reload(state) == []
     page = await browser(url + "/ui")
+    await page.set_viewport_size({"width": 1440, "height": 1240})
     await page.wait_for_selector("#conn.live")
     await page.click('#chart-window button[data-minutes="5"]')
     prompts = {

@@ -125,9 +125,14 @@ def secrets_of(state: State) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*log_secrets, *state.runtime.cfg.api_keys)))
 
 
-def _json(data: Any, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data, default=str), content_type="application/json",
-                        headers={"cache-control": "no-store"})
+def _json(request: web.Request, data: Any) -> web.Response:
+    """JSON, gzipped when it is worth it and the browser takes it (the knowledge graphs, the last hour)."""
+    body = orjson.dumps(data, default=str)
+    headers = {"cache-control": "no-store", "vary": "accept-encoding"}
+    if len(body) > 2048 and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, 6)
+        headers["content-encoding"] = "gzip"
+    return web.Response(body=body, content_type="application/json", headers=headers)
 
 
 def feed_view(data: dict) -> dict:
@@ -318,7 +323,7 @@ async def request_detail(request: web.Request) -> web.Response:
     rec = await asyncio.to_thread(find_record, paths.request_log(), rid)
     if rec is None:
         raise NotFound(f"request {rid} is not in the request log (yet)")
-    return _json(redact(rec, extra_secrets=secrets_of(request.app[STATE])))
+    return _json(request, redact(rec, extra_secrets=secrets_of(request.app[STATE])))
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -337,7 +342,7 @@ async def stats(request: web.Request) -> web.Response:
         raise InvalidRequest("limit: expected a whole number") from None
     records, truncated = await asyncio.to_thread(recent_records, paths.request_log(), since, max(limit, 0))
     state = request.app[STATE]
-    return _json(redact({"since": since, "now": now, "records": records, "truncated": truncated},
+    return _json(request, redact({"since": since, "now": now, "records": records, "truncated": truncated},
                         extra_secrets=secrets_of(state)))
 
 
@@ -365,7 +370,7 @@ def kg_info(state: State) -> dict:
 
 async def kg(request: web.Request) -> web.Response:
     check_host(request)
-    return _json(kg_info(request.app[STATE]))
+    return _json(request, kg_info(request.app[STATE]))
 
 
 def providers_info(state: State) -> dict:
@@ -393,7 +398,7 @@ def providers_info(state: State) -> dict:
 async def providers(request: web.Request) -> web.Response:
     check_host(request)
     state = request.app[STATE]
-    return _json(redact(providers_info(state), extra_secrets=secrets_of(state)))
+    return _json(request, redact(providers_info(state), extra_secrets=secrets_of(state)))
 
 
 def add_routes(app: web.Application) -> None:
