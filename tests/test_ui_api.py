@@ -328,3 +328,20 @@ def test_feed_redaction_matches_the_log(value):
 def test_a_credential_named_field_is_masked_whole():
     data = {"extra": {"Authorization": "whatever-it-is", "api_key": "plain"}}
     assert json.loads(ui.redacted_json(data, ())) == {"extra": {"Authorization": "[REDACTED]", "api_key": "[REDACTED]"}}
+
+
+def test_a_start_whose_end_is_in_the_same_batch_is_brief():
+    from types import SimpleNamespace
+
+    from llmproxy.obs.events import Event
+
+    rec = SimpleNamespace(time="2026-01-01T00:00:00.000+00:00", request_id="req_1", endpoint="messages",
+                          client={"user_agent": "x"}, profile="fast", requested_model="m", stream=False,
+                          decision=None, target=None, simulated=None)
+    other = SimpleNamespace(**{**vars(rec), "request_id": "req_2"})
+    batch = [Event(1, "start", rec), Event(2, "start", other), Event(3, "end", {"request_id": "req_1", "status": 200})]
+    lines = [json.loads(b.split(b"data: ", 1)[1]) for b in ui.render_batch(batch, ()).split(b"\n\n") if b]
+    assert lines[0] == {"time": rec.time, "request_id": "req_1", "endpoint": "messages", "phase": "start",
+                        "brief": True}
+    assert lines[1]["request_id"] == "req_2" and lines[1]["profile"] == "fast" and "brief" not in lines[1]
+    assert lines[2] == {"request_id": "req_1", "status": 200, "phase": "end"}

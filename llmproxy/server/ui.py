@@ -210,9 +210,15 @@ def redacted_json(data: dict, secrets: tuple[str, ...]) -> bytes:
     return orjson.dumps(redact(data, extra_secrets=secrets), default=str)
 
 
-def render_event(ev: Event, secrets: tuple[str, ...]) -> bytes:
-    """One SSE message: ``id``, ``event`` (start | end) and the redacted record as one JSON line."""
+def render_event(ev: Event, secrets: tuple[str, ...], brief: bool = False) -> bytes:
+    """One SSE message: ``id``, ``event`` (start | end) and the redacted record as one JSON line. ``brief``:
+    a start whose end goes out in the same batch says only which request it is (our own id, time and
+    endpoint: nothing to redact)."""
     payload = ev.payload
+    if brief:
+        body = orjson.dumps({"time": payload.time, "request_id": payload.request_id, "endpoint": payload.endpoint,
+                             "phase": "start", "brief": True})
+        return b"id: %d\nevent: start\ndata: %s\n\n" % (ev.seq, body)
     try:
         data = start_view(payload) if ev.kind == "start" and hasattr(payload, "request_id") else feed_view(payload)
         data["phase"] = ev.kind
@@ -221,6 +227,15 @@ def render_event(ev: Event, secrets: tuple[str, ...]) -> bytes:
         rid = getattr(payload, "request_id", None) or (payload.get("request_id") if isinstance(payload, dict) else None)
         body = orjson.dumps({"request_id": rid, "phase": ev.kind, "note": f"not shown: {type(exc).__name__}"})
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), body)
+
+
+def render_batch(batch: list[Event], secrets: tuple[str, ...]) -> bytes:
+    """The batch's messages; a request that started and ended within the batch gets a brief start (its end
+    carries everything), which keeps a busy proxy's feed about half as costly."""
+    ended = {ev.payload.get("request_id") for ev in batch
+             if ev.kind == "end" and isinstance(ev.payload, dict)} if len(batch) > 1 else set()
+    return b"".join(ev.render(lambda e: render_event(
+        e, secrets, brief=e.kind == "start" and getattr(e.payload, "request_id", None) in ended)) for ev in batch)
 
 
 def sse(kind: str, data: dict) -> bytes:
@@ -254,8 +269,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 break
             except Closed:
                 break
-            chunk = b"".join(ev.render(lambda e: render_event(e, secrets)) for ev in batch) if batch \
-                else b": ping\n\n"
+            chunk = render_batch(batch, secrets) if batch else b": ping\n\n"
             try:
                 await asyncio.wait_for(resp.write(chunk), WRITE_TIMEOUT)
             except TimeoutError:
