@@ -42,7 +42,7 @@ def _user_content(content: Any, i: int) -> Any:
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
-        raise InvalidRequest(f"messages[{i}].content: expected a string or a list of content parts")
+        raise InvalidRequest(f"messages.{i}.content: expected a string or a list of content parts")
     out = []
     for j, p in enumerate(content):
         t = p.get("type") if isinstance(p, dict) else None
@@ -52,7 +52,7 @@ def _user_content(content: Any, i: int) -> Any:
             iu = p.get("image_url")
             url = iu.get("url") if isinstance(iu, dict) else iu
             if not isinstance(url, str):
-                raise InvalidRequest(f"messages[{i}].content[{j}].image_url.url: required")
+                raise InvalidRequest(f"messages.{i}.content.{j}.image_url.url: required")
             out.append(_image_block(url))
         elif t == "file":
             f = p.get("file") or {}
@@ -61,9 +61,9 @@ def _user_content(content: Any, i: int) -> Any:
                 out.append({"type": "document", "source": {"type": "base64", "media_type": "application/pdf",
                                                            "data": data.split(",", 1)[1]}})
             else:
-                raise InvalidRequest(f"messages[{i}].content[{j}]: only inline PDF files are supported")
+                raise InvalidRequest(f"messages.{i}.content.{j}.file.file_data: only inline files (file_data) are supported")
         else:
-            raise InvalidRequest(f"messages[{i}].content[{j}].type: unsupported content part {t!r}")
+            raise InvalidRequest(f"messages.{i}.content.{j}.type: unsupported content part {t!r}")
     return out
 
 
@@ -73,7 +73,7 @@ def _args(raw: Any, i: int) -> dict:
     try:
         val = orjson.loads(raw or "{}")
     except orjson.JSONDecodeError:
-        raise InvalidRequest(f"messages[{i}].tool_calls: function.arguments is not valid JSON") from None
+        raise InvalidRequest(f"messages.{i}.tool_calls: function.arguments is not valid JSON") from None
     return val if isinstance(val, dict) else {"value": val}
 
 
@@ -102,7 +102,7 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
 
     for i, m in enumerate(msgs):
         if not isinstance(m, dict):
-            raise InvalidRequest(f"messages[{i}]: expected an object")
+            raise InvalidRequest(f"messages.{i}: expected an object")
         role = m.get("role")
         if role in ("system", "developer"):
             if out:
@@ -128,7 +128,7 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
             push("user", [{"type": "tool_result", "tool_use_id": str(m.get("tool_call_id", "")),
                            "content": text_of(m.get("content"))}])
         else:
-            raise InvalidRequest(f"messages[{i}].role: unsupported role {role!r}")
+            raise InvalidRequest(f"messages.{i}.role: unsupported role {role!r}")
     body: dict[str, Any] = {"model": model, "messages": out,
                             "max_tokens": req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_MAX_TOKENS}
     rf = req.get("response_format")

@@ -15,6 +15,7 @@ from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
 from llmproxy.providers import Provider, Reply
+from llmproxy.routing import UnknownProfile
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import admit, client_key, json_response, read_body, request_profile, route_headers
 from llmproxy.server.files import inline_request
@@ -192,7 +193,10 @@ async def api_route(request: web.Request) -> web.Response:
     if "messages" in data:
         body, profile = data, request_profile(request)
     else:
-        profile = request_profile(request, data.get("profile"))
+        try:
+            profile = request_profile(request, data.get("profile"))
+        except UnknownProfile as exc:
+            raise UnknownProfile(f"profile: {exc.message}" if data.get("profile") else exc.message) from None
         body = {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": data["text"]}]}
         raw = orjson.dumps(body)
     d = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
