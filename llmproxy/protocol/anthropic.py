@@ -199,6 +199,27 @@ def _system(v: Any, path: str) -> None:
         _block(b, join(path, j))
 
 
+#: tool lists already found valid, by their JSON: Claude Code sends the same 20-30 tools (most of a request's
+#: validation work: their schemas) every turn, so a known list is not walked again
+_VALID_TOOLS: dict[bytes, None] = {}
+_VALID_TOOLS_MAX = 32
+
+
+def _tools_key(tools: Any) -> bytes | None:
+    if not isinstance(tools, list) or not tools:
+        return None
+    try:
+        return orjson.dumps(tools)
+    except (TypeError, orjson.JSONEncodeError):  # deeper than orjson writes: the full check says where
+        return None
+
+
+def _remember_tools(key: bytes) -> None:
+    if len(_VALID_TOOLS) >= _VALID_TOOLS_MAX:
+        _VALID_TOOLS.pop(next(iter(_VALID_TOOLS)))
+    _VALID_TOOLS[key] = None
+
+
 def _tools(v: Any, path: str) -> None:
     for k, t in enumerate(want_list(v, path)):
         p = join(path, k)
@@ -256,7 +277,9 @@ def validate_messages(body: Any, *, count_tokens: bool = False) -> dict:
     message starts with the path of the offending field (``messages.2.content.0.text: …``)."""
     if not isinstance(body, dict):
         raise InvalidRequest("request body must be a JSON object")
-    check_depth(body)
+    tools_key = _tools_key(body.get("tools"))
+    known_tools = tools_key is not None and tools_key in _VALID_TOOLS
+    check_depth({k: v for k, v in body.items() if k != "tools"} if known_tools else body)
     model = want_str(required(body, "model", ""), "model", max_chars=MAX_NAME_CHARS)
     if not model.strip():
         fail("model", "String should have at least 1 character")
@@ -269,7 +292,10 @@ def validate_messages(body: Any, *, count_tokens: bool = False) -> dict:
         _message(m, join("messages", i))
     optional(body, "system", "", _system)
     optional(body, "stream", "", want_bool)
-    optional(body, "tools", "", _tools)
+    if not known_tools:
+        optional(body, "tools", "", _tools)
+        if tools_key is not None:
+            _remember_tools(tools_key)
     optional(body, "tool_choice", "", _tool_choice)
     optional(body, "thinking", "", _thinking_config)
     optional(body, "output_config", "", _output_config)
