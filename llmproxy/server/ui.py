@@ -34,7 +34,7 @@ from llmproxy.obs.events import Closed, Event, Overrun
 from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
 from llmproxy.obs.redact import MASK, SECRET_NAMES, redact, redact_text
 from llmproxy.server.health import health_info
-from llmproxy.server.state import STATE, State
+from llmproxy.server.state import STATE, State, this_worker
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 #: the files the page is made of (nothing else under /ui/ is served)
@@ -401,7 +401,9 @@ def providers_info(state: State) -> dict:
         provs[name] = {**info, "base_url": pc.base_url if pc else None,
                        "api_key_env": pc.api_key_env if pc else None, "models": models}
     circuits = h.get("circuits") or {}
+    worker = this_worker()
     return {"providers": provs, "circuits": circuits, "simulate_all": state.options.simulate,
+            "worker": {"index": worker[0], "count": worker[1]} if worker else None,
             "version": h["version"], "uptime_s": h["uptime_s"], "requests_served": h["requests_served"],
             "in_flight": h["in_flight"], "default_profile": h["default_profile"], "profiles": h["profiles"],
             "config_stale_since": h["config_stale_since"], "reload_problems": h["reload_problems"],

@@ -632,6 +632,11 @@ async function loadProviders() {
   let p;
   try { p = await api("/api/providers"); } catch (e) { return; }
   $("#version").textContent = "v" + p.version;
+  const w = p.worker, note = $("#worker-note");
+  note.hidden = !(w && w.count > 1);
+  // each worker has its own event hub: the feed follows the one this page reached (the log has them all)
+  if (w && w.count > 1) note.textContent = `This daemon runs ${w.count} workers; the live feed shows the requests ` +
+    `of worker ${w.index}, which served this page. Reload to load the others' from the request log.`;
   const up = p.uptime_s < 3600 ? Math.round(p.uptime_s / 60) + " min" : (p.uptime_s / 3600).toFixed(1) + " h";
   const log = p.request_log || {};
   $("#daemon-info").replaceChildren(kv([
