@@ -9,6 +9,7 @@ import json
 import logging
 from pathlib import Path
 
+import orjson
 import pytest
 
 from llmproxy.obs import log as logmod
@@ -227,3 +228,33 @@ def test_make_safe_is_iterative():
     notes: list[str] = []
     out = logmod.make_safe({"a": nested_lists(100_000)}, notes)
     assert notes and DEPTH_MARKER in json.dumps(out)
+
+
+def _hammer(path: str, who: int, n: int) -> None:
+    from llmproxy.obs.log import RotatingWriter
+
+    w = RotatingWriter(Path(path), max_bytes=4096, keep=50)
+    for i in range(n):
+        w.write_lines([orjson.dumps({"who": who, "i": i, "pad": "x" * 60}) + b"\n"])
+    w.close()
+
+
+def test_two_processes_share_one_rotating_log(tmp_path):
+    """serve --workers N: several processes append to, and rotate, one log; no line is torn, lost or doubled."""
+    import multiprocessing
+
+    path = tmp_path / "requests.jsonl"
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_hammer, args=(str(path), who, 400)) for who in (1, 2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    seen = []
+    for f in sorted(tmp_path.glob("requests.jsonl*")):
+        if f.name.endswith(".lock"):
+            continue
+        assert f.stat().st_size <= 4096 + 200
+        seen += [orjson.loads(line) for line in f.read_bytes().splitlines()]
+    assert sorted((r["who"], r["i"]) for r in seen) == [(w, i) for w in (1, 2) for i in range(400)]

@@ -28,6 +28,11 @@ import orjson
 
 from llmproxy.obs.redact import redact
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
 Listener = Callable[[dict], None]
 log = logging.getLogger("llmproxy")
 
@@ -76,12 +81,39 @@ class RotatingWriter:
                 fh.close()
 
     def write_lines(self, lines: list[bytes]) -> None:
-        """Append whole lines; a file never grows past ``max_bytes`` except by a single oversized line."""
+        """Append whole lines; a file never grows past ``max_bytes`` except by a single oversized line.
+        Several processes (``serve --workers N``) may share the file: each batch is written, and the file
+        rotated, under an exclusive lock, after reopening the file if another process rotated it."""
+        with self._locked():
+            self._write_lines(lines)
+
+    @contextlib.contextmanager
+    def _locked(self):
+        if fcntl is None:
+            yield
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if self._fh is None or self._fh.closed:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def _current(self) -> bool:
+        """Whether the open file is still the one at ``path`` (another process may have rotated it)."""
+        try:
+            return os.fstat(self._fh.fileno()).st_ino == os.stat(self.path).st_ino
+        except (OSError, ValueError):
+            return False
+
+    def _write_lines(self, lines: list[bytes]) -> None:
+        try:
+            if self._fh is None or self._fh.closed or not self._current():
+                self.close()
                 self._open()
             pending: list[bytes] = []
-            size = self._fh.tell()
+            size = os.fstat(self._fh.fileno()).st_size
             for line in lines:
                 if self.max_bytes and size + len(line) > self.max_bytes and (size > 0):
                     if pending:
@@ -115,7 +147,8 @@ class RotatingWriter:
 
     def close(self) -> None:
         if self._fh is not None:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
             self._fh = None
 
 
