@@ -116,6 +116,38 @@ def test_batches_run_once_whichever_worker_took_them(daemon, home):
         assert sorted(json.loads(line)["custom_id"] for line in lines) == [f"c{i}" for i in range(6)]
 
 
+async def test_a_dashboard_feed_shows_every_workers_requests(daemon, home):
+    """Whichever worker serves the browser's feed, requests served by the other worker show in it too."""
+    import asyncio
+
+    import aiohttp
+
+    from tests.test_ui_api import open_feed
+
+    _, port, _ = daemon
+    url = f"http://127.0.0.1:{port}"
+    async with aiohttp.ClientSession() as feed_session:
+        feed = await open_feed(feed_session, url)
+        await asyncio.sleep(1.5)  # the feed's worker tells the other one it wants events (once a second)
+        log = home / "logs" / "requests.jsonl"
+        sent: set[str] = set()
+        for _ in range(60):  # new connections until both workers have served some (bounded)
+            async with aiohttp.ClientSession() as s, s.post(url + "/v1/messages", data=BODY,
+                                                           headers={"content-type": "application/json"}) as r:
+                assert r.status == 200
+                sent.add(r.headers["request-id"])
+            workers = {json.loads(line).get("worker") for line in log.read_text().splitlines()} if log.exists() else set()
+            if len(sent) >= 6 and workers >= {1, 2}:
+                break
+        assert workers >= {1, 2}, "the kernel gave every connection to one worker"
+        got: set[str] = set()
+        while not sent <= got:
+            kind, data = await feed.next(timeout=5)
+            if kind == "end":
+                got.add(data["request_id"])
+        feed.resp.close()
+
+
 def test_bad_workers_value_is_one_clear_line(home):
     r = subprocess.run([sys.executable, "-m", "llmproxy", "serve", "--workers", "zero"], capture_output=True,
                        text=True, env={**os.environ, "LLMPROXY_HOME": str(home)}, timeout=30)

@@ -108,11 +108,19 @@ class EventHub:
         self._waiter: asyncio.Future | None = None
         self._wake_pending = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: with several workers, passes each event on to the workers whose dashboards want it
+        self.relay: Callable[[str, Any], None] | None = None
 
     # ------------------------------------------------------------------------------------------ publish
 
     def publish(self, kind: str, payload: Any) -> None:
-        """O(1) and never waits; a no-op while nobody listens."""
+        """O(1) and never waits; a no-op while nobody listens (here, or in another worker: ``relay``)."""
+        if self.relay is not None:
+            self.relay(kind, payload)
+        self.publish_here(kind, payload)
+
+    def publish_here(self, kind: str, payload: Any) -> None:
+        """Publish to this process's subscribers only (an event another worker relayed)."""
         if not self.subscribers:
             return
         self.seq += 1

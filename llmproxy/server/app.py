@@ -14,6 +14,7 @@ from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
 from llmproxy.server import batches, files, handlers, openai_surface, ui
 from llmproxy.server.middleware import auth_middleware, errors_middleware
+from llmproxy.server.relay import relay_context
 from llmproxy.server.runtime import load_runtime, reload, with_providers
 from llmproxy.server.state import STATE, State
 
@@ -70,6 +71,7 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
     app.cleanup_ctx.append(_client_session)
     app.cleanup_ctx.append(_request_log)
     app.cleanup_ctx.append(batches.store_context)
+    app.cleanup_ctx.append(relay_context)
     for prefix in ("", "/p/{profile}"):
         r = app.router
         r.add_post(prefix + "/v1/messages", handlers.messages)

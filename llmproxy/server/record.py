@@ -68,7 +68,10 @@ class RequestRecord:
             client["session_id"] = sid
         if aid := h.get("x-claude-code-agent-id"):
             client["agent_id"] = aid
-        return cls(request_id=request[REQUEST_ID], endpoint=endpoint, client=client)
+        rec = cls(request_id=request[REQUEST_ID], endpoint=endpoint, client=client)
+        if (worker := request.app[STATE].worker) is not None:
+            rec.extra["worker"] = worker
+        return rec
 
     def ms_since_start(self, at: float | None = None) -> float:
         return round(((at if at is not None else monotonic()) - self.t0) * 1000, 1)

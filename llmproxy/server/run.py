@@ -17,7 +17,7 @@ from aiohttp import web
 from llmproxy import paths
 from llmproxy.pidfile import read_pid_file, write_pid_file
 from llmproxy.server.app import create_app, reload
-from llmproxy.server.state import State
+from llmproxy.server.state import State, this_worker
 
 #: generation-0 threshold while serving: parsing a 90 KB Claude Code body allocates thousands of containers,
 #: and at CPython's default (700) the collector runs several times inside every parse; see docs/BENCHMARKS.md
@@ -55,6 +55,8 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
     """Serve until SIGINT/SIGTERM. Alone, it binds ``host:port`` and owns the pid file; as one of several
     workers (``server/workers.py``) it serves on the supervisor's listening ``sock`` instead."""
     cfg = state.runtime.cfg
+    if (worker := this_worker()) is not None:
+        state.worker = worker[0]
     app = create_app(state, listeners)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=cfg.server.grace_seconds,
                            access_log=None)

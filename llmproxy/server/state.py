@@ -55,6 +55,7 @@ class State:
     served: int = 0
     in_flight: int = 0
     breakers: Breakers = field(default_factory=Breakers)
+    worker: int | None = None   # this worker's index in a ``serve --workers N`` daemon
     reload_problems: list[str] = field(default_factory=list)
     config_stale_since: str | None = None   # when a reload last failed (ISO time), until one succeeds
     events: EventHub = field(default_factory=EventHub)  # the dashboard's live feed (llmproxy/server/ui.py)
