@@ -11,6 +11,10 @@ from typing import Any
 
 import orjson
 
+#: ``Frame.data`` of a passthrough text delta whose JSON is parsed only when something asks (``value()``):
+#: the client gets its bytes as they came and nothing in the proxy reads them, so the parse is skipped
+DEFERRED: Any = type("Deferred", (), {"__repr__": lambda self: "DEFERRED"})()
+
 
 @dataclass(slots=True)
 class Frame:
@@ -24,6 +28,13 @@ class Frame:
     event: str
     data: Any
     raw: bytes | None = None
+
+    def value(self) -> Any:
+        """``data``, parsed now if it was deferred (see ``DEFERRED``). Raises ValueError when it is not JSON."""
+        if self.data is DEFERRED:
+            nl = self.raw.find(b"\n")
+            self.data = orjson.loads(self.raw[nl + 7:-2])
+        return self.data
 
     def encode(self) -> bytes:
         if self.raw is not None:

@@ -18,7 +18,7 @@ import orjson
 
 from llmproxy.config import ModelSpec, ProviderConfig
 from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout, from_upstream_status
-from llmproxy.protocol.sse import Frame, SSEDecoder
+from llmproxy.protocol.sse import DEFERRED, Frame, SSEDecoder
 
 #: (status, raw error body, retry-after header) -> the error to raise
 StatusMapper = Callable[[int, bytes, "str | None"], ProxyError]
@@ -132,7 +132,9 @@ _EVENTS = {name.encode(): name for name in (
 
 def _batch(raws: list[bytes], provider: ProviderConfig, strict: bool) -> list[Frame]:
     """Frames from complete SSE frames. The usual ``event: X`` + one ``data: {…}`` line is parsed inline,
-    JSON straight from the bytes; anything else goes through the general decoder."""
+    JSON straight from the bytes; anything else goes through the general decoder. Passthrough text deltas
+    (``strict``: an Anthropic stream, relayed byte for byte) are only checked to be one whole JSON object
+    and parsed when something asks (``Frame.value``): most of a stream's frames, and nothing reads them."""
     out = []
     loads = orjson.loads
     for raw in raws:
@@ -140,6 +142,9 @@ def _batch(raws: list[bytes], provider: ProviderConfig, strict: bool) -> list[Fr
             nl = raw.find(b"\n", 7)
             if raw.startswith(b"data: ", nl + 1) and raw.find(b"\n", nl + 7) == len(raw) - 2:
                 name = raw[7:nl]
+                if strict and name == b"content_block_delta" and raw[nl + 7:nl + 8] == b"{" and raw[-3:-2] == b"}":
+                    out.append(Frame("content_block_delta", DEFERRED, raw))
+                    continue
                 try:
                     out.append(Frame(_EVENTS.get(name) or name.decode(), loads(raw[nl + 7:-2]), raw))
                     continue

@@ -18,7 +18,7 @@ from llmproxy.convert.stream import map_usage
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import validate_messages
 from llmproxy.protocol.openai import validate_chat
-from llmproxy.protocol.sse import Frame
+from llmproxy.protocol.sse import DEFERRED, Frame
 from llmproxy.providers import ChatProvider, Provider, Reply
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import admit, client_key, read_body, request_profile, route_headers
@@ -39,7 +39,8 @@ def chat_surface(passthrough: bool, model: str, include_usage: bool) -> streamin
     def transform(frame: Frame) -> list[bytes]:
         if frame.event in ("ping", "error"):
             return []
-        return [sse.encode_data(c) for c in conv.feed(frame.event, frame.data)]
+        data = streaming.frame_object(frame) if frame.data is DEFERRED else frame.data
+        return [sse.encode_data(c) for c in conv.feed(frame.event, data)]
 
     return streaming.Surface(streaming.AnthropicTap(), error_frame, streaming.COMMENT_PING, transform=transform,
                              done=lambda: streaming.DONE)

@@ -21,7 +21,7 @@ from aiohttp import web
 from llmproxy.convert.stream import assemble, map_usage
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol import sse
-from llmproxy.protocol.sse import Frame
+from llmproxy.protocol.sse import DEFERRED, Frame
 from llmproxy.providers import Reply
 from llmproxy.server.record import RequestRecord
 
@@ -46,6 +46,12 @@ class AnthropicTap:
 
     def feed(self, frame: Frame) -> None:
         event, data = frame.event, frame.data
+        if event == "content_block_delta" and data is DEFERRED:  # a relayed delta: nothing here reads it
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            if self.events is not None:  # bodies are logged: now it is read
+                self.events.append((event, frame_object(frame)))
+            return
         if type(data) is not dict:
             raise UpstreamError(f"malformed {event or 'data'} event in the upstream stream (not a JSON object)")
         if self.events is not None and event != "ping" and event != "error":
@@ -109,6 +115,17 @@ class OpenAITap:
         rec.usage, rec.stop_reason = map_usage(self.usage), self.finish
         if self.error:
             rec.stream_error = str(self.error.get("message") or self.error)
+
+
+def frame_object(frame: Frame) -> dict:
+    """A frame's data as the JSON object it must be (a deferred delta is parsed now); else UpstreamError."""
+    try:
+        data = frame.value()
+    except ValueError:
+        data = None
+    if type(data) is not dict:
+        raise UpstreamError(f"malformed {frame.event or 'data'} event in the upstream stream (not a JSON object)")
+    return data
 
 
 def _dict(val: object) -> dict:
