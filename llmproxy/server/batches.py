@@ -1,6 +1,6 @@
 """The Message Batches API (``/v1/messages/batches``, also under every ``/p/<profile>`` prefix), run by the
 proxy for any provider behind any profile. The batch is validated and stored at once; the executor
-(``llmproxy/batch/executor.py``) works through it in the background. ``results_url`` points at this proxy,
+(``llmproxy/server/batch/executor.py``) works through it in the background. ``results_url`` points at this proxy,
 as the client reached it (prefix included)."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import orjson
 from aiohttp import web
 
 from llmproxy import paths
-from llmproxy.batch.executor import Executor
-from llmproxy.batch.native import Native
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import PROFILE_HEADER
+from llmproxy.server.batch.executor import Executor
+from llmproxy.server.batch.native import Native
 from llmproxy.server.files import STORE, cursors, int_param, json_response, store_of
 from llmproxy.server.state import STATE
 from llmproxy.store import Batch, open_store

@@ -58,7 +58,7 @@ class Executor:
         self.tasks: dict[str, asyncio.Task] = {}
         self._cancel: dict[str, asyncio.Event] = {}
         self._providers: dict[str, asyncio.Semaphore] = {}
-        self.native = None  # llmproxy.batch.native.Native, set by the app when any profile uses it
+        self.native = None  # llmproxy.server.batch.native.Native, set by the app when any profile uses it
         self.executes = True  # False in workers other than the first (see start)
         self._poller: asyncio.Task | None = None
 
