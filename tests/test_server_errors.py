@@ -278,3 +278,26 @@ async def test_upstream_404_model_falls_back(proxy, fake_anthropic, fake_backup)
     fake_backup.script.append({"status": 404, "error_type": "not_found_error", "message": "model: gone too"})
     status, body, _ = await post(url, json=MSG)
     assert status == 404 and body["error"]["type"] == "not_found_error" and "gone too" in body["error"]["message"]
+
+
+async def test_claude_codes_header_capitalisation_reaches_the_upstream(proxy, fake_anthropic, home):
+    """Claude Code sends X-Claude-Code-Session-Id, X-Stainless-*, User-Agent capitalised, anthropic-beta on
+    more than one line, and ?beta=true: all of it (and nothing else from the query) reaches Anthropic."""
+    from multidict import CIMultiDict
+
+    url, _ = proxy
+    headers = CIMultiDict([("X-Claude-Code-Session-Id", "sess-Cap-1"), ("X-Stainless-Lang", "js"),
+                           ("X-Stainless-Retry-Count", "0"), ("User-Agent", "claude-cli/2.1.197 (external, cli)"),
+                           ("Anthropic-Beta", "claude-code-20250219,interleaved-thinking-2025-05-14"),
+                           ("Anthropic-Beta", "fine-grained-tool-streaming-2025-05-14"),
+                           ("Anthropic-Version", "2023-06-01"), ("X-App", "cli")])
+    status, _, _ = await post(url, "/v1/messages?beta=true&key=proxy-secret-in-query", json=MSG, headers=headers)
+    assert status == 200
+    sent = {k.lower(): v for k, v in fake_anthropic.requests[-1]["headers"].items()}
+    assert sent["x-claude-code-session-id"] == "sess-Cap-1" and sent["x-stainless-lang"] == "js"
+    assert sent["user-agent"].startswith("claude-cli/") and sent["x-app"] == "cli"
+    assert sent["anthropic-beta"].split(",") == ["claude-code-20250219", "interleaved-thinking-2025-05-14",
+                                                 "fine-grained-tool-streaming-2025-05-14"]
+    assert fake_anthropic.requests[-1]["query"] == "beta=true"  # only the parameter the API defines
+    rec = (await wait_log(home, 1))[-1]
+    assert rec["client"]["session_id"] == "sess-Cap-1" and rec["client"]["user_agent"].startswith("claude-cli/")
