@@ -20,7 +20,8 @@ from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import PROFILE_HEADER
 from llmproxy.server.batch.executor import Executor
 from llmproxy.server.batch.native import Native
-from llmproxy.server.files import STORE, cursors, int_param, json_response, store_of
+from llmproxy.server.edge import int_param, json_response
+from llmproxy.server.files import STORE, cursors, store_of
 from llmproxy.server.state import STATE
 from llmproxy.store import Batch, open_store
 from llmproxy.store.sqlite import now_iso

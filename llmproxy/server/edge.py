@@ -1,5 +1,5 @@
-"""What both API surfaces do at the edge of a request: resolve its profile, admit it, read its body within
-the limit, find the client's credential, and name the route in the response headers."""
+"""What the API handlers do at the edge of a request: resolve its profile, admit it, read its body within
+the limit, find the client's credential, read query parameters, answer JSON, and name the route."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import orjson
 from aiohttp import web
 
 from llmproxy.config import Target
-from llmproxy.errors import Overloaded, RequestTooLarge
+from llmproxy.errors import InvalidRequest, Overloaded, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
 from llmproxy.server.middleware import client_credential
@@ -57,3 +57,17 @@ def client_key(state: State, request: web.Request) -> str | None:
 
 def route_headers(request: web.Request, decision: Decision, served_by: Target) -> dict[str, str]:
     return {"x-llmproxy-route": decision.header(served_by), "request-id": request[REQUEST_ID]}
+
+
+def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
+    """A query parameter that must be an integer in [lo, hi]; a 400 naming it otherwise."""
+    val = request.query.get(name)
+    if val is None:
+        return default
+    try:
+        n = int(val)
+    except ValueError:
+        raise InvalidRequest(f"{name}: Input should be a valid integer") from None
+    if not lo <= n <= hi:
+        raise InvalidRequest(f"{name}: Input should be between {lo} and {hi}")
+    return n

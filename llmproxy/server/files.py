@@ -12,6 +12,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
+from llmproxy.server.edge import int_param, json_response
 from llmproxy.server.state import STATE
 from llmproxy.store import FileTooLarge, Store, clean_filename
 from llmproxy.store.inline import inline_files
@@ -24,10 +25,6 @@ def store_of(request: web.Request) -> Store:
     if store is None:
         raise NotFound("the batch and file store is not available")
     return store
-
-
-def json_response(data, status: int = 200) -> web.Response:
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
 
 
 async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
@@ -43,19 +40,6 @@ def mime_of(content_type: str | None, filename: str) -> str:
     if ct and ct != "application/octet-stream":
         return ct
     return mimetypes.guess_type(filename)[0] or "application/octet-stream"
-
-
-def int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    val = request.query.get(name)
-    if val is None:
-        return default
-    try:
-        n = int(val)
-    except ValueError:
-        raise InvalidRequest(f"{name}: Input should be a valid integer") from None
-    if not lo <= n <= hi:
-        raise InvalidRequest(f"{name}: Input should be between {lo} and {hi}")
-    return n
 
 
 def page_response(data: list[dict], has_more: bool) -> web.Response:

@@ -17,7 +17,15 @@ from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_
 from llmproxy.providers import Provider, Reply
 from llmproxy.routing import UnknownProfile
 from llmproxy.server import dispatch, streaming
-from llmproxy.server.edge import admit, client_key, json_response, read_body, request_profile, route_headers
+from llmproxy.server.edge import (
+    admit,
+    client_key,
+    int_param,
+    json_response,
+    read_body,
+    request_profile,
+    route_headers,
+)
 from llmproxy.server.files import inline_request
 from llmproxy.server.health import health_info, public_health
 from llmproxy.server.middleware import is_authorised
@@ -118,22 +126,9 @@ def _catalog(state: State) -> list[dict]:
     return sorted(seen.values(), key=lambda m: (-m["created"], m["id"]))
 
 
-def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    val = request.query.get(name)
-    if val is None:
-        return default
-    try:
-        n = int(val)
-    except ValueError:
-        raise InvalidRequest(f"{name}: Input should be a valid integer") from None
-    if not lo <= n <= hi:
-        raise InvalidRequest(f"{name}: Input should be between {lo} and {hi}")
-    return n
-
-
 async def list_models(request: web.Request) -> web.Response:
     items = _catalog(request.app[STATE])
-    limit = _int_param(request, "limit", 20, 1, 1000)
+    limit = int_param(request, "limit", 20, 1, 1000)
     after, before = request.query.get("after_id"), request.query.get("before_id")
     ids = [m["id"] for m in items]
     for cursor in (after, before):
