@@ -117,16 +117,16 @@ def _kg_profile(home, files: dict[str, str]):
 def test_kg_check_reports_every_problem_at_once(home):
     _kg_profile(home, {
         "alpha.md": "synonyms:: zap\npriority:: lots\n",  # does not parse
-        "beta.md": "scenario:: nonsense\n",  # does not parse either
+        "beta.md": "scenario:: nonsense\nhook:: telepathy\n",  # two problems in one file: both reported
         "gamma.md": "synonyms:: refactor\nroute:: ghost,model\n",  # parses, but routes nowhere
         "delta.md": "synonyms:: refactor, x\n",  # duplicate term, one-letter term
     })
     r = invoke("kg", "check", "mine")
     assert r.exit_code == 1
     out = r.stdout
-    assert "alpha.md:2: priority::" in out and "beta.md:1: scenario::" in out
+    assert "alpha.md:2: priority::" in out and "beta.md:1: scenario::" in out and "beta.md:2: hook::" in out
     assert "unknown provider 'ghost'" in out and "'refactor' is in both" in out and "shorter than two" in out
-    assert "5 problem(s)" in out
+    assert "6 problem(s)" in out
     assert invoke("kg", "check", "nope").stderr.count("error:") == 1
 
 

@@ -80,7 +80,7 @@ def check(source: Source) -> int:
 
 
 def load_kg(kg_dir: str | None) -> tuple[KnowledgeGraph, list[str]]:
-    """(the knowledge graph of the concept files that parse, one problem per file that does not)."""
+    """(the knowledge graph of the concept files that parse, every problem of those that do not)."""
     from llmproxy.routing import KGError, KnowledgeGraph
     from llmproxy.routing.kg import build, parse_concept
 
@@ -94,7 +94,7 @@ def load_kg(kg_dir: str | None) -> tuple[KnowledgeGraph, list[str]]:
         try:
             concepts.append(parse_concept(f))
         except KGError as exc:
-            problems.append(str(exc))
+            problems += exc.problems
     return build(concepts), problems
 
 

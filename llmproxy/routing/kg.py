@@ -26,7 +26,11 @@ from llmproxy.routing.mask import mask, span_kind
 
 
 class KGError(Exception):
-    pass
+    """A knowledge-graph file that cannot be used; ``problems`` holds every one found in it, a line each."""
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        super().__init__(message)
+        self.problems = problems or [message]
 
 
 # request signals a concept can hook (``hook:: plan_mode``): the concept fires when the request carries it
@@ -194,6 +198,7 @@ def parse_concept(path: Path) -> Concept:
     scenario: str | None = None
     priority = 50
     hooks: list[str] = []
+    problems: list[str] = []
     for lineno, line in enumerate(lines, 1):
         key, sep, value = line.strip().partition("::")
         if not sep:
@@ -207,23 +212,28 @@ def parse_concept(path: Path) -> Concept:
             try:
                 routes.append(Target.parse(value))
             except ValueError as exc:
-                raise KGError(f"{where}: route:: {exc}") from None
+                problems.append(f"{where}: route:: {exc}")
         elif key == "scenario":
             if value not in SCENARIOS:
-                raise KGError(f"{where}: scenario:: unknown scenario {value!r} (known: {', '.join(SCENARIOS)})")
-            scenario = value
+                problems.append(f"{where}: scenario:: unknown scenario {value!r} (known: {', '.join(SCENARIOS)})")
+            else:
+                scenario = value
         elif key == "hook":
             for h in (x.strip() for x in value.split(",")):
-                if h not in HOOKS:
-                    raise KGError(f"{where}: hook:: unknown signal {h!r} (known: {', '.join(HOOKS)})")
-                hooks.append(h)
+                if h in HOOKS:
+                    hooks.append(h)
+                else:
+                    problems.append(f"{where}: hook:: unknown signal {h!r} (known: {', '.join(HOOKS)})")
         elif key == "priority":
             try:
                 priority = int(value)
             except ValueError:
-                raise KGError(f"{where}: priority:: expected a whole number 0-100, got {value!r}") from None
+                problems.append(f"{where}: priority:: expected a whole number 0-100, got {value!r}")
+                continue
             if not 0 <= priority <= 100:
-                raise KGError(f"{where}: priority:: must be between 0 and 100, got {priority}")
+                problems.append(f"{where}: priority:: must be between 0 and 100, got {priority}")
+    if problems:  # every problem of the file at once: one fix-and-rerun cycle, not one per problem
+        raise KGError("\n".join(problems), problems)
     seen: dict[str, None] = {}
     for t in terms:
         seen.setdefault(" ".join(t.split()), None)
