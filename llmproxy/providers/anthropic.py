@@ -116,7 +116,10 @@ class AnthropicProvider:
         return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=_whole(call))
 
     async def _open(self, call: Call) -> Reply:
-        resp = await self._post("/v1/messages", call, self._payload(call))
+        payload = self._payload(call)
+        call.release()
+        resp = await self._post("/v1/messages", call, payload)
+        del payload
         back = {k: v for k, v in resp.headers.items() if k.lower().startswith(_BACK_PREFIXES)}
         if rid := resp.headers.get("request-id"):
             back["x-upstream-request-id"] = rid

@@ -34,9 +34,15 @@ class Call:
     query: Mapping[str, str] = field(default_factory=dict)  # inbound query (Claude Code sends ?beta=true)
     client_key: str | None = None   # the client's credential, if it may be forwarded
 
-    @property
-    def stream(self) -> bool:
-        return bool(self.body.get("stream"))
+    stream: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.stream = bool(self.body.get("stream"))
+
+    def release(self) -> None:
+        """The request is on the wire: let the parsed body and the client's bytes go while the answer is
+        awaited (the handler parses the bytes again should a fallback need them)."""
+        self.body, self.raw = {}, None
 
     @property
     def estimated_tokens(self) -> int:

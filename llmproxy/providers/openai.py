@@ -81,8 +81,10 @@ class OpenAIProvider:
         spec = call.spec
         payload = to_openai(call.body, model=call.target.model, provider=self.config.name, quirks=self.quirks,
                             max_output=spec.max_output if spec else None, images=spec.images if spec else True)
-        resp = await self._post(payload)
         stops = tuple(call.body.get("stop_sequences") or ())
+        call.release()
+        resp = await self._post(payload)
+        del payload
         if call.stream and resp.content_type == "text/event-stream":
             conv = StreamConverter(call.target.model, input_tokens=call.estimated_tokens,
                                    stop_sequences=stops, provider=self.config.name,

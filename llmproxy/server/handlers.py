@@ -42,21 +42,25 @@ async def messages(request: web.Request) -> web.StreamResponse:
         profile = request_profile(request)
         rec.profile = profile.name
         raw, data = await read_body(request, rec)
-        body = rc.body = validate_messages(data)
+        body = validate_messages(data)
         body, raw = await inline_request(request, body, raw)  # file_id references -> the stored content
+        rc.body = body if bodies_wanted(state) else None
         rec.requested_model, rec.stream = body.get("model"), bool(body.get("stream"))
         decision = router.decide(body, profile, headers=request.headers, raw_len=len(raw))
         rec.profile, rec.decision = decision.profile, decision
         key = client_key(state, request)
+        # the parsed body is let go while an upstream is asked (a thousand Claude Code bodies waiting for their
+        # first byte would otherwise hold ~200 KB of objects each); a retry or fallback parses the bytes again
+        parsed, data, body = [body], None, None
 
         async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-            return await provider.messages(dispatch.build_call(body, raw, decision, target, provider, request, key))
+            b = parsed.pop() if parsed else orjson.loads(raw)  # validated above: the same bytes
+            call = dispatch.build_call(b, raw, decision, target, provider, request, key)
+            del b
+            return await provider.messages(call)
 
         opened = await dispatch.open_chain(state, decision, rec, attempt)
-        # sent: what streams back needs neither the bytes nor the parsed body (kept only to be logged)
-        raw = data = body = None
-        if not bodies_wanted(state):
-            rc.body = None
+        raw = None  # sent: what streams back needs neither the bytes nor the parsed body
         headers = route_headers(request, decision, opened.target)
         reply = opened.reply
         if reply.stream is not None:
