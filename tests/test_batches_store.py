@@ -4,6 +4,7 @@ newest-first paging with unknown cursors refused, file bodies written aside then
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +25,32 @@ async def test_migrations_named_and_applied_once(tmp_path):
         names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations ORDER BY name")]
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert names == [n for n, _ in MIGRATIONS] == sorted(names)
+
+
+def _open_and_close(home: str) -> None:
+    import asyncio
+
+    async def go() -> None:
+        await open_store(Path(home)).close()
+
+    asyncio.run(go())
+
+
+def test_workers_opening_a_new_store_at_once_migrate_it_once(tmp_path):
+    """serve --workers N: every worker opens the store as it starts; the first migrates, none fails."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    for round_ in range(4):
+        home = tmp_path / f"h{round_}"
+        procs = [ctx.Process(target=_open_and_close, args=(str(home),)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(30)
+        assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+        with sqlite3.connect(home / "llmproxy.db") as conn:
+            assert len(conn.execute("SELECT name FROM schema_migrations").fetchall()) == len(MIGRATIONS)
 
 
 async def test_results_first_one_wins_and_pending(tmp_path):

@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -95,20 +96,26 @@ def _file(row: tuple) -> FileMeta:
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database has not seen, in order; the names applied."""
+    """Apply the migrations this database has not seen, in order; the names applied. Several processes may
+    open the store at once (``serve --workers N``): the whole check-and-apply runs in one write transaction,
+    so one migrates and the others, once it is done, find nothing left to do."""
     conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
     applied = []
-    for name, sql in MIGRATIONS:
-        if name in done:
-            continue
-        with conn:
-            conn.execute("BEGIN")
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
             for stmt in filter(str.strip, sql.split(";")):
                 conn.execute(stmt)
             conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now_iso()))
-        applied.append(name)
+            applied.append(name)
     return applied
+
+
+#: an upload's partial file untouched this long was interrupted (a live upload writes to it continuously)
+STALE_PART_SECONDS = 600
 
 
 class SqliteStore:
@@ -122,8 +129,11 @@ class SqliteStore:
     def _open(self) -> None:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         self.files_dir.mkdir(parents=True, exist_ok=True)
-        for part in self.files_dir.glob(".*.part"):  # uploads a crash interrupted
-            part.unlink(missing_ok=True)
+        stale = time.time() - STALE_PART_SECONDS
+        for part in self.files_dir.glob(".*.part"):  # uploads a crash interrupted (not another worker's, live)
+            with contextlib.suppress(OSError):
+                if part.stat().st_mtime < stale:
+                    part.unlink()
         conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
