@@ -93,6 +93,8 @@ def test_two_workers_share_the_port_log_and_metrics(daemon, home):
     assert status.returncode == 0, status.stderr
     assert proc.wait(20) == 0
     assert not (home / "llmproxy.pid").exists()
+    log = proc.stderr.read().decode()
+    assert log.count("exited with status") == 1 and "failed" not in log, log  # only the worker we killed
     for pid in again:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
