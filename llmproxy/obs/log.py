@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -26,223 +25,25 @@ from typing import Any
 
 import orjson
 
+from llmproxy.obs.logfile import RotatingWriter
 from llmproxy.obs.redact import redact
+from llmproxy.obs.safejson import (
+    DEPTH_MARKER,
+    LOG_MAX_DEPTH,
+    NODES_MARKER,
+    describe,
+    make_safe,
+    safe_scalar,
+    safe_str,
+)
 
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - not on Windows
-    fcntl = None  # type: ignore[assignment]
+__all__ = ["DEPTH_MARKER", "NODES_MARKER", "LOG_MAX_DEPTH", "RequestLog", "RotatingWriter", "make_safe"]
 
 Listener = Callable[[dict], None]
 log = logging.getLogger("llmproxy")
 
-#: nesting kept in a line whose record could not be serialised as it is (the record is level 1, a request
-#: body level 2; validated bodies nest at most 64 levels). Far below orjson's 254 and the recursion limit.
-LOG_MAX_DEPTH = 128
-#: containers and values copied from one such record at most; the rest is replaced by a marker
-LOG_MAX_NODES = 200_000
 #: records waiting for the writer at most; beyond this (the writer stalled on a slow disk) they are dropped
 MAX_QUEUE = 100_000
-DEPTH_MARKER = f"[llmproxy: dropped here, nested deeper than {LOG_MAX_DEPTH} levels]"
-NODES_MARKER = f"[llmproxy: dropped here, record has more than {LOG_MAX_NODES} values]"
-_INT_MIN, _INT_MAX = -(1 << 63), (1 << 64) - 1  # what orjson serialises
-
-
-class RotatingWriter:
-    """Appends lines to a file and rotates it by size. Not thread-safe: one writer thread at a time.
-
-    After any I/O error the file is closed; the next ``write_lines`` reopens it (and starts a fresh line
-    if the failed write left half of one)."""
-
-    def __init__(self, path: Path, max_bytes: int, keep: int):
-        self.path, self.max_bytes, self.keep = path, max_bytes, max(1, keep)
-        self._fh = None
-        self._torn = False
-        with contextlib.suppress(OSError):  # an unwritable place fails on the first write, not here
-            self._open()
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("ab")
-        if self._torn:
-            self._torn = False
-            if self._fh.tell() > 0:
-                with self.path.open("rb") as fh:
-                    fh.seek(-1, os.SEEK_END)
-                    if fh.read(1) != b"\n":
-                        self._fh.write(b"\n")
-
-    def _discard(self) -> None:
-        """Close after an error; data still buffered is thrown away rather than written later."""
-        fh, self._fh = self._fh, None
-        self._torn = True
-        if fh is not None:
-            with contextlib.suppress(Exception):
-                fh.close()
-
-    def write_lines(self, lines: list[bytes]) -> None:
-        """Append whole lines; a file never grows past ``max_bytes`` except by a single oversized line.
-        Several processes (``serve --workers N``) may share the file: each batch is written, and the file
-        rotated, under an exclusive lock, after reopening the file if another process rotated it."""
-        with self._locked():
-            self._write_lines(lines)
-
-    @contextlib.contextmanager
-    def _locked(self):
-        if fcntl is None:
-            yield
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
-
-    def _current(self) -> bool:
-        """Whether the open file is still the one at ``path`` (another process may have rotated it)."""
-        try:
-            return os.fstat(self._fh.fileno()).st_ino == os.stat(self.path).st_ino
-        except (OSError, ValueError):
-            return False
-
-    def _write_lines(self, lines: list[bytes]) -> None:
-        try:
-            if self._fh is None or self._fh.closed or not self._current():
-                self.close()
-                self._open()
-            pending: list[bytes] = []
-            size = os.fstat(self._fh.fileno()).st_size
-            for line in lines:
-                if self.max_bytes and size + len(line) > self.max_bytes and (size > 0):
-                    if pending:
-                        self._fh.write(b"".join(pending))
-                        pending = []
-                    self.rotate()
-                    size = 0
-                pending.append(line)
-                size += len(line)
-            if pending:
-                self._fh.write(b"".join(pending))
-            self._fh.flush()
-        except BaseException:
-            self._discard()
-            raise
-
-    def rotate(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-        for i in range(self.keep - 1, 0, -1):
-            src = self.path.with_name(f"{self.path.name}.{i}")
-            if src.exists():
-                os.replace(src, self.path.with_name(f"{self.path.name}.{i + 1}"))
-        if self.path.exists():
-            os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        last = self.path.with_name(f"{self.path.name}.{self.keep + 1}")
-        with contextlib.suppress(FileNotFoundError):
-            last.unlink()
-        self._open()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
-
-
-# -------------------------------------------------------------------------------- making records safe
-
-def _safe_str(value: Any) -> str:
-    try:
-        text = value if isinstance(value, str) else str(value)
-    except Exception:  # noqa: BLE001 - str() of a hostile object may raise anything
-        return f"<unprintable {type(value).__name__}>"
-    if not isinstance(text, str):
-        return f"<unprintable {type(value).__name__}>"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # lone surrogates: orjson refuses them
-        text = text.encode("utf-8", "replace").decode("utf-8")
-    return text
-
-
-def _safe_scalar(value: Any) -> Any:
-    if value is None or isinstance(value, bool | float):
-        return value
-    if isinstance(value, int):
-        if _INT_MIN <= value <= _INT_MAX:
-            return value
-        try:
-            return str(value)
-        except ValueError:  # more digits than int->str allows
-            return f"<integer of {value.bit_length()} bits>"
-    if isinstance(value, bytes | bytearray | memoryview):
-        return bytes(value).decode("utf-8", "replace")
-    return _safe_str(value)
-
-
-def make_safe(rec: Any, notes: list[str]) -> Any:
-    """A copy of ``rec`` that orjson can always serialise and that every recursive walk (redaction) can
-    walk: at most LOG_MAX_DEPTH levels and LOG_MAX_NODES values, string keys, JSON values only. Iterative.
-    What was changed is appended to ``notes``."""
-    seen = {"deep": 0, "nodes": 0, "strs": 0, "keys": 0}
-    count = 0
-
-    def convert(value: Any, depth: int) -> tuple[Any, bool]:
-        """(the scalar or an empty container, whether it is a container to fill)."""
-        nonlocal count
-        count += 1
-        if count > LOG_MAX_NODES:
-            seen["nodes"] += 1
-            return NODES_MARKER, False
-        if isinstance(value, dict | list | tuple | set | frozenset):
-            if depth > LOG_MAX_DEPTH:
-                seen["deep"] += 1
-                return DEPTH_MARKER, False
-            return ({} if isinstance(value, dict) else []), True
-        if isinstance(value, str):
-            out = _safe_str(value)
-            seen["strs"] += out is not value
-            return out, False
-        out = _safe_scalar(value)
-        seen["strs"] += type(out) is not type(value)
-        return out, False
-
-    root, fill = convert(rec, 1)
-    stack: list[tuple[Any, Any, int]] = [(rec, root, 1)] if fill else []
-    while stack:
-        src, dst, depth = stack.pop()
-        if isinstance(src, dict):
-            for k, v in list(src.items()):
-                key = k if isinstance(k, str) else _safe_str(k)
-                if key is not k:
-                    seen["keys"] += 1
-                key = _safe_str(key)
-                val, fill = convert(v, depth + 1)
-                dst[key] = val
-                if fill:
-                    stack.append((v, val, depth + 1))
-        else:
-            for v in list(src):
-                val, fill = convert(v, depth + 1)
-                dst.append(val)
-                if fill:
-                    stack.append((v, val, depth + 1))
-    if seen["deep"]:
-        notes.append(f"{seen['deep']} sub-tree(s) nested deeper than {LOG_MAX_DEPTH} levels replaced by a marker")
-    if seen["nodes"]:
-        notes.append(f"record cut after {LOG_MAX_NODES} values")
-    if seen["strs"]:
-        notes.append(f"{seen['strs']} value(s) JSON cannot hold written as strings")
-    if seen["keys"]:
-        notes.append(f"{seen['keys']} non-string key(s) written as strings")
-    return root
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {_safe_str(exc)[:300]}"
 
 
 # ------------------------------------------------------------------------------------------ the log
@@ -303,7 +104,7 @@ class RequestLog:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # noqa: BLE001 - _write handles everything; this is the last net
-                self._failed(f"request log writer: {_describe(exc)}", len(batch))
+                self._failed(f"request log writer: {describe(exc)}", len(batch))
 
     # ------------------------------------------------------------------------------- worker thread
 
@@ -348,11 +149,11 @@ class RequestLog:
             if notes:
                 note = "; ".join(notes)
                 if safe.get("log_note"):
-                    note = f"{_safe_str(safe['log_note'])}; {note}"
+                    note = f"{safe_str(safe['log_note'])}; {note}"
                 safe["log_note"] = note
                 line = orjson.dumps(safe, default=str)
         except Exception as exc:  # noqa: BLE001 - keep the essentials whatever happened
-            notes.append(f"only the essentials kept ({_describe(exc)})")
+            notes.append(f"only the essentials kept ({describe(exc)})")
             safe = self._essentials(rec)
             safe["log_note"] = "; ".join(notes)
             line = orjson.dumps(safe)
@@ -369,7 +170,7 @@ class RequestLog:
             safe = redact(self._truncate(rec), extra_secrets=self.secrets)
             return safe, orjson.dumps(safe, default=str)
         except Exception as exc:  # noqa: BLE001 - too deep, unknown types, bad keys, cycles …
-            notes.append(f"record could not be written as it was ({_describe(exc)})")
+            notes.append(f"record could not be written as it was ({describe(exc)})")
         safe = redact(self._truncate(make_safe(rec, notes)), extra_secrets=self.secrets)
         return safe, orjson.dumps(safe)
 
@@ -394,7 +195,7 @@ class RequestLog:
             for key in ("time", "request_id", "endpoint", "profile", "target", "status", "error", "duration_ms"):
                 val = rec.get(key)
                 if val is not None:
-                    out[key] = _safe_scalar(val) if isinstance(val, int | float | bool) else _safe_str(val)[:1000]
+                    out[key] = safe_scalar(val) if isinstance(val, int | float | bool) else safe_str(val)[:1000]
         return out
 
     def _write(self, batch: list[dict]) -> None:
@@ -405,7 +206,7 @@ class RequestLog:
                 try:
                     s, line = self._line(rec)
                 except Exception as exc:  # noqa: BLE001 - _line does not raise; belt and braces
-                    self._failed(f"request log: a record could not be serialised: {_describe(exc)}", 1)
+                    self._failed(f"request log: a record could not be serialised: {describe(exc)}", 1)
                     continue
                 safe.append(s)
                 lines.append(line)
@@ -413,7 +214,7 @@ class RequestLog:
                 try:
                     self._writer.write_lines(lines)
                 except Exception as exc:  # noqa: BLE001 - disk full, permissions, file removed …
-                    self._failed(f"request log {self.path}: {_describe(exc)}", len(lines))
+                    self._failed(f"request log {self.path}: {describe(exc)}", len(lines))
                 else:
                     self.written += len(lines)
                     self._recovered()
@@ -434,6 +235,6 @@ class RequestLog:
             try:
                 await asyncio.get_running_loop().run_in_executor(None, self._write, batch)
             except Exception as exc:  # noqa: BLE001 - closing must not fail
-                self._failed(f"request log writer: {_describe(exc)}", len(batch))
+                self._failed(f"request log writer: {describe(exc)}", len(batch))
         with self._lock, contextlib.suppress(Exception):
             self._writer.close()
