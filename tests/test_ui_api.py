@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from llmproxy.obs.events import EventHub, Overrun
-from llmproxy.server import ui
+from llmproxy.server import feed, ui
 from tests.conftest import PROXY_KEY, wait_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -317,7 +317,7 @@ async def test_kg_and_providers(proxy):
 def test_feed_redaction_matches_the_log(value):
     secrets = ("proxy-key-abcdef123456", 's3cr"et-value')
     data = {"client": {"user_agent": value}, "error": value, "decision": {"reasons": [value]}}
-    got = json.loads(ui.redacted_json(data, secrets))
+    got = json.loads(feed.redacted_json(data, secrets))
     from llmproxy.obs.redact import redact
 
     assert got == redact(data, extra_secrets=secrets)
@@ -327,7 +327,7 @@ def test_feed_redaction_matches_the_log(value):
 
 def test_a_credential_named_field_is_masked_whole():
     data = {"extra": {"Authorization": "whatever-it-is", "api_key": "plain"}}
-    assert json.loads(ui.redacted_json(data, ())) == {"extra": {"Authorization": "[REDACTED]", "api_key": "[REDACTED]"}}
+    assert json.loads(feed.redacted_json(data, ())) == {"extra": {"Authorization": "[REDACTED]", "api_key": "[REDACTED]"}}
 
 
 def test_a_start_whose_end_is_in_the_same_batch_is_brief():
@@ -340,7 +340,7 @@ def test_a_start_whose_end_is_in_the_same_batch_is_brief():
                           decision=None, target=None, simulated=None)
     other = SimpleNamespace(**{**vars(rec), "request_id": "req_2"})
     batch = [Event(1, "start", rec), Event(2, "start", other), Event(3, "end", {"request_id": "req_1", "status": 200})]
-    lines = [json.loads(b.split(b"data: ", 1)[1]) for b in ui.render_batch(batch, ()).split(b"\n\n") if b]
+    lines = [json.loads(b.split(b"data: ", 1)[1]) for b in feed.render_batch(batch, ()).split(b"\n\n") if b]
     assert lines[0] == {"time": rec.time, "request_id": "req_1", "endpoint": "messages", "phase": "start",
                         "brief": True}
     assert lines[1]["request_id"] == "req_2" and lines[1]["profile"] == "fast" and "brief" not in lines[1]

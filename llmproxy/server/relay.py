@@ -24,8 +24,8 @@ import orjson
 from aiohttp import web
 
 from llmproxy.obs.events import EventHub
+from llmproxy.server.feed import start_view
 from llmproxy.server.state import STATE, this_worker
-from llmproxy.server.ui import start_view
 
 WANT = b"want"
 WANT_EVERY, WANT_FOR = 1.0, 3.5   # seconds between interest notes; how long one counts
