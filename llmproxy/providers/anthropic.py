@@ -110,7 +110,7 @@ class AnthropicProvider:
 
     def _payload(self, call: Call) -> bytes:
         body = strip_foreign_thinking(call.body)  # our own signed thinking never reaches Anthropic
-        return call.raw if body is call.body and call.raw is not None else orjson.dumps(body)
+        return call.raw if body is call.body and call.raw is not None else http.wire_bytes(body)
 
     async def messages(self, call: Call) -> Reply:
         return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=_whole(call))

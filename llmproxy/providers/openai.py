@@ -59,7 +59,7 @@ class OpenAIProvider:
 
     async def _post(self, payload: dict) -> aiohttp.ClientResponse:
         return await http.post(self.session, self.config, self.config.base_url + "/chat/completions",
-                               orjson.dumps(payload), self._headers(),
+                               http.wire_bytes(payload), self._headers(),
                                lambda status, raw, retry_after: map_error(status, raw, self.config, retry_after))
 
     async def _read_json(self, resp: aiohttp.ClientResponse) -> dict:
