@@ -8,44 +8,23 @@ import os
 import shlex
 import shutil
 import sys
-from pathlib import Path
 
 from llmproxy import paths
 from llmproxy.cli.console import CLIError, err
 from llmproxy.cli.options import Source
+from llmproxy.demo.setup import STATUSLINE_COMMAND, seed_statusline, statusline_settings
+
+__all__ = ["seed_statusline", "statusline_settings"]
 
 # Claude Code would ask whether to use this key (or send it) instead of the proxy's token
 UNSET_VARS = ("ANTHROPIC_API_KEY",)
 SHELLS = ("bash", "zsh", "sh", "fish", "powershell")
-STATUSLINE_COMMAND = "llmproxy statusline"
 
 
 def client_env(base_url: str, profile: str, token: str) -> dict[str, str]:
     """The variables that send Claude Code's requests through ``profile`` of the proxy at ``base_url``."""
     return {"ANTHROPIC_BASE_URL": f"{base_url.rstrip('/')}/p/{profile}", "ANTHROPIC_AUTH_TOKEN": token,
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1"}
-
-
-def statusline_settings(command: str = STATUSLINE_COMMAND) -> dict:
-    return {"statusLine": {"type": "command", "command": command, "padding": 0}}
-
-
-def seed_statusline(config_dir: Path, command: str = STATUSLINE_COMMAND) -> Path:
-    """Set ``statusLine`` in ``config_dir/settings.json`` (a Claude Code config dir: CLAUDE_CONFIG_DIR), keeping
-    every other setting; returns the file. Idempotent."""
-    config_dir.mkdir(parents=True, exist_ok=True)
-    path = config_dir / "settings.json"
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        data = {}
-    if not isinstance(data, dict):
-        data = {}
-    data.update(statusline_settings(command))
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
 
 
 def statusline_command() -> str:

@@ -4,6 +4,7 @@ to read a pane's screen. No tmux here."""
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import sys
@@ -98,25 +99,36 @@ def llmproxy_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "llmproxy"]
 
 
-def statusline_setting() -> dict:
-    return {"type": "command", "command": shlex.join([*llmproxy_command(), "statusline"])}
+STATUSLINE_COMMAND = "llmproxy statusline"
+
+
+def statusline_settings(command: str = STATUSLINE_COMMAND) -> dict:
+    return {"statusLine": {"type": "command", "command": command, "padding": 0}}
+
+
+def seed_statusline(config_dir: Path, command: str = STATUSLINE_COMMAND) -> Path:
+    """Set ``statusLine`` in ``config_dir/settings.json`` (a Claude Code config dir: CLAUDE_CONFIG_DIR), keeping
+    every other setting; returns the file. Idempotent. Used by the demo and by ``llmproxy code``."""
+    config_dir.mkdir(parents=True, exist_ok=True)
+    path = config_dir / "settings.json"
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data.update(statusline_settings(command))
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def seed_claude_config(config_dir: Path, workdir: Path) -> dict:
     """Write ``.claude.json`` so the TUI opens at its prompt (onboarding done, the workdir trusted, no hint
     line under the prompt), and
     ``settings.json`` so Claude Code's status line is ``llmproxy statusline``."""
-    settings_path = config_dir / "settings.json"
-    config_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        settings = json.loads(settings_path.read_text())
-    except (OSError, ValueError):
-        settings = {}
-    if not isinstance(settings, dict):
-        settings = {}
-    settings["statusLine"] = statusline_setting()
-    settings_path.write_text(json.dumps(settings, indent=2))
-    config_dir.mkdir(parents=True, exist_ok=True)
+    seed_statusline(config_dir, shlex.join([*llmproxy_command(), "statusline"]))
     path = config_dir / ".claude.json"
     try:
         data = json.loads(path.read_text())
