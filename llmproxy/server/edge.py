@@ -25,6 +25,15 @@ def json_response(data, status: int = 200, headers: dict | None = None) -> web.R
     return web.Response(status=status, body=orjson.dumps(data), content_type="application/json", headers=headers)
 
 
+async def begin(request: web.Request, rec: RequestRecord) -> tuple[CompiledProfile, bytes, object]:
+    """What every API request does first: admission, its profile (recorded), its body read and parsed."""
+    admit(request.app[STATE])
+    profile = request_profile(request)
+    rec.profile = profile.name
+    raw, data = await read_body(request, rec)
+    return profile, raw, data
+
+
 def admit(state: State) -> None:
     """Refuse new work beyond ``server.max_concurrent_requests`` (the client retries a 529)."""
     limit = state.runtime.cfg.server.max_concurrent_requests

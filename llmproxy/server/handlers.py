@@ -18,11 +18,10 @@ from llmproxy.providers import Provider, Reply
 from llmproxy.routing import UnknownProfile
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import (
-    admit,
+    begin,
     client_key,
     int_param,
     json_response,
-    read_body,
     request_profile,
     route_headers,
 )
@@ -38,10 +37,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     router = state.runtime.router
     with recording(request, "messages") as rc:
         rec = rc.record
-        admit(state)
-        profile = request_profile(request)
-        rec.profile = profile.name
-        raw, data = await read_body(request, rec)
+        profile, raw, data = await begin(request, rec)
         body = validate_messages(data)
         body, raw = await inline_request(request, body, raw)  # file_id references -> the stored content
         rc.body = body if bodies_wanted(state) else None
@@ -91,10 +87,7 @@ async def count_tokens(request: web.Request) -> web.Response:
     state = request.app[STATE]
     with recording(request, "count_tokens") as rc:
         rec = rc.record
-        admit(state)
-        profile = request_profile(request)
-        rec.profile = profile.name
-        raw, data = await read_body(request, rec)
+        profile, raw, data = await begin(request, rec)
         body = rc.body = validate_messages(data, count_tokens=True)
         body, raw = await inline_request(request, body, raw)
         decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw),

@@ -21,7 +21,7 @@ from llmproxy.protocol.openai import validate_chat
 from llmproxy.protocol.sse import DEFERRED, Frame
 from llmproxy.providers import ChatProvider, Provider, Reply
 from llmproxy.server import dispatch, streaming
-from llmproxy.server.edge import admit, client_key, read_body, request_profile, route_headers
+from llmproxy.server.edge import begin, client_key, route_headers
 from llmproxy.server.record import bodies_wanted, recording
 from llmproxy.server.state import STATE
 
@@ -50,10 +50,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
     with recording(request, "chat_completions") as rc:
         rec = rc.record
-        admit(state)
-        profile = request_profile(request)
-        rec.profile = profile.name
-        raw, data = await read_body(request, rec)
+        profile, raw, data = await begin(request, rec)
         oreq = validate_chat(data)
         notes: list[str] = []
         body = rc.body = validate_messages(to_anthropic(oreq, notes))
