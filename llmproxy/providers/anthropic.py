@@ -71,11 +71,6 @@ def error_message(raw: bytes) -> str:
     return text or "empty error body"
 
 
-def _whole(call: Call) -> int:
-    """max_tokens of a non-streaming call (its answer arrives whole), else 0."""
-    return 0 if call.stream else int(call.body.get("max_tokens") or 4096)
-
-
 def _error_event(data: object) -> tuple[int, str]:
     err = data.get("error") if isinstance(data, dict) else None
     err = err if isinstance(err, dict) else {}
@@ -113,7 +108,7 @@ class AnthropicProvider:
         return call.raw if body is call.body and call.raw is not None else http.wire_bytes(body)
 
     async def messages(self, call: Call) -> Reply:
-        return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=_whole(call))
+        return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=call.whole_tokens)
 
     async def _open(self, call: Call) -> Reply:
         payload = self._payload(call)

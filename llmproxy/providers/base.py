@@ -35,9 +35,11 @@ class Call:
     client_key: str | None = None   # the client's credential, if it may be forwarded
 
     stream: bool = field(init=False)
+    whole_tokens: int = field(init=False)  # max_tokens of a non-streaming call (its answer arrives whole), else 0
 
     def __post_init__(self) -> None:
         self.stream = bool(self.body.get("stream"))
+        self.whole_tokens = 0 if self.stream else int(self.body.get("max_tokens") or 4096)
 
     def release(self) -> None:
         """The request is on the wire: let the parsed body and the client's bytes go while the answer is

@@ -74,8 +74,8 @@ class OpenAIProvider:
 
     # ------------------------------------------------------------------------------- Anthropic surface
     async def messages(self, call: Call) -> Reply:
-        whole = 0 if call.stream else int(call.body.get("max_tokens") or 4096)
-        return await http.first_response(self._messages(call), self.config, call.spec, whole_tokens=whole)
+        return await http.first_response(self._messages(call), self.config, call.spec,
+                                         whole_tokens=call.whole_tokens)
 
     async def _messages(self, call: Call) -> Reply:
         spec = call.spec
