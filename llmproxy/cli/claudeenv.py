@@ -10,7 +10,7 @@ import shutil
 import sys
 
 from llmproxy import paths
-from llmproxy.cli.console import CLIError, err
+from llmproxy.cli.console import CLIError
 from llmproxy.cli.options import Source
 from llmproxy.demo.setup import STATUSLINE_COMMAND, seed_statusline, statusline_settings
 
@@ -70,8 +70,7 @@ def env(profile: str | None, shell: str) -> int:
 
 def code(profile: str | None, claude: str | None, args: list[str], port: int | None = None) -> int:
     """exec claude with the proxy's environment, the status line, and ``args`` exactly as given."""
-    from llmproxy.cli.common import known_profile, load_lenient, proxy_token
-    from llmproxy.demo import run as R
+    from llmproxy.cli.common import ensure_daemon, known_profile, load_lenient, proxy_token
     from llmproxy.demo import setup as S
 
     cfg, _ = load_lenient(Source())
@@ -79,12 +78,7 @@ def code(profile: str | None, claude: str | None, args: list[str], port: int | N
     path = S.find_claude(claude, paths.home())
     if path is None:
         raise CLIError("Claude Code was not found: `npm install -g @anthropic-ai/claude-code` or pass --claude PATH")
-    try:
-        base_url, started = R.ensure_daemon(verbose=False, port=port, command="code")
-    except R.DemoError as exc:
-        raise CLIError(str(exc)) from None
-    if started:
-        err.print(f"started the llmproxy daemon at {base_url} (stop it with `llmproxy stop`)")
+    base_url = ensure_daemon(port, "code")
     environ = {k: v for k, v in os.environ.items() if k not in S.CLEARED_VARS or k == "TMUX"}
     environ.update(client_env(base_url, name, proxy_token(cfg)))
     os.execvpe(path, code_argv(path, args), environ)

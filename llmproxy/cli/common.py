@@ -96,3 +96,17 @@ def known_profile(cfg: Config, name: str | None) -> str:
     if name not in cfg.profiles:
         raise CLIError(f"unknown profile {name!r} (known: {', '.join(sorted(cfg.profiles))})")
     return name
+
+
+def ensure_daemon(port: int | None, command: str) -> str:
+    """The running daemon's base URL, starting one (and saying so) when none runs."""
+    from llmproxy.cli.console import err
+    from llmproxy.demo import run as R
+
+    try:
+        base_url, started = R.ensure_daemon(verbose=False, port=port, command=command)
+    except R.DemoError as exc:
+        raise CLIError(str(exc)) from None
+    if started:
+        err.print(f"started the llmproxy daemon at {base_url} (stop it with `llmproxy stop`)")
+    return base_url

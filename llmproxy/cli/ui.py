@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from llmproxy.cli.console import CLIError, err
+from llmproxy.cli.console import err
 
 TEXT_BROWSERS = frozenset({"www-browser", "lynx", "w3m", "links", "elinks"})
 
@@ -33,16 +33,10 @@ def can_open_browser() -> bool:
 
 
 def run(port: int | None, open_browser: bool) -> int:
-    from llmproxy.cli.common import load_lenient
+    from llmproxy.cli.common import ensure_daemon, load_lenient
     from llmproxy.cli.options import Source
-    from llmproxy.demo import run as R
 
-    try:
-        base_url, started = R.ensure_daemon(verbose=False, port=port, command="ui")
-    except R.DemoError as exc:
-        raise CLIError(str(exc)) from None
-    if started:
-        err.print(f"started the llmproxy daemon at {base_url} (stop it with `llmproxy stop`)")
+    base_url = ensure_daemon(port, "ui")
     url = dashboard_url(base_url)
     print(url, flush=True)
     cfg, _ = load_lenient(Source())
