@@ -71,15 +71,6 @@ class SSEDecoder:
                 out.append(ev)
         return out
 
-    def feed_raw(self, chunk: bytes) -> list[tuple[str, str, bytes]]:
-        """Like ``feed``, with each frame's own bytes (blank line included) as a third item."""
-        out = []
-        for frame in self._split(chunk):
-            ev = self._parse(frame[:-2])
-            if ev is not None:
-                out.append((ev[0], ev[1], frame))
-        return out
-
     def split(self, chunk: bytes) -> list[bytes]:
         """Complete frames (each ending in its blank line) from what has arrived so far."""
         return self._split(chunk)
