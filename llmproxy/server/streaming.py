@@ -70,6 +70,11 @@ class AnthropicTap:
         elif event == "error":
             self.error = _dict(data.get("error")) or {"message": "upstream stream error"}
 
+    @property
+    def ended(self) -> bool:
+        """The stream reached its end (message_stop)."""
+        return self.complete
+
     def finish_record(self, rec: RequestRecord) -> None:
         rec.usage, rec.stop_reason = self.usage, self.stop_reason
         if self.error:
@@ -111,6 +116,11 @@ class OpenAITap:
                 self.first_token_at = time.monotonic()
             self.finish = c.get("finish_reason") or self.finish
 
+    @property
+    def ended(self) -> bool:
+        """The stream reached its end: ``[DONE]``, or a finish reason (a server that omits ``[DONE]``)."""
+        return self.complete or self.finish is not None
+
     def finish_record(self, rec: RequestRecord) -> None:
         rec.usage, rec.stop_reason = map_usage(self.usage), self.finish
         if self.error:
@@ -141,8 +151,6 @@ class Surface:
     transform: Callable[[Frame], list[bytes]] | None = None  # None: each frame is written as it is
     done: Callable[[], bytes] = lambda: b""                  # what ends a stream that ended well
 
-    def complete(self) -> bool:
-        return self.tap.complete or (isinstance(self.tap, OpenAITap) and self.tap.finish is not None)
 
 
 def anthropic_surface(collect: bool) -> Surface:
@@ -180,7 +188,7 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: R
                 on_upstream_failure(UpstreamError(str(tap.error.get("message") or "stream error")))
             if surface.transform is not None:  # an upstream error event the transform could not carry
                 await resp.write(surface.error_frame(UpstreamError(str(tap.error.get("message") or "stream error"))))
-        elif not surface.complete():
+        elif not surface.tap.ended:
             raise UpstreamError(f"{rec.target or 'upstream'}: stream ended before it finished")
         elif end := surface.done():
             await resp.write(end)
