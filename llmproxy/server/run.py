@@ -39,12 +39,12 @@ def tune_gc() -> None:
 
 
 def _malloc_trim() -> Callable[[], object] | None:
-    """glibc's malloc_trim, which hands freed heap pages back to the system; None elsewhere."""
+    """glibc's malloc_trim, which hands freed heap pages back to the system; None elsewhere. Looked up in the
+    process's own symbols (no library search, which would run ``ldconfig``)."""
     import ctypes
-    import ctypes.util
 
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+        return ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):
         return None
 
