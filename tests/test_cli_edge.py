@@ -164,13 +164,13 @@ def test_env_errors(home):
 
 def test_code_passes_unknown_arguments_to_claude(home, monkeypatch, tmp_path):
     from llmproxy.cli import claudeenv
-    from llmproxy.demo import run as R
+    from llmproxy.demo import daemon as D
 
     fake = tmp_path / "claude"
     fake.write_text("#!/bin/sh\n")
     fake.chmod(0o755)
     seen = {}
-    monkeypatch.setattr(R, "ensure_daemon", lambda **kw: ("http://127.0.0.1:9", False))
+    monkeypatch.setattr(D, "ensure_daemon", lambda **kw: ("http://127.0.0.1:9", False))
     monkeypatch.setattr(claudeenv.os, "execvpe", lambda path, argv, env: seen.update(argv=argv, env=env))
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-user")
     r = invoke("code", "--claude", str(fake), "-p", "say hi", "--model", "opus")

@@ -75,7 +75,7 @@ def test_demo_four_sessions_answered_and_stopped(home, tmp_path):
         stop = cli("demo", "stop", home=home)
     assert stop.returncode == 0, stop.stderr
     assert not server.is_alive() or not [s for s in server.sessions if s.session_name.startswith("llmproxy-")]
-    from llmproxy.demo.run import socket_path
+    from llmproxy.demo.tmux import socket_path
 
     assert not socket_path(socket).exists()  # the demo started this tmux server; nothing of it is left
     for _ in range(50):

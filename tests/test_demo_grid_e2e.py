@@ -108,7 +108,7 @@ def test_grid_readable(home, width, height, tmux_required):
         print(f"\n--- grid at {width}×{height} ({time.monotonic() - t0:.1f} s) ---\n" + "\n".join(screen))
     finally:
         subprocess.run(["tmux", "-L", viewer, "kill-server"], capture_output=True, timeout=10)
-        from llmproxy.demo.run import socket_path
+        from llmproxy.demo.tmux import socket_path
 
         socket_path(viewer).unlink(missing_ok=True)
         stop = cli("demo", "stop", home=home)

@@ -71,7 +71,7 @@ def test_geometry_says_when_too_small(width, height):
 
 
 def test_pane_titles_come_from_the_profiles(home):
-    from llmproxy.demo.run import pane_titles
+    from llmproxy.demo.tmux import pane_titles
 
     titles = pane_titles()
     assert titles["fast"] == "fast · fast & expensive"
@@ -107,7 +107,7 @@ def test_port_held_by_another_program_names_it_and_offers_a_port():
     import os
     import socket
 
-    from llmproxy.demo.run import port_message
+    from llmproxy.demo.daemon import port_message
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -149,7 +149,8 @@ def test_port_held_by_another_llmproxy(tmp_path, home):
 
 def test_daemon_for_starts_the_daemon_on_the_port_asked(home):
     from llmproxy.daemonctl import running, terminate
-    from llmproxy.demo.run import DemoError, daemon_for
+    from llmproxy.demo.daemon import daemon_for
+    from llmproxy.demo.state import DemoError
     from tests.conftest import free_port
 
     port = free_port()

@@ -20,10 +20,10 @@ def test_dashboard_url():
 
 @pytest.fixture
 def fake_daemon(monkeypatch, home):
-    from llmproxy.demo import run as R
+    from llmproxy.demo import daemon as D
 
     opened: list[str] = []
-    monkeypatch.setattr(R, "ensure_daemon", lambda verbose, port, command: ("http://127.0.0.1:4567", True))
+    monkeypatch.setattr(D, "ensure_daemon", lambda verbose, port, command: ("http://127.0.0.1:4567", True))
     monkeypatch.setattr(webbrowser, "open", lambda url, new=0: opened.append(url) or True)
     return opened
 

@@ -101,11 +101,12 @@ def known_profile(cfg: Config, name: str | None) -> str:
 def ensure_daemon(port: int | None, command: str) -> str:
     """The running daemon's base URL, starting one (and saying so) when none runs."""
     from llmproxy.cli.console import err
-    from llmproxy.demo import run as R
+    from llmproxy.demo import daemon as D
+    from llmproxy.demo.state import DemoError
 
     try:
-        base_url, started = R.ensure_daemon(verbose=False, port=port, command=command)
-    except R.DemoError as exc:
+        base_url, started = D.ensure_daemon(verbose=False, port=port, command=command)
+    except DemoError as exc:
         raise CLIError(str(exc)) from None
     if started:
         err.print(f"started the llmproxy daemon at {base_url} (stop it with `llmproxy stop`)")

@@ -39,19 +39,19 @@ def terminal_size() -> tuple[int, int]:
 
 
 def _attach_lines(socket: str | None) -> list[str]:
-    from llmproxy.demo import run as R
     from llmproxy.demo import setup as S
+    from llmproxy.demo.tmux import tmux_prefix
 
-    tmux = " ".join(R.tmux_prefix(socket))
+    tmux = " ".join(tmux_prefix(socket))
     return [f"  {tmux} attach -t {S.session_name(p)}" for p in S.PROFILES]
 
 
 def _reuse(state, socket: str | None, port: int | None, attach: bool) -> int:
     """A demo is up already: say so and attach to it, or refuse when asked for a different one."""
-    from llmproxy.demo import run as R
     from llmproxy.demo import setup as S
+    from llmproxy.demo import tmux as T
 
-    how = " ".join(R.tmux_prefix(state.socket) + ["attach", "-t", S.GRID])
+    how = " ".join(T.tmux_prefix(state.socket) + ["attach", "-t", S.GRID])
     running_port = state.base_url.rpartition(":")[2]
     if socket is not None and socket != state.socket:
         return _fail(f"a demo is already running on tmux socket {state.socket or 'default'!r} "
@@ -61,15 +61,18 @@ def _reuse(state, socket: str | None, port: int | None, attach: bool) -> int:
                      f"`llmproxy demo stop` to start one on port {port}")
     out.print(f"a demo is already running against {state.base_url} (started earlier; reusing it)")
     if attach and sys.stdin.isatty() and sys.stdout.isatty():
-        R.attach(state.socket)
+        T.attach(state.socket)
     out.print(f"attach with: [bold]{how}[/]   stop with: [bold]llmproxy demo stop[/]")
     return 0
 
 
 def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path | None, claude: str | None,
          install: bool, socket: str | None, wait: bool, timeout: float, port: int | None = None) -> int:
-    from llmproxy.demo import run as R
     from llmproxy.demo import setup as S
+    from llmproxy.demo import tmux as T
+    from llmproxy.demo.daemon import daemon_for, proxy_token
+    from llmproxy.demo.state import DemoError, DemoState, demo_lock
+    from llmproxy.demo.stop import stop
 
     t0 = time.monotonic()
     home = paths.home()
@@ -84,19 +87,19 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
     width, height = terminal_size()
     try:
         prompts = S.load_prompts(prompt_file)
-        with R.demo_lock():
-            previous = R.DemoState.load()
-            if previous is not None and R.is_up(previous):
+        with demo_lock():
+            previous = DemoState.load()
+            if previous is not None and T.is_up(previous):
                 return _reuse(previous, socket, port, attach)
             if previous is not None:  # a demo half gone: remove what is left of it before starting afresh
-                for line in R.stop():
+                for line in stop():
                     out.print(f"previous demo: {line}")
-            base_url, started, daemon_pid = R.daemon_for(port=port)
+            base_url, started, daemon_pid = daemon_for(port=port)
             wd = S.ensure_workspace(workdir or S.demo_home(home) / "workspace")
-            state = R.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=R.proxy_token(),
+            state = T.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=proxy_token(),
                             started_daemon=started, daemon_pid=daemon_pid, width=width, height=height,
-                            titles=R.pane_titles())
-    except (R.DemoError, ValueError) as exc:
+                            titles=T.pane_titles())
+    except (DemoError, ValueError) as exc:
         return _fail(str(exc))
     from llmproxy.daemonctl import get_health
 
@@ -114,30 +117,30 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
                   f"{g.minimum}); attach to one session at a time instead:[/]")
         for line in _attach_lines(socket):
             out.print(line)
-    srv = R.server(socket)
+    srv = T.server(socket)
     try:
         if prompts_on or wait:
-            R.wait_ready(srv, timeout)
+            T.wait_ready(srv, timeout)
             out.print(f"all four prompts ready after {time.monotonic() - t0:.1f} s")
         if prompts_on:
-            R.type_prompts(srv, prompts)
+            T.type_prompts(srv, prompts)
             if wait:
-                R.wait_answers(srv, prompts, timeout)
+                T.wait_answers(srv, prompts, timeout)
                 out.print(f"all four prompts answered after {time.monotonic() - t0:.1f} s")
-    except R.DemoError as exc:
+    except DemoError as exc:
         return _fail(f"{exc} (the sessions are still up: `llmproxy demo status`, `llmproxy demo stop`)")
-    how = " ".join(R.tmux_prefix(socket) + ["attach", "-t", S.GRID])
+    how = " ".join(T.tmux_prefix(socket) + ["attach", "-t", S.GRID])
     if attach and g.fits and sys.stdin.isatty() and sys.stdout.isatty():
-        R.attach(socket)
-    out.print(f"attach with: [bold]{how}[/]   (one session: {' '.join(R.tmux_prefix(socket))} attach -t "
+        T.attach(socket)
+    out.print(f"attach with: [bold]{how}[/]   (one session: {' '.join(T.tmux_prefix(socket))} attach -t "
               f"llmproxy-intelligent)   stop with: [bold]llmproxy demo stop[/]")
     return 0
 
 
 def demo_status(json_out: bool) -> int:
-    from llmproxy.demo import run as R
+    from llmproxy.demo.stop import status
 
-    st = R.status()
+    st = status()
     if json_out:
         out.print_json(data=st)
         return 0 if st["running"] else 1
@@ -156,12 +159,13 @@ def demo_status(json_out: bool) -> int:
 
 
 def demo_stop() -> int:
-    from llmproxy.demo import run as R
+    from llmproxy.demo.state import DemoError, demo_lock
+    from llmproxy.demo.stop import stop
 
     try:
-        with R.demo_lock():
-            lines = R.stop()
-    except R.DemoError as exc:
+        with demo_lock():
+            lines = stop()
+    except DemoError as exc:
         return _fail(str(exc))
     for line in lines:
         out.print(line)
