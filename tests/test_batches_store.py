@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from llmproxy.store import Batch, FileTooLarge, clean_filename, open_store
-from llmproxy.store.sqlite import MIGRATIONS
+from llmproxy.store.schema import MIGRATIONS
 
 
 def batch(bid: str, n: int = 3) -> Batch:

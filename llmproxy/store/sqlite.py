@@ -1,9 +1,9 @@
 """The store in SQLite (stdlib ``sqlite3``, WAL) plus file bodies on disk.
 
 Every database call runs on one worker thread that owns the connection, so the event loop never blocks on
-SQLite and no two calls interleave. Schema changes are named, ordered migrations recorded in
-``schema_migrations``; a database is brought up to date when opened. ``synchronous=NORMAL`` under WAL: a
-committed transaction survives the process being killed (not necessarily a power cut).
+SQLite and no two calls interleave. The schema, its migrations and the row mapping are in ``schema.py``.
+``synchronous=NORMAL`` under WAL: a committed transaction survives the process being killed (not
+necessarily a power cut).
 
 File bodies live in ``files/<id>``: written to ``files/.<id>.part`` as they arrive, flushed, then renamed
 into place, so a file is complete or absent. The client's filename is metadata only, never a path.
@@ -18,101 +18,15 @@ import sqlite3
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
+from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, migrate, now_iso, page_rows
 
 T = TypeVar("T")
-
-#: (name, SQL), applied in order, each once
-MIGRATIONS: list[tuple[str, str]] = [
-    ("0001_batches", """
-        CREATE TABLE batches (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            profile TEXT NOT NULL,
-            created_at TEXT NOT NULL,
-            expires_at TEXT NOT NULL,
-            total INTEGER NOT NULL,
-            status TEXT NOT NULL,
-            ended_at TEXT,
-            cancel_initiated_at TEXT,
-            succeeded INTEGER NOT NULL DEFAULT 0,
-            errored INTEGER NOT NULL DEFAULT 0,
-            canceled INTEGER NOT NULL DEFAULT 0,
-            expired INTEGER NOT NULL DEFAULT 0
-        );
-        CREATE INDEX batches_status ON batches(status);
-        CREATE TABLE batch_items (
-            batch_id TEXT NOT NULL,
-            idx INTEGER NOT NULL,
-            custom_id TEXT NOT NULL,
-            params BLOB NOT NULL,
-            PRIMARY KEY (batch_id, idx)
-        ) WITHOUT ROWID;
-        CREATE TABLE batch_results (
-            batch_id TEXT NOT NULL,
-            idx INTEGER NOT NULL,
-            kind TEXT NOT NULL,
-            body BLOB NOT NULL,
-            PRIMARY KEY (batch_id, idx)
-        ) WITHOUT ROWID;
-    """),
-    ("0002_files", """
-        CREATE TABLE files (
-            seq INTEGER PRIMARY KEY AUTOINCREMENT,
-            id TEXT NOT NULL UNIQUE,
-            filename TEXT NOT NULL,
-            mime_type TEXT NOT NULL,
-            size_bytes INTEGER NOT NULL,
-            created_at TEXT NOT NULL
-        );
-    """),
-    ("0003_native_batches", "ALTER TABLE batches ADD COLUMN native TEXT;"),
-]
-
-_BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
-               "succeeded, errored, canceled, expired, native")
-_FILE_COLS = "id, filename, mime_type, size_bytes, created_at"
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _batch(row: tuple) -> Batch:
-    counts = dict(zip(RESULT_TYPES, row[8:12], strict=True))
-    return Batch(id=row[0], profile=row[1], created_at=row[2], expires_at=row[3], total=row[4], status=row[5],
-                 ended_at=row[6], cancel_initiated_at=row[7], counts=counts,
-                 native=orjson.loads(row[12]) if row[12] else None)
-
-
-def _file(row: tuple) -> FileMeta:
-    return FileMeta(id=row[0], filename=row[1], mime_type=row[2], size_bytes=row[3], created_at=row[4])
-
-
-def migrate(conn: sqlite3.Connection) -> list[str]:
-    """Apply the migrations this database has not seen, in order; the names applied. Several processes may
-    open the store at once (``serve --workers N``): the whole check-and-apply runs in one write transaction,
-    so one migrates and the others, once it is done, find nothing left to do."""
-    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    applied = []
-    with conn:
-        conn.execute("BEGIN IMMEDIATE")
-        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-        for name, sql in MIGRATIONS:
-            if name in done:
-                continue
-            for stmt in filter(str.strip, sql.split(";")):
-                conn.execute(stmt)
-            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now_iso()))
-            applied.append(name)
-    return applied
-
 
 #: an upload's partial file untouched this long was interrupted (a live upload writes to it continuously)
 STALE_PART_SECONDS = 600
@@ -176,20 +90,20 @@ class SqliteStore:
 
     async def get_batch(self, batch_id: str) -> Batch | None:
         def q(conn: sqlite3.Connection) -> Batch | None:
-            row = conn.execute(f"SELECT {_BATCH_COLS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
-            return _batch(row) if row else None
+            row = conn.execute(f"SELECT {BATCH_COLS} FROM batches WHERE id = ?", (batch_id,)).fetchone()
+            return batch_row(row) if row else None
 
         return await self._run(q)
 
     async def list_batches(self, limit: int, before_id: str | None = None,
                            after_id: str | None = None) -> tuple[list[Batch], bool]:
-        rows, more = await self._run(lambda c: _page(c, "batches", _BATCH_COLS, limit, before_id, after_id))
-        return [_batch(r) for r in rows], more
+        rows, more = await self._run(lambda c: page_rows(c, "batches", BATCH_COLS, limit, before_id, after_id))
+        return [batch_row(r) for r in rows], more
 
     async def unfinished_batches(self) -> list[Batch]:
         def q(conn: sqlite3.Connection) -> list[Batch]:
-            return [_batch(r) for r in conn.execute(
-                f"SELECT {_BATCH_COLS} FROM batches WHERE status != 'ended' ORDER BY seq")]
+            return [batch_row(r) for r in conn.execute(
+                f"SELECT {BATCH_COLS} FROM batches WHERE status != 'ended' ORDER BY seq")]
 
         return await self._run(q)
 
@@ -315,15 +229,15 @@ class SqliteStore:
 
     async def get_file(self, file_id: str) -> FileMeta | None:
         def q(conn: sqlite3.Connection) -> FileMeta | None:
-            row = conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE id = ?", (file_id,)).fetchone()
-            return _file(row) if row else None
+            row = conn.execute(f"SELECT {FILE_COLS} FROM files WHERE id = ?", (file_id,)).fetchone()
+            return file_row(row) if row else None
 
         return await self._run(q)
 
     async def list_files(self, limit: int, before_id: str | None = None,
                          after_id: str | None = None) -> tuple[list[FileMeta], bool]:
-        rows, more = await self._run(lambda c: _page(c, "files", _FILE_COLS, limit, before_id, after_id))
-        return [_file(r) for r in rows], more
+        rows, more = await self._run(lambda c: page_rows(c, "files", FILE_COLS, limit, before_id, after_id))
+        return [file_row(r) for r in rows], more
 
     async def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         fh = await asyncio.to_thread(open, self._path(file_id), "rb")
@@ -353,25 +267,3 @@ def _finish_write(fh, tail: bytes, part: Path, final: Path) -> None:
     os.fsync(fh.fileno())
     fh.close()
     os.replace(part, final)
-
-
-def _page(conn: sqlite3.Connection, table: str, cols: str, limit: int, before_id: str | None,
-          after_id: str | None) -> tuple[list[tuple], bool]:
-    """Newest first (by insertion order). Raises KeyError naming a cursor id that does not exist."""
-    def seq(cursor: str) -> int:
-        row = conn.execute(f"SELECT seq FROM {table} WHERE id = ?", (cursor,)).fetchone()
-        if row is None:
-            raise KeyError(cursor)
-        return row[0]
-
-    if before_id is not None:
-        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq > ? ORDER BY seq ASC LIMIT ?",
-                            (seq(before_id), limit + 1)).fetchall()
-        more = len(rows) > limit
-        return list(reversed(rows[:limit])), more
-    if after_id is not None:
-        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-                            (seq(after_id), limit + 1)).fetchall()
-    else:
-        rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY seq DESC LIMIT ?", (limit + 1,)).fetchall()
-    return rows[:limit], len(rows) > limit

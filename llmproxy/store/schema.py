@@ -1,0 +1,120 @@
+"""The SQLite schema and how its rows are read back: named, ordered migrations recorded in
+``schema_migrations`` (a database is brought up to date when opened), the column lists, a row as a ``Batch``
+or ``FileMeta``, and the newest-first keyset paging both lists use. Plain functions on a connection: the
+thread that owns it is ``sqlite.py``'s."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import orjson
+
+from llmproxy.store import RESULT_TYPES, Batch, FileMeta
+
+#: (name, SQL), applied in order, each once
+MIGRATIONS: list[tuple[str, str]] = [
+    ("0001_batches", """
+        CREATE TABLE batches (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            profile TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            total INTEGER NOT NULL,
+            status TEXT NOT NULL,
+            ended_at TEXT,
+            cancel_initiated_at TEXT,
+            succeeded INTEGER NOT NULL DEFAULT 0,
+            errored INTEGER NOT NULL DEFAULT 0,
+            canceled INTEGER NOT NULL DEFAULT 0,
+            expired INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX batches_status ON batches(status);
+        CREATE TABLE batch_items (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            custom_id TEXT NOT NULL,
+            params BLOB NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        ) WITHOUT ROWID;
+        CREATE TABLE batch_results (
+            batch_id TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            body BLOB NOT NULL,
+            PRIMARY KEY (batch_id, idx)
+        ) WITHOUT ROWID;
+    """),
+    ("0002_files", """
+        CREATE TABLE files (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            filename TEXT NOT NULL,
+            mime_type TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+    """),
+    ("0003_native_batches", "ALTER TABLE batches ADD COLUMN native TEXT;"),
+]
+
+BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
+              "succeeded, errored, canceled, expired, native")
+FILE_COLS = "id, filename, mime_type, size_bytes, created_at"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def batch_row(row: tuple) -> Batch:
+    counts = dict(zip(RESULT_TYPES, row[8:12], strict=True))
+    return Batch(id=row[0], profile=row[1], created_at=row[2], expires_at=row[3], total=row[4], status=row[5],
+                 ended_at=row[6], cancel_initiated_at=row[7], counts=counts,
+                 native=orjson.loads(row[12]) if row[12] else None)
+
+
+def file_row(row: tuple) -> FileMeta:
+    return FileMeta(id=row[0], filename=row[1], mime_type=row[2], size_bytes=row[3], created_at=row[4])
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database has not seen, in order; the names applied. Several processes may
+    open the store at once (``serve --workers N``): the whole check-and-apply runs in one write transaction,
+    so one migrates and the others, once it is done, find nothing left to do."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    applied = []
+    with conn:
+        conn.execute("BEGIN IMMEDIATE")
+        done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+        for name, sql in MIGRATIONS:
+            if name in done:
+                continue
+            for stmt in filter(str.strip, sql.split(";")):
+                conn.execute(stmt)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?)", (name, now_iso()))
+            applied.append(name)
+    return applied
+
+
+def page_rows(conn: sqlite3.Connection, table: str, cols: str, limit: int, before_id: str | None,
+              after_id: str | None) -> tuple[list[tuple], bool]:
+    """Newest first (by insertion order). Raises KeyError naming a cursor id that does not exist."""
+    def seq(cursor: str) -> int:
+        row = conn.execute(f"SELECT seq FROM {table} WHERE id = ?", (cursor,)).fetchone()
+        if row is None:
+            raise KeyError(cursor)
+        return row[0]
+
+    if before_id is not None:
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq > ? ORDER BY seq ASC LIMIT ?",
+                            (seq(before_id), limit + 1)).fetchall()
+        more = len(rows) > limit
+        return list(reversed(rows[:limit])), more
+    if after_id is not None:
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq < ? ORDER BY seq DESC LIMIT ?",
+                            (seq(after_id), limit + 1)).fetchall()
+    else:
+        rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY seq DESC LIMIT ?", (limit + 1,)).fetchall()
+    return rows[:limit], len(rows) > limit
