@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from typer.testing import CliRunner
 
-from llmproxy.cli import lifecycle
+from llmproxy.cli import lifecycle, reloadcmd
 from llmproxy.cli.app import app
 
 runner = CliRunner()
@@ -57,7 +57,8 @@ def daemon(monkeypatch):
     def make(status: int, body: dict | None, health: dict | None = None) -> FakeDaemon:
         d = FakeDaemon(status, body, health)
         made.append(d)
-        monkeypatch.setattr(lifecycle, "running", lambda: ({"pid": 4242, "host": "127.0.0.1", "port": d.port}, None))
+        for module in (lifecycle, reloadcmd):
+            monkeypatch.setattr(module, "running", lambda: ({"pid": 4242, "host": "127.0.0.1", "port": d.port}, None))
         return d
 
     yield make
@@ -103,7 +104,7 @@ def test_reload_falls_back_to_sighup_and_reads_the_outcome_from_daemon_log(home,
             fh.write("reload failed: /x/mine.toml: default: unknown provider 'ghost'\n"
                      "previous configuration stays in force\n")
 
-    monkeypatch.setattr(lifecycle.os, "kill", fake_kill)
+    monkeypatch.setattr(reloadcmd.os, "kill", fake_kill)
     r = runner.invoke(app, ["reload"])
     assert r.exit_code == 1 and sent and sent[0][0] == 4242
     assert "unknown provider 'ghost'" in r.stderr and "old news" not in r.stderr
@@ -112,7 +113,7 @@ def test_reload_falls_back_to_sighup_and_reads_the_outcome_from_daemon_log(home,
         with log.open("a") as fh:
             fh.write("configuration reloaded\n")
 
-    monkeypatch.setattr(lifecycle.os, "kill", ok_kill)
+    monkeypatch.setattr(reloadcmd.os, "kill", ok_kill)
     r = runner.invoke(app, ["reload"])
     assert r.exit_code == 0 and "configuration reloaded" in r.stdout
 

@@ -64,10 +64,10 @@ def serve(
     workers: Annotated[str, typer.Option(help="worker processes sharing the port: a number, or 'auto' for one per core (a shared gateway; a personal daemon needs 1)")] = "1",
 ) -> None:
     """Run the proxy (foreground unless --daemon)."""
-    from llmproxy.cli import lifecycle
+    from llmproxy.cli import servecmd
 
-    raise typer.Exit(lifecycle.serve(ServeOptions(host, port, _source(config, profile_dir), verbose, simulate, daemon,
-                                                  allow_remote, workers)))
+    raise typer.Exit(servecmd.serve(ServeOptions(host, port, _source(config, profile_dir), verbose, simulate, daemon,
+                                                 allow_remote, workers)))
 
 
 @app.command()
@@ -89,9 +89,9 @@ def status(json_out: JsonOpt = False) -> None:
 @app.command()
 def reload() -> None:
     """Re-read config, profiles and knowledge graphs in the running daemon; non-zero exit if that failed."""
-    from llmproxy.cli import lifecycle
+    from llmproxy.cli import reloadcmd
 
-    raise typer.Exit(lifecycle.reload())
+    raise typer.Exit(reloadcmd.reload())
 
 
 @app.command("route-test")
