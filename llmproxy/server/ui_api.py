@@ -1,0 +1,198 @@
+"""The JSON the dashboard reads (everything under ``/api/`` but the live feed):
+
+- ``GET /api/requests/{request_id}``: one logged record, bodies included, read back from the request log.
+- ``GET /api/stats?since=1h``: the recent records from the log, trimmed, for the charts at load.
+- ``GET /api/kg``: each profile's chains and knowledge graph. ``GET /api/providers``: live or simulated
+  and why, models and prices, circuits.
+
+Also what every dashboard endpoint checks first (``check_host``: without proxy keys, only requests addressed
+to a loopback name or the configured host) and the secrets its answers are redacted with. Answers are
+redacted as the log redacts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gzip
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from llmproxy import paths
+from llmproxy.errors import InvalidRequest, NotFound, PermissionDenied
+from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
+from llmproxy.obs.redact import redact
+from llmproxy.server.feed import compact_view
+from llmproxy.server.health import health_info
+from llmproxy.server.state import STATE, State, this_worker
+
+#: how far back /api/stats reads, and how many records it returns at most
+MAX_SINCE_S = 24 * 3600
+MAX_STATS_RECORDS = 5000
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+def check_host(request: web.Request) -> None:
+    """Without proxy keys, answer only requests addressed to this machine by a name we know (DNS rebinding)."""
+    state = request.app[STATE]
+    cfg = state.runtime.cfg
+    if cfg.api_keys:
+        return
+    host = (request.host or "").lower()
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    if name in LOOPBACK_HOSTS or name == cfg.server.host.lower() or name.strip("[]") == cfg.server.host.lower():
+        return
+    raise PermissionDenied(f"the dashboard API answers only requests to localhost or {cfg.server.host} "
+                           f"(got Host: {request.host!r}); set proxy API keys to reach it by other names")
+
+
+def secrets_of(state: State) -> tuple[str, ...]:
+    log_secrets = state.log.secrets if state.log is not None else ()
+    return tuple(dict.fromkeys((*log_secrets, *state.runtime.cfg.api_keys)))
+
+
+def json_response(request: web.Request, data: Any) -> web.Response:
+    """JSON, gzipped when it is worth it and the browser takes it (the knowledge graphs, the last hour)."""
+    body = orjson.dumps(data, default=str)
+    headers = {"cache-control": "no-store", "vary": "accept-encoding"}
+    if len(body) > 2048 and "gzip" in request.headers.get("accept-encoding", ""):
+        body = gzip.compress(body, 6)
+        headers["content-encoding"] = "gzip"
+    return web.Response(body=body, content_type="application/json", headers=headers)
+
+
+def bodies_logged(state: State) -> bool:
+    return state.options.verbose >= 2 or state.runtime.cfg.log.bodies
+
+
+# -------------------------------------------------------------------------------------- log read-back
+
+def find_record(path: Path, request_id: str, max_bytes: int = 256 << 20) -> dict | None:
+    """The logged record of ``request_id``, searched newest first (recent requests are found at once)."""
+    needle = b'"request_id":"' + request_id.encode() + b'"'
+    scanned = 0
+    for f in reversed(log_files(path)):
+        with contextlib.suppress(OSError), f.open("rb") as fh:
+            for line in reverse_lines(fh, os.fstat(fh.fileno()).st_size):
+                scanned += len(line) + 1
+                if needle in line and (rec := parse_line(line)) is not None and rec.get("request_id") == request_id:
+                    return rec
+                if scanned > max_bytes:
+                    return None
+    return None
+
+
+def recent_records(path: Path, since: float, limit: int) -> tuple[list[dict], bool]:
+    """Records logged since ``since`` (unix time), oldest first, at most ``limit`` (the newest); and whether
+    there were more."""
+    found: list[dict] = []
+    for f in reversed(log_files(path)):
+        with contextlib.suppress(OSError), f.open("rb") as fh:
+            for line in reverse_lines(fh, os.fstat(fh.fileno()).st_size):
+                rec = parse_line(line) if line else None
+                if rec is None or "request_id" not in rec:
+                    continue
+                if record_time(rec) < since:
+                    found.reverse()
+                    return found, False
+                if len(found) >= limit:
+                    found.reverse()
+                    return found, True
+                found.append(compact_view(rec))
+    found.reverse()
+    return found, False
+
+
+async def request_detail(request: web.Request) -> web.Response:
+    check_host(request)
+    rid = request.match_info["request_id"]
+    if not rid.startswith("req_") or len(rid) > 64 or not rid[4:].isalnum():
+        raise InvalidRequest(f"not a request id: {rid[:80]!r}")
+    rec = await asyncio.to_thread(find_record, paths.request_log(), rid)
+    if rec is None:
+        raise NotFound(f"request {rid} is not in the request log (yet)")
+    return json_response(request, redact(rec, extra_secrets=secrets_of(request.app[STATE])))
+
+
+async def stats(request: web.Request) -> web.Response:
+    """The recent records (trimmed) for the charts and the first rows of the page."""
+    check_host(request)
+    text = request.query.get("since", "1h")
+    try:
+        since = parse_since(text)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc).replace("--since", "since")) from None
+    now = time.time()
+    since = max(since if since is not None else 0.0, now - MAX_SINCE_S)
+    try:
+        limit = min(int(request.query.get("limit", MAX_STATS_RECORDS)), MAX_STATS_RECORDS)
+    except ValueError:
+        raise InvalidRequest("limit: expected a whole number") from None
+    records, truncated = await asyncio.to_thread(recent_records, paths.request_log(), since, max(limit, 0))
+    state = request.app[STATE]
+    return json_response(request, redact({"since": since, "now": now, "records": records, "truncated": truncated},
+                                         extra_secrets=secrets_of(state)))
+
+
+# ------------------------------------------------------------------------------------ kg, providers
+
+def kg_info(state: State) -> dict:
+    cfg = state.runtime.cfg
+    out = {}
+    for name, prof in sorted(state.runtime.profiles.items()):
+        pc = prof.config
+        concepts = [{"name": c.name, "terms": list(c.terms), "routes": [str(t) for t in c.routes],
+                     "scenario": c.scenario, "priority": c.priority, "hooks": list(c.hooks),
+                     "absorber": c.absorber, "file": Path(c.source).name}
+                    for c in sorted(prof.kg.concepts.values(), key=lambda c: (-c.priority, c.name))]
+        out[name] = {
+            "description": pc.description,
+            "default": [str(t) for t in pc.default],
+            "scenarios": {s: [str(t) for t in ch] for s, ch in pc.scenarios.items()},
+            "concepts": concepts,
+            "terms": prof.kg.term_count,
+            "duplicates": [{"term": t, "kept": a, "dropped": b} for t, a, b in prof.kg.duplicates],
+        }
+    return {"default_profile": cfg.server.default_profile, "profiles": out}
+
+
+async def kg(request: web.Request) -> web.Response:
+    check_host(request)
+    return json_response(request, kg_info(request.app[STATE]))
+
+
+def providers_info(state: State) -> dict:
+    h = health_info(state)
+    cfg = state.runtime.cfg
+    provs = {}
+    for name, info in h["providers"].items():
+        pc = cfg.providers.get(name)
+        models = {}
+        if pc is not None:
+            for mid, spec in pc.models.items():
+                models[mid] = {"context_window": spec.context_window, "max_output": spec.max_output,
+                               "input_price": spec.input_price, "output_price": spec.output_price}
+        provs[name] = {**info, "base_url": pc.base_url if pc else None,
+                       "api_key_env": pc.api_key_env if pc else None, "models": models}
+    circuits = h.get("circuits") or {}
+    worker = this_worker()
+    return {"providers": provs, "circuits": circuits, "simulate_all": state.options.simulate,
+            "worker": {"index": worker[0], "count": worker[1]} if worker else None,
+            "version": h["version"], "uptime_s": h["uptime_s"], "requests_served": h["requests_served"],
+            "in_flight": h["in_flight"], "default_profile": h["default_profile"], "profiles": h["profiles"],
+            "config_stale_since": h["config_stale_since"], "reload_problems": h["reload_problems"],
+            "request_log": h.get("request_log"), "events": state.events.info(), "bodies_logged": bodies_logged(state),
+            "auth": bool(cfg.api_keys)}
+
+
+async def providers(request: web.Request) -> web.Response:
+    check_host(request)
+    state = request.app[STATE]
+    return json_response(request, redact(providers_info(state), extra_secrets=secrets_of(state)))
