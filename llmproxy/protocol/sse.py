@@ -11,8 +11,9 @@ from typing import Any
 
 import orjson
 
-#: ``Frame.data`` of a passthrough text delta whose JSON is parsed only when something asks (``value()``):
-#: the client gets its bytes as they came and nothing in the proxy reads them, so the parse is skipped
+#: ``Frame.data`` of relayed ``content_block_delta`` frames whose JSON is parsed only when something asks
+#: (``values()``): the client gets their bytes as they came and nothing in the proxy reads them, so the parse
+#: is skipped. Such a frame's ``raw`` holds one or more whole delta frames that arrived together (a run).
 DEFERRED: Any = type("Deferred", (), {"__repr__": lambda self: "DEFERRED"})()
 
 
@@ -29,12 +30,13 @@ class Frame:
     data: Any
     raw: bytes | None = None
 
-    def value(self) -> Any:
-        """``data``, parsed now if it was deferred (see ``DEFERRED``). Raises ValueError when it is not JSON."""
-        if self.data is DEFERRED:
-            nl = self.raw.find(b"\n")
-            self.data = orjson.loads(self.raw[nl + 7:-2])
-        return self.data
+    def values(self) -> list[Any]:
+        """The payload of each event this frame carries: ``[data]``, or for a deferred run (see ``DEFERRED``)
+        each delta's JSON, parsed now. Raises ValueError when one is not JSON."""
+        if self.data is not DEFERRED:
+            return [self.data]
+        loads = orjson.loads
+        return [loads(line[6:]) for line in self.raw.split(b"\n") if line.startswith(b"data: ")]
 
     def encode(self) -> bytes:
         if self.raw is not None:
@@ -71,18 +73,33 @@ class SSEDecoder:
                 out.append(ev)
         return out
 
-    def split(self, chunk: bytes) -> list[bytes]:
-        """Complete frames (each ending in its blank line) from what has arrived so far."""
-        return self._split(chunk)
+    def complete(self, chunk: bytes) -> bytes:
+        """Everything that has arrived up to the end of its last complete frame (line endings made LF), in one
+        piece; the rest stays buffered. Empty when no frame is complete yet. (Extra blank lines between frames
+        may leave a lone newline at the end: an empty frame.)"""
+        buf = self._normalised(self._buf + chunk)
+        end = buf.rfind(b"\n\n") + 2
+        if end == 1:
+            self._buf = buf
+            return b""
+        if end == len(buf):
+            self._buf = b""
+            return buf
+        self._buf = buf[end:]
+        return buf[:end]
 
-    def _split(self, chunk: bytes) -> list[bytes]:
-        buf = self._buf + chunk
+    @staticmethod
+    def _normalised(buf: bytes) -> bytes:
         if b"\r" in buf:
             # keep a trailing CR: it may be the first half of a CRLF split across chunks
             keep_cr = buf.endswith(b"\r")
             buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
             if keep_cr:
                 buf = buf[:-1] + b"\r"
+        return buf
+
+    def _split(self, chunk: bytes) -> list[bytes]:
+        buf = self._normalised(self._buf + chunk)
         out = []
         start = 0
         while True:

@@ -11,6 +11,7 @@ request to the response headers and its first event, ``idle_timeout`` between tw
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -138,26 +139,49 @@ _EVENTS = {name.encode(): name for name in (
     "message_stop", "ping", "error")}
 
 
-def _batch(raws: list[bytes], provider: ProviderConfig, strict: bool) -> list[Frame]:
-    """Frames from complete SSE frames. The usual ``event: X`` + one ``data: {…}`` line is parsed inline,
-    JSON straight from the bytes; anything else goes through the general decoder. Passthrough text deltas
-    (``strict``: an Anthropic stream, relayed byte for byte) are only checked to be one whole JSON object
-    and parsed when something asks (``Frame.value``): most of a stream's frames, and nothing reads them."""
+#: a run of ``content_block_delta`` frames in the usual two-line form, each data line one JSON object
+_DELTA_RUN = re.compile(rb"(?:event: content_block_delta\ndata: \{[^\n]*\}\n\n)+")
+
+
+def parse_frames(region: bytes, provider: ProviderConfig, strict: bool) -> list[Frame]:
+    """Frames from ``region``: whole SSE frames, LF line endings (``SSEDecoder.complete``).
+
+    Passthrough (``strict``: an Anthropic stream, relayed byte for byte): consecutive text deltas are one
+    frame, their bytes one slice, found by one regex match and parsed only if something asks
+    (``Frame.values``) — most of a stream, and nothing reads them. Other frames: the usual ``event: X`` +
+    one ``data: {…}`` line (or a lone ``data:`` line, as OpenAI-compatible servers send) is parsed straight
+    from the bytes; anything else goes through the general decoder, which says what is wrong."""
     out = []
     loads = orjson.loads
-    for raw in raws:
+    pos, size = 0, len(region)
+    while pos < size:
+        if strict:
+            m = _DELTA_RUN.match(region, pos)
+            if m is not None:
+                end = m.end()
+                out.append(Frame("content_block_delta", DEFERRED, region if end - pos == size else region[pos:end]))
+                pos = end
+                continue
+        end = region.find(b"\n\n", pos) + 2
+        if end == 1:  # the region's last blank line was odd: its lone newline is an empty frame
+            end = size
+        raw = region[pos:end]
+        pos = end
         if raw.startswith(b"event: "):
             nl = raw.find(b"\n", 7)
             if raw.startswith(b"data: ", nl + 1) and raw.find(b"\n", nl + 7) == len(raw) - 2:
                 name = raw[7:nl]
-                if strict and name == b"content_block_delta" and raw[nl + 7:nl + 8] == b"{" and raw[-3:-2] == b"}":
-                    out.append(Frame("content_block_delta", DEFERRED, raw))
-                    continue
                 try:
                     out.append(Frame(_EVENTS.get(name) or name.decode(), loads(raw[nl + 7:-2]), raw))
                     continue
                 except orjson.JSONDecodeError:
                     pass  # the general path says what is wrong
+        elif raw.startswith(b"data: {") and raw.find(b"\n", 6) == len(raw) - 2:
+            try:
+                out.append(Frame("", loads(raw[6:-2]), raw))
+                continue
+            except orjson.JSONDecodeError:
+                pass
         parsed = SSEDecoder.parse(raw[:-2])
         if parsed is not None:
             out.append(_frame(parsed[0], parsed[1], raw, provider, strict))
@@ -174,16 +198,19 @@ async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, stri
     aborts the upstream request)."""
     dec = SSEDecoder()
     reads = resp.content.iter_any().__aiter__()
-    idle: float | None = None  # the first chunk is the time-to-first-byte budget's (``first_response``)
+    watch: IdleWatch | None = None  # the first chunk is the time-to-first-byte budget's (``first_response``)
     try:
         while True:
-            async with asyncio.timeout(idle):
-                try:
-                    chunk = await reads.__anext__()
-                except StopAsyncIteration:
-                    break
-            idle = provider.idle_timeout
-            batch = _batch(dec.split(chunk), provider, strict)
+            if watch is not None:
+                watch.waiting = True
+            try:
+                chunk = await reads.__anext__()
+            except StopAsyncIteration:
+                break
+            if watch is None:
+                watch = IdleWatch(resp, provider)
+            watch.waiting = False
+            batch = parse_frames(dec.complete(chunk), provider, strict)
             if batch:
                 yield batch
         if not dec.at_boundary:
@@ -200,7 +227,46 @@ async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, stri
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
     finally:
+        if watch is not None:
+            watch.cancel()
         resp.close()
+
+
+class IdleWatch:
+    """Fails a streamed response's read once it has waited ``idle_timeout`` for data. One timer, re-armed
+    only when it fires: an ``asyncio.timeout`` around every read costs ≈ 4 µs (a timer scheduled and
+    cancelled), and a stream has dozens of reads. Time the consumer spends writing to a slow client is not
+    counted: the wait starts when the next read does. The timeout reaches the reader the way aiohttp's own
+    read timeout does (``StreamReader.set_exception``)."""
+
+    __slots__ = ("_loop", "_idle", "_resp", "_name", "_handle", "_since", "_waiting")
+
+    def __init__(self, resp: aiohttp.ClientResponse, provider: ProviderConfig) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._idle, self._resp, self._name = provider.idle_timeout, resp, provider.name
+        self._since = self._loop.time()
+        self._waiting = False
+        self._handle = self._loop.call_at(self._since + self._idle, self._fire)
+
+    @property
+    def waiting(self) -> bool:
+        return self._waiting
+
+    @waiting.setter
+    def waiting(self, value: bool) -> None:
+        if value:
+            self._since = self._loop.time()
+        self._waiting = value
+
+    def _fire(self) -> None:
+        now = self._loop.time()
+        if self._waiting and now >= self._since + self._idle:
+            self._resp.content.set_exception(aiohttp.ServerTimeoutError(f"{self._name}: no data for {self._idle:g} s"))
+            return
+        self._handle = self._loop.call_at((self._since if self._waiting else now) + self._idle, self._fire)
+
+    def cancel(self) -> None:
+        self._handle.cancel()
 
 
 async def primed(gen: AsyncIterator[list[Frame]]) -> tuple[list[Frame], AsyncIterator[list[Frame]]]:

@@ -39,8 +39,9 @@ def chat_surface(passthrough: bool, model: str, include_usage: bool) -> streamin
     def transform(frame: Frame) -> list[bytes]:
         if frame.event in ("ping", "error"):
             return []
-        data = streaming.frame_object(frame) if frame.data is DEFERRED else frame.data
-        return [sse.encode_data(c) for c in conv.feed(frame.event, data)]
+        if frame.data is not DEFERRED:
+            return [sse.encode_data(c) for c in conv.feed(frame.event, frame.data)]
+        return [sse.encode_data(c) for data in streaming.frame_objects(frame) for c in conv.feed(frame.event, data)]
 
     return streaming.Surface(streaming.AnthropicTap(), error_frame, streaming.COMMENT_PING, transform=transform,
                              done=lambda: streaming.DONE)

@@ -46,11 +46,11 @@ class AnthropicTap:
 
     def feed(self, frame: Frame) -> None:
         event, data = frame.event, frame.data
-        if event == "content_block_delta" and data is DEFERRED:  # a relayed delta: nothing here reads it
+        if data is DEFERRED:  # relayed text deltas: nothing here reads them
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
-            if self.events is not None:  # bodies are logged: now it is read
-                self.events.append((event, frame_object(frame)))
+            if self.events is not None:  # bodies are logged: now they are read
+                self.events += [(event, d) for d in frame_objects(frame)]
             return
         if type(data) is not dict:
             raise UpstreamError(f"malformed {event or 'data'} event in the upstream stream (not a JSON object)")
@@ -127,15 +127,15 @@ class OpenAITap:
             rec.stream_error = str(self.error.get("message") or self.error)
 
 
-def frame_object(frame: Frame) -> dict:
-    """A frame's data as the JSON object it must be (a deferred delta is parsed now); else UpstreamError."""
+def frame_objects(frame: Frame) -> list[dict]:
+    """The JSON objects a frame carries (deferred deltas are parsed now); UpstreamError if one is not."""
     try:
-        data = frame.value()
+        values = frame.values()
     except ValueError:
-        data = None
-    if type(data) is not dict:
+        values = [None]
+    if any(type(v) is not dict for v in values):
         raise UpstreamError(f"malformed {frame.event or 'data'} event in the upstream stream (not a JSON object)")
-    return data
+    return values
 
 
 def _dict(val: object) -> dict:
