@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from llmproxy.config import ProviderConfig
 from llmproxy.errors import UpstreamError
 from llmproxy.protocol.sse import DEFERRED, SSEDecoder
-from llmproxy.providers.http import parse_frames
+from llmproxy.providers.wire import parse_frames, parse_payloads
 
 PROVIDER = ProviderConfig(name="up", kind="anthropic")
 TEXTS = ["héllo ✓ 🎉", "a\nb", "quote \" and } brace", "{", "", "x" * 300, "\\n"]
@@ -44,7 +44,8 @@ def read(stream: bytes, sizes: list[int], strict: bool = True) -> list:
         size = sizes[i % len(sizes)]
         frames += parse_frames(dec.complete(stream[pos:pos + size]), PROVIDER, strict)
         pos, i = pos + size, i + 1
-    assert dec.at_boundary
+    if rest := dec.rest():  # as providers.http.events does with what is left at the end
+        frames += parse_frames(rest + b"\n\n", PROVIDER, True)
     return frames
 
 
@@ -106,3 +107,32 @@ def test_odd_blank_lines_between_frames():
         frames += parse_frames(dec.complete(stream[:n]), PROVIDER, False)
         frames += parse_frames(dec.complete(stream[n:]), PROVIDER, False)
         assert [f.data for f in frames] == [{"a": 1}, {"a": 2}, {"a": 3}], n
+
+
+OPENAI_LINES = [b'data: {"choices": [{"index": 0, "delta": {"content": "a\\nb"}}]}\n\n',
+                b'data: {"choices":[{"index":0,"delta":{"content":"}, {"}}]}\n\n',
+                b'data: {"usage": {"prompt_tokens": 3}}\n\n', b": keep-alive\n\n", b"data: not json at all\n\n",
+                b"event: error\ndata: {\"error\": {\"message\": \"x\"}}\n\n", b"data:{\"no\": \"space\"}\n\n",
+                b'data: {"a": 1}\r\n\r\n', b"\n"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(OPENAI_LINES), max_size=20), st.booleans(), chunkings)
+def test_payloads_equal_the_frames_data_whatever_the_chunking(lines, done, sizes):
+    """The one-array fast path gives exactly what frame-by-frame decoding gives, or falls back to it."""
+    stream = b"".join(lines) + (b"data: [DONE]\n\n" if done else b"")
+    expected = [f.data for f in read(stream, [len(stream) or 1], strict=False)]
+    dec, got, pos, i = SSEDecoder(), [], 0, 0
+    while pos < len(stream):
+        region = dec.complete(stream[pos:pos + sizes[i % len(sizes)]])
+        got += parse_payloads(region, PROVIDER) if region else []
+        pos, i = pos + sizes[i % len(sizes)], i + 1
+    if rest := dec.rest():
+        got += parse_payloads(rest + b"\n\n", PROVIDER, True)
+    assert got == expected
+
+
+def test_payloads_broken_json_in_a_run_is_an_error():
+    run = b'data: {"a": 1}\n\ndata: {"b": \n\ndata: {"c": 3}\n\n'
+    with pytest.raises(UpstreamError, match="not JSON"):
+        parse_payloads(run, PROVIDER)

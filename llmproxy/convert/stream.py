@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from llmproxy.convert.events import Event, assemble
 from llmproxy.convert.thinking import mint_signature
 from llmproxy.errors import ProxyError, from_openai_error
-
-Event = tuple[str, dict]
 
 FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                   "content_filter": "refusal", "end_turn": "end_turn", "eos": "end_turn"}
@@ -325,67 +324,3 @@ def message_from_response(resp: dict, model: str, *, stop_sequences: tuple[str, 
     chunk = {**resp, "choices": [{**c, "delta": c.get("message") or {}} for c in choices]}
     events = conv.feed(chunk) + conv.finish()
     return assemble(events)
-
-
-def assemble(events: list[Event]) -> dict:
-    """Fold an Anthropic event list into the final Message (what the SDK's accumulator does)."""
-    msg: dict = {}
-    partial: dict[int, list[str]] = {}
-    for name, data in events:
-        if name == "message_start":
-            msg = dict(data["message"])
-            msg["content"] = []
-        elif name == "content_block_start":
-            msg["content"].append(dict(data["content_block"]))
-        elif name == "content_block_delta":
-            block, d = msg["content"][data["index"]], data["delta"]
-            if d["type"] == "text_delta":
-                block["text"] += d["text"]
-            elif d["type"] == "thinking_delta":
-                block["thinking"] += d["thinking"]
-            elif d["type"] == "signature_delta":
-                block["signature"] = d["signature"]
-            elif d["type"] == "input_json_delta":
-                partial.setdefault(data["index"], []).append(d["partial_json"])
-        elif name == "content_block_stop":
-            if data["index"] in partial:
-                msg["content"][data["index"]]["input"] = orjson.loads("".join(partial.pop(data["index"])) or "{}")
-        elif name == "message_delta":
-            msg.update(data["delta"])
-            msg["usage"] = {**msg.get("usage", {}), **data["usage"]}
-    return msg
-
-
-def message_events(msg: dict) -> list[tuple[str, dict]]:
-    """A complete Anthropic Message as its event stream (blocks of any type; unknown ones start whole)."""
-    usage = dict(msg.get("usage") or {})
-    ev: list[tuple[str, dict]] = [("message_start", {"type": "message_start", "message": {
-        **msg, "content": [], "stop_reason": None, "stop_sequence": None, "usage": {**usage, "output_tokens": 1}}})]
-
-    def delta(i: int, d: dict) -> None:
-        ev.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d}))
-
-    def start(i: int, block: dict) -> None:
-        ev.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": block}))
-
-    for i, b in enumerate(msg.get("content") or []):
-        kind = b.get("type")
-        if kind == "text":
-            start(i, {"type": "text", "text": ""})
-            if b.get("text"):
-                delta(i, {"type": "text_delta", "text": b["text"]})
-        elif kind == "thinking":
-            start(i, {"type": "thinking", "thinking": "", "signature": ""})
-            delta(i, {"type": "thinking_delta", "thinking": b.get("thinking", "")})
-            delta(i, {"type": "signature_delta", "signature": b.get("signature", "")})
-        elif kind in ("tool_use", "server_tool_use", "mcp_tool_use"):
-            start(i, {**b, "input": {}})
-            delta(i, {"type": "input_json_delta", "partial_json": orjson.dumps(b.get("input", {})).decode()})
-        else:  # redacted_thinking, *_tool_result, …: sent whole in their start event, as the API does
-            start(i, b)
-        ev.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    ev.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": msg.get("stop_reason"),
-                                                                    "stop_sequence": msg.get("stop_sequence")},
-                                 "usage": usage}))
-    ev.append(("message_stop", {"type": "message_stop"}))
-    return ev

@@ -116,6 +116,12 @@ class SSEDecoder:
         """True when no partial frame is buffered (everything fed so far ended on a frame boundary)."""
         return not self._buf
 
+    def rest(self) -> bytes:
+        """What is left when the stream ends without a final blank line (trailing line breaks removed);
+        the buffer is emptied."""
+        buf, self._buf = self._buf.rstrip(b"\r\n"), b""
+        return buf
+
     def flush(self) -> list[tuple[str, str]]:
         """Whatever complete-looking frame is left when the stream ends without a final blank line."""
         buf, self._buf = self._buf.rstrip(b"\r\n"), b""

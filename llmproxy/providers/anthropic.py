@@ -10,7 +10,7 @@ import aiohttp
 import orjson
 
 from llmproxy.config import ModelSpec, ProviderConfig
-from llmproxy.convert.stream import message_events
+from llmproxy.convert.events import message_events
 from llmproxy.convert.thinking import strip_foreign_thinking
 from llmproxy.errors import ProxyError, UpstreamError, from_upstream_status
 from llmproxy.protocol.sse import Frame

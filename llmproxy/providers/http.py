@@ -11,7 +11,6 @@ request to the response headers and its first event, ``idle_timeout`` between tw
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable
 
 import aiohttp
@@ -19,7 +18,8 @@ import orjson
 
 from llmproxy.config import ModelSpec, ProviderConfig
 from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout, from_upstream_status
-from llmproxy.protocol.sse import DEFERRED, Frame, SSEDecoder
+from llmproxy.protocol.sse import Frame, SSEDecoder
+from llmproxy.providers.wire import parse_frames, parse_payloads
 
 #: (status, raw error body, retry-after header) -> the error to raise
 StatusMapper = Callable[[int, bytes, "str | None"], ProxyError]
@@ -121,84 +121,29 @@ async def first_response(coro, provider: ProviderConfig, spec: ModelSpec | None,
         raise UpstreamTimeout(f"{provider.name}: no response within {limit:g} s") from None
 
 
-def _frame(event: str, data: str, raw: bytes, provider: ProviderConfig, strict: bool = True) -> Frame:
-    if data == "[DONE]":
-        return Frame(event, data, raw)
-    try:
-        return Frame(event, orjson.loads(data), raw)
-    except orjson.JSONDecodeError:
-        if not strict and not data.lstrip().startswith(("{", "[")):
-            return Frame(event, data, raw)  # a stray text line, kept as text: the consumer skips it
-        raise UpstreamError(f"{provider.name}: malformed event in the upstream stream "
-                            f"({event or 'data'} frame is not JSON)") from None
+def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, strict: bool = True
+           ) -> AsyncIterator[list[Frame]]:
+    """The response's server-sent events as they arrive, decoded once, each keeping its own bytes
+    (``wire.parse_frames``: ``strict`` is Anthropic's exact grammar). See ``events`` for the rest."""
+    return events(resp, provider, lambda region, tail: parse_frames(region, provider, strict or tail))
 
 
-#: event names as the interned strings the consumers compare with
-_EVENTS = {name.encode(): name for name in (
-    "message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta",
-    "message_stop", "ping", "error")}
+def payloads(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> AsyncIterator[list]:
+    """The JSON payload of each event as they arrive, no bytes kept (``wire.parse_payloads``): for a provider
+    that converts what it reads."""
+    return events(resp, provider, lambda region, tail: parse_payloads(region, provider, tail))
 
 
-#: a run of ``content_block_delta`` frames in the usual two-line form, each data line one JSON object
-_DELTA_RUN = re.compile(rb"(?:event: content_block_delta\ndata: \{[^\n]*\}\n\n)+")
-
-
-def parse_frames(region: bytes, provider: ProviderConfig, strict: bool) -> list[Frame]:
-    """Frames from ``region``: whole SSE frames, LF line endings (``SSEDecoder.complete``).
-
-    Passthrough (``strict``: an Anthropic stream, relayed byte for byte): consecutive text deltas are one
-    frame, their bytes one slice, found by one regex match and parsed only if something asks
-    (``Frame.values``) — most of a stream, and nothing reads them. Other frames: the usual ``event: X`` +
-    one ``data: {…}`` line (or a lone ``data:`` line, as OpenAI-compatible servers send) is parsed straight
-    from the bytes; anything else goes through the general decoder, which says what is wrong."""
-    out = []
-    loads = orjson.loads
-    pos, size = 0, len(region)
-    while pos < size:
-        if strict:
-            m = _DELTA_RUN.match(region, pos)
-            if m is not None:
-                end = m.end()
-                out.append(Frame("content_block_delta", DEFERRED, region if end - pos == size else region[pos:end]))
-                pos = end
-                continue
-        end = region.find(b"\n\n", pos) + 2
-        if end == 1:  # the region's last blank line was odd: its lone newline is an empty frame
-            end = size
-        raw = region[pos:end]
-        pos = end
-        if raw.startswith(b"event: "):
-            nl = raw.find(b"\n", 7)
-            if raw.startswith(b"data: ", nl + 1) and raw.find(b"\n", nl + 7) == len(raw) - 2:
-                name = raw[7:nl]
-                try:
-                    out.append(Frame(_EVENTS.get(name) or name.decode(), loads(raw[nl + 7:-2]), raw))
-                    continue
-                except orjson.JSONDecodeError:
-                    pass  # the general path says what is wrong
-        elif raw.startswith(b"data: {") and raw.find(b"\n", 6) == len(raw) - 2:
-            try:
-                out.append(Frame("", loads(raw[6:-2]), raw))
-                continue
-            except orjson.JSONDecodeError:
-                pass
-        parsed = SSEDecoder.parse(raw[:-2])
-        if parsed is not None:
-            out.append(_frame(parsed[0], parsed[1], raw, provider, strict))
-    return out
-
-
-async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, strict: bool = True
-                 ) -> AsyncIterator[list[Frame]]:
-    """The response's server-sent events as they arrive, decoded once, each keeping its own bytes. A stream
-    cut in the middle of a frame raises UpstreamError, and so does a frame that is not JSON when ``strict``
-    (Anthropic's grammar is exact; OpenAI-compatible servers vary, so their stray text lines are kept as text
-    for the consumer to skip — but a broken JSON object is an error even then: skipping it would drop content
-    silently). The connection is closed at the end (or when the consumer stops early, which
-    aborts the upstream request)."""
+async def events(resp: aiohttp.ClientResponse, provider: ProviderConfig, parse: Callable[[bytes, bool], list]
+                 ) -> AsyncIterator[list]:
+    """The stream's whole frames as they arrive, through ``parse(region, tail)``: one list per read. A
+    stream cut in the middle of a frame raises UpstreamError (the tail is parsed strictly: it must be JSON),
+    as does what ``parse`` rejects. The idle timeout applies from the first read on (the first is the
+    time-to-first-byte budget's, ``first_response``). The connection is closed at the end, or when the
+    consumer stops early, which aborts the upstream request."""
     dec = SSEDecoder()
     reads = resp.content.iter_any().__aiter__()
-    watch: IdleWatch | None = None  # the first chunk is the time-to-first-byte budget's (``first_response``)
+    watch: IdleWatch | None = None
     try:
         while True:
             if watch is not None:
@@ -210,20 +155,16 @@ async def frames(resp: aiohttp.ClientResponse, provider: ProviderConfig, *, stri
             if watch is None:
                 watch = IdleWatch(resp, provider)
             watch.waiting = False
-            batch = parse_frames(dec.complete(chunk), provider, strict)
-            if batch:
+            region = dec.complete(chunk)
+            if region and (batch := parse(region, False)):
                 yield batch
-        if not dec.at_boundary:
-            tail = dec.flush()
-            if not tail:
-                return
-            ev, data = tail[0]
+        if rest := dec.rest():
             try:
-                frame = _frame(ev, data, b"", provider)
+                batch = parse(rest + b"\n\n", True)
             except UpstreamError:
                 raise UpstreamError(f"{provider.name}: upstream stream was cut in the middle of an event") from None
-            frame.raw = None  # re-encoded with its blank line
-            yield [frame]
+            if batch:
+                yield batch
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
     finally:

@@ -10,9 +10,10 @@ import aiohttp
 import orjson
 
 from llmproxy.config import ProviderConfig
+from llmproxy.convert.events import coalesce, message_events
 from llmproxy.convert.quirks import Quirks
 from llmproxy.convert.request import to_openai
-from llmproxy.convert.stream import StreamConverter, message_events, message_from_response
+from llmproxy.convert.stream import StreamConverter, message_from_response
 from llmproxy.errors import ProxyError, UpstreamError, from_openai_error
 from llmproxy.protocol import tokens
 from llmproxy.protocol.sse import Frame
@@ -99,18 +100,19 @@ class OpenAIProvider:
 
     async def _convert(self, resp: aiohttp.ClientResponse, conv: StreamConverter) -> AsyncIterator[list[Frame]]:
         """Chat Completions chunks in, Anthropic events out: each upstream event decoded once, each of ours
-        built as a frame the server encodes once."""
+        built as a frame the server encodes once. The text deltas of chunks that arrived together are merged
+        (``coalesce``): they are written to the client together anyway."""
         done = False
-        async for batch in http.frames(resp, self.config, strict=False):
-            out: list[Frame] = []
-            for frame in batch:
-                if frame.data == "[DONE]":
+        async for batch in http.payloads(resp, self.config):
+            events: list = []
+            for data in batch:
+                if data == "[DONE]":
                     done = True
                     break
-                if isinstance(frame.data, dict):
-                    out += [Frame(n, d) for n, d in conv.feed(frame.data)]
-            if out:
-                yield out
+                if isinstance(data, dict):
+                    events += conv.feed(data)
+            if events:
+                yield [Frame(n, d) for n, d in coalesce(events)]
             if done:
                 break
         if not done and conv.finish_reason is None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.convert.stream import StreamConverter, assemble, message_from_response
+from llmproxy.convert.events import assemble
+from llmproxy.convert.stream import StreamConverter, message_from_response
 from tests.convert.test_stream import check_grammar
 
 

@@ -3,13 +3,15 @@ boundaries of the upstream byte stream (inside multi-byte UTF-8 and inside SSE f
 
 from __future__ import annotations
 
+import copy
 import json
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.convert.stream import StreamConverter, assemble, message_from_response
+from llmproxy.convert.events import assemble, coalesce
+from llmproxy.convert.stream import StreamConverter, message_from_response
 from llmproxy.protocol.sse import SSEDecoder
 
 
@@ -166,3 +168,53 @@ def test_invalid_argument_json_is_kept_not_lost():
     ev += conv.feed(chunk({"tool_calls": [{"index": 1, "id": "call_22345678", "function": {"name": "b", "arguments": "{bad"}}]}))
     msg = assemble(ev + conv.finish())
     assert msg["content"][-1]["input"] == {"_unparsed_arguments": "{bad"}
+
+
+# ------------------------------------------------------------------------------------ coalesce (one batch)
+
+def _delta(i: int, kind: str, text: str) -> tuple[str, dict]:
+    field = "text" if kind == "text_delta" else "thinking" if kind == "thinking_delta" else "partial_json"
+    return ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {"type": kind, field: text}})
+
+
+_PIECES = st.lists(st.tuples(st.integers(0, 2), st.sampled_from(["text_delta", "thinking_delta", "input_json_delta",
+                                                                   "stop"]), st.sampled_from(["a", "é", "", "xy"])),
+                   max_size=30)
+
+
+@given(_PIECES)
+def test_coalesce_keeps_every_block_text_and_every_other_event(pieces):
+    events = [("content_block_stop", {"type": "content_block_stop", "index": i}) if kind == "stop"
+              else _delta(i, kind, t) for i, kind, t in pieces]
+    before = copy.deepcopy(events)
+    out = coalesce(events)
+    assert events == before  # the input is not changed
+
+    def texts(evs):
+        got: dict = {}
+        for name, d in evs:
+            if name == "content_block_delta":
+                key = (d["index"], d["delta"]["type"])
+                got[key] = got.get(key, "") + next(v for k, v in d["delta"].items() if k != "type")
+        return got
+
+    def others(evs):
+        return [e for e in evs if e[0] != "content_block_delta" or e[1]["delta"]["type"] == "input_json_delta"]
+
+    assert texts(out) == texts(events)
+    assert others(out) == others(events)
+    # no two neighbours left that could have been one
+    for (n1, d1), (n2, d2) in zip(out, out[1:], strict=False):
+        if n1 == n2 == "content_block_delta" and d1["delta"]["type"] in ("text_delta", "thinking_delta"):
+            assert (d1["index"], d1["delta"]["type"]) != (d2["index"], d2["delta"]["type"])
+
+
+def test_coalesce_a_batch_of_a_converted_stream_gives_the_same_message():
+    conv = StreamConverter("m", message_id="msg_x")
+    chunks = [{"choices": [{"index": 0, "delta": {"reasoning_content": f"r{i} "}}]} for i in range(5)]
+    chunks += [{"choices": [{"index": 0, "delta": {"content": f"w{i} "}}]} for i in range(50)]
+    events = [e for c in chunks for e in conv.feed(c)] + conv.finish()
+    merged = coalesce(events)
+    assert assemble(merged) == assemble(events)
+    # message_start; thinking: start, one delta, signature, stop; text: start, one delta, stop; message_delta, stop
+    assert len(merged) == 10 and len(events) == 10 + 4 + 49

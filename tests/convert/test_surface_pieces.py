@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from llmproxy.convert.events import assemble, message_events
 from llmproxy.convert.inbound import to_anthropic
 from llmproxy.convert.quirks import Quirks
 from llmproxy.convert.request import to_openai
-from llmproxy.convert.stream import assemble, message_events
 from llmproxy.errors import InvalidRequest, from_upstream_status
 from tests.convert.test_stream import check_grammar
 
