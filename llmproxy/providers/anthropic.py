@@ -97,15 +97,15 @@ class AnthropicProvider:
     def _on_status(self, status: int, raw: bytes, retry_after: str | None) -> ProxyError:
         return http.status_error(self.config, status, error_message(raw), retry_after)
 
-    async def _post(self, path: str, call: Call, payload: bytes) -> aiohttp.ClientResponse:
+    async def _post(self, path: str, call: Call, payload: http.SentOnce) -> aiohttp.ClientResponse:
         params = {k: v for k, v in call.query.items() if k in _FORWARD_QUERY}
         headers = forward_headers(call.headers, self.config, self._auth(call), call.spec)
         return await http.post(self.session, self.config, self.config.base_url + path, payload, headers,
                                self._on_status, params=params or None)
 
-    def _payload(self, call: Call) -> bytes:
+    def _payload(self, call: Call) -> http.SentOnce:
         body = strip_foreign_thinking(call.body)  # our own signed thinking never reaches Anthropic
-        return call.raw if body is call.body and call.raw is not None else http.wire_bytes(body)
+        return http.SentOnce(call.raw if body is call.body and call.raw is not None else http.wire_bytes(body))
 
     async def messages(self, call: Call) -> Reply:
         return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=call.whole_tokens)
@@ -114,7 +114,6 @@ class AnthropicProvider:
         payload = self._payload(call)
         call.release()
         resp = await self._post("/v1/messages", call, payload)
-        del payload
         back = {k: v for k, v in resp.headers.items() if k.lower().startswith(_BACK_PREFIXES)}
         if rid := resp.headers.get("request-id"):
             back["x-upstream-request-id"] = rid

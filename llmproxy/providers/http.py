@@ -25,12 +25,31 @@ from llmproxy.providers.wire import parse_frames, parse_payloads
 StatusMapper = Callable[[int, bytes, "str | None"], ProxyError]
 
 
-def wire_bytes(obj: object) -> bytes | bytearray:
+def wire_bytes(obj: object) -> bytes:
     """``obj`` as JSON for the wire, in a buffer of its own size: orjson's output keeps the over-sized
-    buffer it was written into (≈ 260 KB for a 90 KB Claude Code body), which a thousand requests waiting for
-    their upstream would otherwise hold."""
+    buffer it was written into (≈ 260 KB for a 90 KB Claude Code body, measured with tracemalloc)."""
     out = orjson.dumps(obj)
-    return bytearray(out) if len(out) > 64 * 1024 else out
+    return bytes(memoryview(out)) if len(out) > 64 * 1024 else out
+
+
+class SentOnce(aiohttp.BytesPayload):
+    """A request body that lets go of its bytes once they are handed to the connection: a thousand requests
+    waiting for their upstream's first byte would otherwise each hold their (≈ 90 KB) body until then.
+    Written once: ``post`` follows no redirects (nothing would re-send it)."""
+
+    def __init__(self, value: bytes) -> None:
+        super().__init__(value, content_type="application/json")
+
+    async def write_with_length(self, writer, content_length: int | None) -> None:
+        value, self._value = self._value, b""
+        if content_length is not None and content_length < len(value):
+            value = value[:content_length]
+        await writer.write(value, drain=False)  # the transport sends it or keeps what the socket did not take
+        del value  # before waiting for the upstream to read it all
+        await writer.drain()
+
+    async def write(self, writer) -> None:
+        await self.write_with_length(writer, None)
 
 
 def client_timeout(provider: ProviderConfig) -> aiohttp.ClientTimeout:
@@ -58,15 +77,24 @@ def map_transport_error(exc: BaseException, provider: ProviderConfig) -> ProxyEr
     return UpstreamError(f"{provider.name}: upstream connection failed ({type(exc).__name__})")
 
 
-async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: str, payload: bytes | bytearray,
+async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: str, payload: SentOnce,
                headers: dict[str, str], on_status: StatusMapper, params: dict[str, str] | None = None
                ) -> aiohttp.ClientResponse:
-    """POST; a response below 400 is returned open (the caller reads or streams it), anything else raises."""
+    """POST; a response below 300 is returned open (the caller reads or streams it), anything else raises.
+    Redirects are not followed: they would carry the provider's key to another address; the error names
+    where the upstream points, for ``base_url``."""
     try:
         resp = await session.post(url, data=payload, headers=headers, params=params,
-                                  timeout=client_timeout(provider))
+                                  timeout=client_timeout(provider), allow_redirects=False)
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
+    if 300 <= resp.status < 400:
+        resp.close()
+        where = resp.headers.get("location", "")[:200]
+        err = UpstreamError(f"{provider.name}: upstream redirected the request ({resp.status} to {where or '?'}); "
+                            f"set base_url to the address it points to")
+        err.upstream_status = resp.status
+        raise err
     if resp.status >= 400:
         try:
             raw = await resp.content.read(64 * 1024)

@@ -58,9 +58,9 @@ class OpenAIProvider:
             h["authorization"] = f"Bearer {key}"
         return h
 
-    async def _post(self, payload: dict) -> aiohttp.ClientResponse:
+    async def _post(self, payload: http.SentOnce) -> aiohttp.ClientResponse:
         return await http.post(self.session, self.config, self.config.base_url + "/chat/completions",
-                               http.wire_bytes(payload), self._headers(),
+                               payload, self._headers(),
                                lambda status, raw, retry_after: map_error(status, raw, self.config, retry_after))
 
     async def _read_json(self, resp: aiohttp.ClientResponse) -> dict:
@@ -80,12 +80,13 @@ class OpenAIProvider:
 
     async def _messages(self, call: Call) -> Reply:
         spec = call.spec
-        payload = to_openai(call.body, model=call.target.model, provider=self.config.name, quirks=self.quirks,
-                            max_output=spec.max_output if spec else None, images=spec.images if spec else True)
+        # the converted request is bytes before anything is awaited: its objects are not held while waiting
+        payload = http.SentOnce(http.wire_bytes(to_openai(
+            call.body, model=call.target.model, provider=self.config.name, quirks=self.quirks,
+            max_output=spec.max_output if spec else None, images=spec.images if spec else True)))
         stops = tuple(call.body.get("stop_sequences") or ())
         call.release()
         resp = await self._post(payload)
-        del payload
         if call.stream and resp.content_type == "text/event-stream":
             conv = StreamConverter(call.target.model, input_tokens=call.estimated_tokens,
                                    stop_sequences=stops, provider=self.config.name,
@@ -138,8 +139,9 @@ class OpenAIProvider:
         return await http.first_response(self._chat(payload), self.config, spec, whole_tokens=whole)
 
     async def _chat(self, payload: dict) -> Reply:
-        resp = await self._post(payload)
-        if payload.get("stream") and resp.content_type == "text/event-stream":
+        stream = bool(payload.get("stream"))
+        resp = await self._post(http.SentOnce(http.wire_bytes(payload)))
+        if stream and resp.content_type == "text/event-stream":
             _, stream = await http.primed(http.frames(resp, self.config, strict=False))
             return Reply(stream=stream, close=resp.close)
         return Reply(message=await self._read_json(resp))

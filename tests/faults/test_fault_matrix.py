@@ -20,7 +20,7 @@ from tests.faults.conftest import BACKUP, FAULTY
 from tests.faults.upstream import HUGE_BYTES
 
 FAULTS = ["refuse", "hang", "headers_hang", "hang_mid", "cut_mid_frame", "invalid_json", "malformed_start",
-          "malformed_mid", "truncated", "429", "429ms", "500", "503", "529", "401", "400", "huge"]
+          "malformed_mid", "truncated", "429", "429ms", "500", "503", "529", "401", "400", "huge", "redirect"]
 
 #: failures before anything reached the client: (status, error type, x-should-retry, tries on the target)
 BEFORE_FIRST_BYTE = {
@@ -35,6 +35,7 @@ BEFORE_FIRST_BYTE = {
     "503": (529, "overloaded_error", "true", 2),
     "529": (529, "overloaded_error", "true", 2),
     "401": (502, "api_error", "false", 1),              # our key is wrong: no retry, the client must not either
+    "redirect": (502, "api_error", "true", 1),          # not followed (the key would go along), not retried
 }
 #: faults that strike once the stream has begun: the client gets one error event, whatever the chain
 MID_STREAM = {"hang_mid": "timeout_error", "cut_mid_frame": "api_error", "malformed_mid": "api_error",
@@ -171,6 +172,9 @@ async def test_fault(matrix, fault, fallback, stream, kind):
         assert backup_upstream.hits == 1
     if fault != "refuse":
         assert fault_upstream.hits == max(exp.tries, 1)
+    assert fault_upstream.leaked == 0
+    if fault == "redirect" and status != 200:
+        assert "redirected the request (307 to http://127.0.0.1:" in err["error"]["message"]
 
     # the request log
     rec = await record(state, headers["request-id"])

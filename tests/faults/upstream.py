@@ -16,6 +16,7 @@ Modes (``FAULTS`` lists the ones the matrix runs; ``ok`` answers normally):
 ``429`` / ``429ms`` a 429 with ``retry-after: 0.1`` / ``retry-after-ms: 100``
 ``500`` ``503`` ``529`` ``401`` ``400``  that status with the kind's error body
 ``huge``            a complete answer of about ``HUGE_BYTES`` of text
+``redirect``        307 to ``/leak`` on this server, which counts what reaches it (``leaked``): nothing must
 
 ``refuse`` is not a mode of the server: it is a URL on a closed port (``closed_url()``).
 """
@@ -64,6 +65,7 @@ class FaultUpstream:
         self.mode = "ok"
         self.script: list[str] = []      # modes for the next requests, in order; then ``mode``
         self.hits = 0
+        self.leaked = 0                   # requests that followed a redirect to /leak
         self.url = ""
         self.delay = 0.0                  # ok mode: seconds between stream events (a slow upstream)
         self.retry_after: dict[str, str] = {}  # replaces the 429 modes' retry-after headers when set
@@ -74,7 +76,15 @@ class FaultUpstream:
         app = web.Application(client_max_size=64 << 20)
         app.router.add_post("/v1/messages", self.anthropic)
         app.router.add_post("/v1/chat/completions", self.openai)
+        app.router.add_post("/leak", self.leak)
         return app
+
+    async def leak(self, request: web.Request) -> web.Response:
+        self.leaked += 1
+        return web.json_response({"error": "a redirect was followed"}, status=418)
+
+    def _redirect(self) -> web.Response:
+        return web.Response(status=307, headers={"location": f"{self.url}/leak"})
 
     async def start(self) -> FaultUpstream:
         runner = web.AppRunner(self.app(), handler_cancellation=True, access_log=None)
@@ -121,6 +131,8 @@ class FaultUpstream:
         body = await request.json()
         mode = self._next_mode()
         model = body.get("model", "m")
+        if mode == "redirect":
+            return self._redirect()
         if mode in STATUS_MODES:
             status = STATUS_MODES[mode]
             return web.json_response({"type": "error", "error": {"type": _ANTHROPIC_ERROR_TYPES[status],
@@ -164,6 +176,8 @@ class FaultUpstream:
         body = await request.json()
         mode = self._next_mode()
         model = body.get("model", "m")
+        if mode == "redirect":
+            return self._redirect()
         if mode in STATUS_MODES:
             status = STATUS_MODES[mode]
             return web.json_response({"error": {"message": f"fault {mode}", "type": "error", "code": None}},
