@@ -23,6 +23,52 @@ from llmproxy.routing import Decision
 FrameBatch = list[Frame]
 
 
+_MISSING = object()
+
+
+class Source:
+    """The request as the client sent it, kept while an upstream is asked so that a retry or a fallback can
+    rebuild it: the client's bytes, or — once a provider has sent bytes that differ from them only in
+    top-level fields (``keep``) — those bytes and the fields' original values. A thousand requests waiting
+    for their first byte then hold one copy of their body each, not two."""
+
+    __slots__ = ("raw", "sent", "patch")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw: bytes | None = raw
+        self.sent: bytes | None = None
+        self.patch: dict = {}
+
+    def keep(self, sent: bytes, patch: dict) -> None:
+        """``sent`` is the request with the top-level fields of ``patch`` changed (``patch`` holds their
+        original values, ``_MISSING`` for one the client did not send): the client's bytes may go."""
+        if sent is not self.raw:
+            self.raw, self.sent, self.patch = None, sent, patch
+
+    def body(self) -> dict:
+        """The client's request, parsed again (it was validated when it came in)."""
+        import orjson
+
+        if self.raw is not None:
+            return orjson.loads(self.raw)
+        body = orjson.loads(self.sent)
+        for key, value in self.patch.items():
+            if value is _MISSING:
+                body.pop(key, None)
+            else:
+                body[key] = value
+        return body
+
+
+def top_level_patch(original: dict, changed: dict) -> dict:
+    """How to turn ``changed``, a top-level edit of ``original`` (values replaced, keys added or dropped, as
+    ``adapt_for_model`` makes them), back into ``original``: the original value of each key that differs,
+    ``_MISSING`` for a key ``original`` did not have."""
+    patch = {k: v for k, v in original.items() if changed.get(k, _MISSING) is not v}
+    patch.update({k: _MISSING for k in changed.keys() - original.keys()})
+    return patch
+
+
 @dataclass
 class Call:
     body: dict                      # the Anthropic request, model already set to target.model
@@ -33,6 +79,8 @@ class Call:
     headers: Mapping[str, str]      # inbound client headers (case-insensitive mapping)
     query: Mapping[str, str] = field(default_factory=dict)  # inbound query (Claude Code sends ?beta=true)
     client_key: str | None = None   # the client's credential, if it may be forwarded
+    source: Source | None = None    # the client's request, for a retry or fallback (the handler's)
+    patch: dict | None = None       # ``body`` -> the client's request: original top-level values (``Source.keep``)
 
     stream: bool = field(init=False)
     whole_tokens: int = field(init=False)  # max_tokens of a non-streaming call (its answer arrives whole), else 0

@@ -20,7 +20,7 @@ from aiohttp import web
 from llmproxy.config import Target
 from llmproxy.errors import Overloaded, ProxyError, UpstreamError, UpstreamTimeout
 from llmproxy.protocol.anthropic import adapt_for_model
-from llmproxy.providers import Call, Provider, Reply
+from llmproxy.providers import Call, Provider, Reply, Source, top_level_patch
 from llmproxy.routing import Decision
 from llmproxy.server.record import RequestRecord
 from llmproxy.server.state import State
@@ -41,12 +41,15 @@ Attempt = Callable[[int, Target, Provider], Awaitable[Reply]]
 
 
 def build_call(body: dict, raw: bytes | None, decision: Decision, target: Target, provider: Provider,
-               request: web.Request, client_key: str | None) -> Call:
-    """The request as this target gets it. ``raw`` (the client's bytes) travels only while nothing changed."""
+               request: web.Request, client_key: str | None, source: Source | None = None) -> Call:
+    """The request as this target gets it. ``raw`` (the client's bytes) travels only while nothing changed;
+    otherwise the call carries how to undo the change (``Source.keep``)."""
     spec = provider.config.model(target.model)
     new_body = adapt_for_model(body, target.model, spec)
-    return Call(body=new_body, raw=raw if new_body is body else None, target=target, spec=spec,
-                decision=decision, headers=request.headers, query=request.query, client_key=client_key)
+    same = new_body is body
+    return Call(body=new_body, raw=raw if same else None, target=target, spec=spec, decision=decision,
+                headers=request.headers, query=request.query, client_key=client_key, source=source,
+                patch={} if same else top_level_patch(body, new_body))
 
 
 def same_target_retry(exc: ProxyError) -> bool:

@@ -14,7 +14,7 @@ from llmproxy import __version__
 from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
-from llmproxy.providers import Provider, Reply
+from llmproxy.providers import Provider, Reply, Source
 from llmproxy.routing import UnknownProfile
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import (
@@ -46,17 +46,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
         rec.profile, rec.decision = decision.profile, decision
         key = client_key(state, request)
         # the parsed body is let go while an upstream is asked (a thousand Claude Code bodies waiting for their
-        # first byte would otherwise hold ~200 KB of objects each); a retry or fallback parses the bytes again
-        parsed, data, body = [body], None, None
+        # first byte would otherwise hold ~200 KB of objects each); a retry or fallback rebuilds it from the
+        # source, which holds one copy of the bytes (the client's, or what was sent and how to undo it)
+        parsed, source, data, body, raw = [body], Source(raw), None, None, None
 
         async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-            b = parsed.pop() if parsed else orjson.loads(raw)  # validated above: the same bytes
-            call = dispatch.build_call(b, raw, decision, target, provider, request, key)
+            b = parsed.pop() if parsed else source.body()  # validated above: the same request
+            call = dispatch.build_call(b, source.raw, decision, target, provider, request, key, source)
             del b
             return await provider.messages(call)
 
         opened = await dispatch.open_chain(state, decision, rec, attempt)
-        raw = None  # sent: what streams back needs neither the bytes nor the parsed body
+        source = None  # sent: what streams back needs neither the bytes nor the parsed body
         headers = route_headers(request, decision, opened.target)
         reply = opened.reply
         if reply.stream is not None:

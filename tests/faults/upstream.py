@@ -66,6 +66,7 @@ class FaultUpstream:
         self.script: list[str] = []      # modes for the next requests, in order; then ``mode``
         self.hits = 0
         self.leaked = 0                   # requests that followed a redirect to /leak
+        self.bodies: list[dict] = []      # every request body received, in order
         self.url = ""
         self.delay = 0.0                  # ok mode: seconds between stream events (a slow upstream)
         self.retry_after: dict[str, str] = {}  # replaces the 429 modes' retry-after headers when set
@@ -129,6 +130,7 @@ class FaultUpstream:
 
     async def anthropic(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        self.bodies.append(body)
         mode = self._next_mode()
         model = body.get("model", "m")
         if mode == "redirect":
@@ -174,6 +176,7 @@ class FaultUpstream:
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
+        self.bodies.append(body)
         mode = self._next_mode()
         model = body.get("model", "m")
         if mode == "redirect":
