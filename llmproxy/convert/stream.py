@@ -25,86 +25,18 @@ from dataclasses import dataclass, field
 
 import orjson
 
+from llmproxy.convert.chunks import (
+    map_stop,
+    map_usage,
+    normalise_arguments,
+    plain_text,
+    reasoning_text,
+    tool_id,
+)
 from llmproxy.convert.events import Event, assemble
+from llmproxy.convert.stops import first_stop, held_back
 from llmproxy.convert.thinking import mint_signature
 from llmproxy.errors import ProxyError, from_openai_error
-
-FINISH_TO_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
-                  "content_filter": "refusal", "end_turn": "end_turn", "eos": "end_turn"}
-_ID_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-")
-
-
-def tool_id(raw: object, seen: set[str]) -> str:
-    """The provider's id when it is usable by Anthropic (charset, length, unique); else a fresh one."""
-    rid = raw if isinstance(raw, str) else ""
-    if len(rid) >= 8 and set(rid) <= _ID_OK and rid not in seen:
-        seen.add(rid)
-        return rid
-    new = "toolu_llmp_" + secrets.token_hex(12)
-    seen.add(new)
-    return new
-
-
-def normalise_arguments(args: str) -> str:
-    """A JSON object text for a complete tool-call argument string (Anthropic requires an object)."""
-    if not args.strip():
-        return "{}"
-    try:
-        val = orjson.loads(args)
-    except orjson.JSONDecodeError:
-        return orjson.dumps({"_unparsed_arguments": args}).decode()
-    return args if isinstance(val, dict) else orjson.dumps({"value": val}).decode()
-
-
-def map_usage(u: dict | None) -> dict:
-    if not u:
-        return {}
-    prompt = int(u.get("prompt_tokens") or 0)
-    cached = int((u.get("prompt_tokens_details") or {}).get("cached_tokens") or u.get("prompt_cache_hit_tokens") or 0)
-    return {"input_tokens": max(0, prompt - cached), "output_tokens": int(u.get("completion_tokens") or 0),
-            "cache_read_input_tokens": cached, "cache_creation_input_tokens": 0}
-
-
-def first_stop(text: str, stop_sequences: tuple[str, ...]) -> tuple[int, str] | None:
-    """(start, sequence) of the stop sequence whose first occurrence in ``text`` ends first (the one a model
-    generating ``text`` would have hit first; at the same end, the longer one), or None."""
-    best: tuple[int, int, str] | None = None
-    for seq in stop_sequences:
-        i = text.find(seq) if seq else -1
-        if i >= 0 and (best is None or (i + len(seq), i) < (best[0], best[1])):
-            best = (i + len(seq), i, seq)
-    return (best[1], best[2]) if best else None
-
-
-def held_back(text: str, stop_sequences: tuple[str, ...]) -> int:
-    """How many trailing characters of ``text`` could still be the start of a stop sequence."""
-    keep = 0
-    for seq in stop_sequences:
-        for k in range(min(len(seq) - 1, len(text)), keep, -1):
-            if text.endswith(seq[:k]):
-                keep = k
-                break
-    return keep
-
-
-def map_stop(finish: str | None, matched_stop: object, stop_sequences: tuple[str, ...], has_tools: bool
-             ) -> tuple[str, str | None]:
-    if isinstance(matched_stop, str) and matched_stop in stop_sequences:
-        return "stop_sequence", matched_stop
-    if has_tools and finish in (None, "stop", "tool_calls", "function_call"):
-        return "tool_use", None
-    return FINISH_TO_STOP.get(finish or "stop", "end_turn"), None
-
-
-def reasoning_text(delta: dict) -> str:
-    for key in ("reasoning_content", "reasoning"):
-        val = delta.get(key)
-        if isinstance(val, str) and val:
-            return val
-    details = delta.get("reasoning_details")
-    if isinstance(details, list):
-        return "".join(d.get("text", "") for d in details if isinstance(d, dict) and isinstance(d.get("text"), str))
-    return ""
 
 
 @dataclass
@@ -217,6 +149,33 @@ class StreamConverter:
                                         "delta": {"type": "input_json_delta", "partial_json": fragment}})
 
     # ------------------------------------------------------------------------------------------ feeding
+    def feed_many(self, chunks: list[dict]) -> list[Event]:
+        """``feed`` each chunk; a run of chunks that carry nothing but text (most of a stream) is fed as
+        one text: the same message, one delta for the run. (With stop sequences, chunk by chunk: what
+        is counted as output ends at the chunk that stopped the message.)"""
+        if self.stop_sequences:
+            return [e for chunk in chunks for e in self.feed(chunk)]
+        ev: list[Event] = []
+        run: list[str] = []
+        for chunk in chunks:
+            text = plain_text(chunk) if self.started else None
+            if text is not None:
+                run.append(text)
+                continue
+            if run:
+                ev += self._plain("".join(run))
+                run = []
+            ev += self.feed(chunk)
+        if run:
+            ev += self._plain("".join(run))
+        return ev
+
+    def _plain(self, text: str) -> list[Event]:
+        if not text:
+            return []
+        self.output_chars += len(text)
+        return self._ensure("text") + [self._text_delta(text)]
+
     def feed(self, chunk: dict) -> list[Event]:
         if isinstance(chunk.get("error"), (dict, str)):
             err = chunk["error"]

@@ -105,13 +105,14 @@ class OpenAIProvider:
         (``coalesce``): they are written to the client together anyway."""
         done = False
         async for batch in http.payloads(resp, self.config):
-            events: list = []
+            chunks: list[dict] = []
             for data in batch:
                 if data == "[DONE]":
                     done = True
                     break
                 if isinstance(data, dict):
-                    events += conv.feed(data)
+                    chunks.append(data)
+            events = conv.feed_many(chunks)
             if events:
                 yield [Frame(n, d) for n, d in coalesce(events)]
             if done:

@@ -13,8 +13,8 @@ import orjson
 from aiohttp import web
 
 from llmproxy.config import Target
+from llmproxy.convert.chunks import map_usage
 from llmproxy.convert.inbound import ChunkConverter, completion_from_message, to_anthropic
-from llmproxy.convert.stream import map_usage
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import validate_messages
 from llmproxy.protocol.openai import validate_chat

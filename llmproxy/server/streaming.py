@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from llmproxy.convert.chunks import map_usage
 from llmproxy.convert.events import assemble
-from llmproxy.convert.stream import map_usage
 from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol import sse
 from llmproxy.protocol.sse import DEFERRED, Frame
