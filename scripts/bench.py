@@ -53,6 +53,7 @@ from bench import bodies
 
 REPO = Path(__file__).resolve().parents[1]
 UPSTREAM_PY = Path(__file__).resolve().parent / "bench" / "upstream.py"
+RELAY_PY = Path(__file__).resolve().parent / "bench" / "relay.py"
 NOTES_MARKER = "<!-- Notes below this line are written by hand and kept by scripts/bench.py -->"
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -220,6 +221,21 @@ def start_upstream(cl: Cleanup, workdir: Path, slow_deltas: int, slow_delay_ms: 
     p = Proc("upstream", popen, port, logfile=logf)
     cl.procs.append(p)
     wait_http(port, "/stats", 20, popen)
+    return p
+
+
+def start_relay(cl: Cleanup, workdir: Path, upstream_port: int) -> Proc:
+    """The bare relay (``scripts/bench/relay.py``): the passthrough path's floor, a party of the matrix."""
+    port = free_port()
+    logf = workdir / "relay.log"
+    with logf.open("wb") as out:
+        popen = subprocess.Popen([sys.executable, str(RELAY_PY), "--port", str(port),
+                                  "--upstream", f"http://127.0.0.1:{upstream_port}"],
+                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 start_new_session=True, cwd=workdir)
+    p = Proc("relay", popen, port, logfile=logf)
+    cl.procs.append(p)
+    wait_http(port, "/health", 20, popen)
     return p
 
 
@@ -487,7 +503,7 @@ async def sanity(up: Proc, proxies: dict[str, Proc]) -> list[str]:
     return notes
 
 
-async def run_matrix(args, up: Proc, proxies: dict[str, Proc], w2: Proc | None) -> dict:
+async def run_matrix(args, up: Proc, proxies: dict[str, Proc], w2: Proc | None, relay: Proc | None = None) -> dict:
     cells = [(b, p, m, c) for b in args.bodies for p in args.paths for m in args.modes for c in args.concurrency]
     res: dict = {cell: {} for cell in cells}
     n_for = {1: args.n1, 16: args.n16, 64: args.n64}
@@ -496,6 +512,8 @@ async def run_matrix(args, up: Proc, proxies: dict[str, Proc], w2: Proc | None) 
         parties = dict(proxies)
         if w2 is not None and c > 1:
             parties["new-w2"] = w2
+        if relay is not None and p == "pass":
+            parties["relay"] = relay
         tg[(b, p, m, c)] = targets_for(b, p, m == "stream", up, parties)
     conn = aiohttp.TCPConnector(limit=0, limit_per_host=0)
     timeout = aiohttp.ClientTimeout(total=120)
@@ -671,6 +689,33 @@ def summarize(res: dict, proxies: list[str]) -> dict:
     return s
 
 
+def _added_p50(st: Stats | None, direct: Stats | None, ttfb: bool) -> float:
+    if not (st and direct):
+        return float("nan")
+    return pct(st.ttfb if ttfb else st.lat, 0.5) - pct(direct.ttfb if ttfb else direct.lat, 0.5)
+
+
+def render_relay(summary: dict, args) -> list[str]:
+    """The passthrough cells against the bare relay (``scripts/bench/relay.py``), measured in the same rounds."""
+    rows = []
+    for (b, p, m), d in summary.items():
+        if p != "pass" or "relay" not in d["cpu"] or "new" not in d["cpu"]:
+            continue
+        (cn, nn), (cr, nr) = d["cpu"]["new"], d["cpu"]["relay"]
+        new, rel = (cn / nn if nn else float("nan")), (cr / nr if nr else float("nan"))
+        dl, ln, lr = d["lat"].get("direct"), d["lat"].get("new"), d["lat"].get("relay")
+        rows.append([BODY_NAMES[b], m, ms(rel), ms(new), f"{(new - rel) * 1e6:+.0f}", ratio(new, rel),
+                     plus(_added_p50(lr, dl, m == "stream")), plus(_added_p50(ln, dl, m == "stream"))])
+    if not rows:
+        return []
+    return ["", "### Against a bare relay (passthrough)", "",
+            "The relay reads the body, parses it, sets the model, serialises it, posts it upstream and relays the "
+            "answer's bytes, nothing else (`scripts/bench/relay.py`): what any aiohttp proxy pays on this machine. "
+            "CPU pooled over c = " + "/".join(map(str, args.concurrency)) + "; added p50 at c = 1 (stream: TTFB).", "",
+            table(["body", "mode", "relay ms/req", "new ms/req", "new − relay µs", "new/relay", "relay +p50",
+                   "new +p50"], rows)]
+
+
 def render(args, mach: dict, variants: list[Variant], notes: list[str], startup: dict | None, res: dict | None,
            rss_after_matrix: dict, streams: list[dict] | None) -> tuple[str, list[tuple[str, str, str]]]:
     proxies = [v.label for v in variants]
@@ -781,6 +826,8 @@ def render(args, mach: dict, variants: list[Variant], notes: list[str], startup:
                     targets.append((f"Architecture bar: CPU/request on the {PATHS[p]} stream path {bar} vs baseline",
                                     " / ".join(f"{BODY_NAMES[b]} ×{x:.2f}" for b, x in zip(args.bodies, r, strict=False)),
                                     "met" if ok else "not met"))
+
+        L += render_relay(summary, args)
 
         L += ["", "### Throughput (requests/s; × direct in brackets)", ""]
         parties = proxies + (["new-w2"] if any("new-w2" in d for d in res.values()) else [])
@@ -950,9 +997,14 @@ def main() -> int:
             else:
                 notes.append("`--workers 1` vs `--workers 2`: skipped, the working tree's `serve` has no `--workers`")
             notes += asyncio.run(sanity(up, proxies | ({"new-w2": w2} if w2 else {})))
+            relay = start_relay(cl, work, up.port) if "pass" in args.paths else None
+            if relay is not None:
+                notes.append(f"bare relay pid {relay.pid} (`scripts/bench/relay.py`): the passthrough floor")
             gc.collect()
             gc.freeze()  # the client's own garbage collection should not run through the big payloads
-            res = asyncio.run(run_matrix(args, up, proxies, w2))
+            res = asyncio.run(run_matrix(args, up, proxies, w2, relay))
+            if relay is not None:
+                cl.stop(relay)
             for name, p in {**proxies, **({"new-w2": w2} if w2 else {})}.items():
                 rss_after[name] = (p.rss(), rss_mb(p.pid, p.tree, "VmHWM"))
             bad = get_json(up.port, "/stats")["bad"]
