@@ -76,7 +76,11 @@ def plain_text(chunk: dict) -> str | None:
     if type(choice) is not dict or choice.get("finish_reason") or choice.get("index", 0) != 0:
         return None
     delta = choice.get("delta")
-    if type(delta) is not dict or not delta.keys() <= _PLAIN_DELTA_KEYS or delta.get("role") not in (None, "assistant"):
+    if type(delta) is not dict:
         return None
     text = delta.get("content")
-    return text if type(text) is str else None
+    if type(text) is not str:
+        return None
+    if len(delta) == 1:  # the usual text chunk
+        return text
+    return text if delta.keys() <= _PLAIN_DELTA_KEYS and delta.get("role") in (None, "assistant") else None
