@@ -25,7 +25,8 @@ from llmproxy.convert.request import to_openai
 from llmproxy.convert.thinking import strip_foreign_thinking
 from llmproxy.errors import InvalidRequest, ProxyError
 from llmproxy.protocol import tokens
-from llmproxy.protocol.anthropic import adapt_for_model, validate_messages, validate_route_request
+from llmproxy.protocol.adapt import adapt_for_model
+from llmproxy.protocol.anthropic import validate_messages, validate_route_request
 from llmproxy.protocol.openai import MAX_ARGUMENTS_DEPTH, validate_chat
 from llmproxy.protocol.validate import MAX_DEPTH, check_depth, check_schema, first_too_deep
 from tests.routing import shapes as S

@@ -6,6 +6,10 @@ the types documented in ANTHROPIC_API.md §2 wherever the proxy looks, nests at 
 and serialises with orjson. Unknown keys are carried, never validated away (Claude Code sends newer keys);
 unknown content-block types are carried as long as they are objects with a string ``type``. An optional
 field that is null counts as absent. Bounds are documented in ``llmproxy.protocol.validate``.
+
+This module holds the request's top level (and the cache of tool lists already found valid); messages and
+content blocks are checked by ``llmproxy.protocol.anthropic_blocks``. ``adapt_for_model`` lives in
+``llmproxy.protocol.adapt`` and is re-exported here for the importers that still name this module.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from typing import Any
 import orjson
 
 from llmproxy.errors import InvalidRequest
+from llmproxy.protocol.adapt import adapt_for_model
+from llmproxy.protocol.anthropic_blocks import (
+    check_block,
+    check_cache_control,
+    check_message,
+    check_typed_objects,
+)
 from llmproxy.protocol.validate import (
     MAX_NAME_CHARS,
     check_depth,
@@ -28,12 +39,11 @@ from llmproxy.protocol.validate import (
     want_list,
     want_number,
     want_obj,
-    want_one_of,
     want_str,
     want_str_list,
 )
 
-ROLES = ("user", "assistant", "system")
+__all__ = ["adapt_for_model", "parse_json", "validate_messages", "validate_route_request"]
 
 
 def parse_json(raw: bytes) -> Any:
@@ -45,150 +55,10 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequest(f"request body is not valid JSON: {exc}") from None
 
 
-# ------------------------------------------------------------------------------------------ small parts
-
-def _cache_control(v: Any, path: str) -> None:
-    want_obj(v, path)
-    want_str(required(v, "type", path), join(path, "type"))
-    optional(v, "ttl", path, want_str)
-
-
 def _str_or_obj(v: Any, path: str) -> None:
     if not isinstance(v, str | dict):
         fail(path, "Input should be a valid string or an object")
 
-
-def _typed_objects(v: Any, path: str) -> None:
-    """A list of objects, each with a string ``type`` (context_management.edits, mcp_servers, citations)."""
-    for i, item in enumerate(want_list(v, path)):
-        want_obj(item, join(path, i))
-        optional(item, "type", join(path, i), want_str)
-
-
-# ------------------------------------------------------------------------------------------------ blocks
-
-def _image_source(src: Any, path: str) -> None:
-    want_obj(src, path)
-    kind = want_str(required(src, "type", path), join(path, "type"))
-    if kind == "base64":
-        want_str(required(src, "media_type", path), join(path, "media_type"))
-        want_str(required(src, "data", path), join(path, "data"))
-    elif kind == "url":
-        want_str(required(src, "url", path), join(path, "url"))
-    elif kind == "file":
-        want_str(required(src, "file_id", path), join(path, "file_id"))
-
-
-def _document_source(src: Any, path: str) -> None:
-    want_obj(src, path)
-    kind = want_str(required(src, "type", path), join(path, "type"))
-    if kind == "base64":
-        want_str(required(src, "media_type", path), join(path, "media_type"))
-        want_str(required(src, "data", path), join(path, "data"))
-    elif kind == "text":
-        optional(src, "media_type", path, want_str)
-        want_str(required(src, "data", path), join(path, "data"))
-    elif kind == "content":
-        _content(required(src, "content", path), join(path, "content"))
-    elif kind == "url":
-        want_str(required(src, "url", path), join(path, "url"))
-    elif kind == "file":
-        want_str(required(src, "file_id", path), join(path, "file_id"))
-
-
-def _text(b: dict, path: str) -> None:
-    want_str(required(b, "text", path), join(path, "text"))
-    optional(b, "citations", path, _typed_objects)
-
-
-def _image(b: dict, path: str) -> None:
-    _image_source(required(b, "source", path), join(path, "source"))
-
-
-def _document(b: dict, path: str) -> None:
-    _document_source(required(b, "source", path), join(path, "source"))
-    optional(b, "title", path, want_str)
-    optional(b, "context", path, want_str)
-    optional(b, "citations", path, want_obj)
-
-
-def _search_result(b: dict, path: str) -> None:
-    optional(b, "source", path, want_str)
-    optional(b, "title", path, want_str)
-    content = join(path, "content")
-    for j, inner in enumerate(want_list(required(b, "content", path), content)):
-        p = join(content, j)
-        want_obj(inner, p)
-        want_one_of(required(inner, "type", p), join(p, "type"), ("text",))
-        _text(inner, p)
-
-
-def _tool_use(b: dict, path: str) -> None:
-    want_str(required(b, "id", path), join(path, "id"))
-    want_str(required(b, "name", path), join(path, "name"))
-    want_obj(required(b, "input", path), join(path, "input"))
-
-
-def _tool_result(b: dict, path: str) -> None:
-    want_str(required(b, "tool_use_id", path), join(path, "tool_use_id"))
-    optional(b, "content", path, _content)
-    optional(b, "is_error", path, want_bool)
-
-
-def _thinking(b: dict, path: str) -> None:
-    want_str(required(b, "thinking", path), join(path, "thinking"))
-    optional(b, "signature", path, want_str)
-
-
-def _redacted_thinking(b: dict, path: str) -> None:
-    want_str(required(b, "data", path), join(path, "data"))
-
-
-def _server_tool_result(b: dict, path: str) -> None:
-    want_str(required(b, "tool_use_id", path), join(path, "tool_use_id"))
-
-
-_SERVER_RESULTS = ("web_search_tool_result", "web_fetch_tool_result", "code_execution_tool_result",
-                   "bash_code_execution_tool_result", "text_editor_code_execution_tool_result",
-                   "tool_search_tool_result")
-BLOCKS = {
-    "text": _text, "image": _image, "document": _document, "search_result": _search_result,
-    "tool_use": _tool_use, "server_tool_use": _tool_use, "mcp_tool_use": _tool_use,
-    "tool_result": _tool_result, "thinking": _thinking, "redacted_thinking": _redacted_thinking,
-    **{t: _server_tool_result for t in _SERVER_RESULTS},
-}
-
-
-def _block(b: Any, path: str, only: tuple[str, ...] | None = None) -> None:
-    """One content block: an object with a string ``type``; known types are checked, unknown ones carried."""
-    want_obj(b, path)
-    kind = want_str(required(b, "type", path), join(path, "type"))
-    if only is not None:
-        want_one_of(kind, join(path, "type"), only)
-    optional(b, "cache_control", path, _cache_control)
-    check = BLOCKS.get(kind)
-    if check is not None:
-        check(b, path)
-
-
-def _content(v: Any, path: str, only: tuple[str, ...] | None = None) -> None:
-    """A string, or a list of content blocks."""
-    if isinstance(v, str):
-        return
-    if not isinstance(v, list):
-        fail(path, "Input should be a valid string or a list of content blocks")
-    for j, b in enumerate(v):
-        _block(b, join(path, j), only)
-
-
-def _message(m: Any, path: str) -> None:
-    want_obj(m, path)
-    role = want_one_of(required(m, "role", path), join(path, "role"), ROLES)
-    # a mid-conversation system message carries text only (routing reads it as text)
-    _content(required(m, "content", path), join(path, "content"), ("text",) if role == "system" else None)
-
-
-# ----------------------------------------------------------------------------------------- top level
 
 def _system(v: Any, path: str) -> None:
     if isinstance(v, str):
@@ -196,7 +66,7 @@ def _system(v: Any, path: str) -> None:
     if not isinstance(v, list):
         fail(path, "Input should be a valid string or a list of text blocks")
     for j, b in enumerate(v):
-        _block(b, join(path, j))
+        check_block(b, join(path, j))
 
 
 #: tool lists already found valid, by their JSON: Claude Code sends the same 20-30 tools (most of a request's
@@ -230,7 +100,7 @@ def _tools(v: Any, path: str) -> None:
             check_schema(required(t, "input_schema", p), join(p, "input_schema"))
             optional(t, "description", p, want_str)
             optional(t, "strict", p, want_bool)
-        optional(t, "cache_control", p, _cache_control)
+        optional(t, "cache_control", p, check_cache_control)
 
 
 def _tool_choice(v: Any, path: str) -> None:
@@ -269,7 +139,7 @@ def _metadata(v: Any, path: str) -> None:
 
 def _context_management(v: Any, path: str) -> None:
     want_obj(v, path)
-    optional(v, "edits", path, _typed_objects)
+    optional(v, "edits", path, check_typed_objects)
 
 
 def validate_messages(body: Any, *, count_tokens: bool = False) -> dict:
@@ -289,7 +159,7 @@ def validate_messages(body: Any, *, count_tokens: bool = False) -> dict:
         want_int(required(body, "max_tokens", ""), "max_tokens", ge=1)
     msgs = want_list(required(body, "messages", ""), "messages", min_items=0 if count_tokens else 1)
     for i, m in enumerate(msgs):
-        _message(m, join("messages", i))
+        check_message(m, join("messages", i))
     optional(body, "system", "", _system)
     optional(body, "stream", "", want_bool)
     if not known_tools:
@@ -307,8 +177,8 @@ def validate_messages(body: Any, *, count_tokens: bool = False) -> dict:
     optional(body, "service_tier", "", want_str)
     optional(body, "context_management", "", _context_management)
     optional(body, "container", "", _str_or_obj)
-    optional(body, "mcp_servers", "", _typed_objects)
-    optional(body, "cache_control", "", _cache_control)
+    optional(body, "mcp_servers", "", check_typed_objects)
+    optional(body, "cache_control", "", check_cache_control)
     return body
 
 
@@ -326,52 +196,3 @@ def validate_route_request(data: Any) -> dict:
         fail("text", "Field required (or send a full Anthropic request with messages)")
     want_str(data["text"], "text")
     return data
-
-
-THINKING_BUDGET_DEFAULT = 16_000
-
-
-def adapt_for_model(body: dict, model: str, spec) -> dict:
-    """The request as the target model accepts it. Returns ``body`` itself (same object) when nothing needs
-    changing, so the caller can forward the original bytes untouched.
-
-    A request routed away from the model it was written for may carry fields that model rejects:
-    ``thinking: {type: adaptive}`` and ``output_config.effort`` (Claude Code sends both to Opus-class
-    models), or a ``max_tokens`` above the model's output limit.
-    """
-    changes: dict = {}
-    drop: list[str] = []
-    if body.get("model") != model:
-        changes["model"] = model
-    if spec is not None:
-        max_tokens = body.get("max_tokens")
-        if isinstance(max_tokens, int) and max_tokens > spec.max_output:
-            changes["max_tokens"] = max_tokens = spec.max_output
-        th = body.get("thinking")
-        if isinstance(th, dict) and th.get("type") in ("adaptive", "enabled"):
-            if not spec.thinking:
-                drop.append("thinking")
-                if "context_management" in body:
-                    drop.append("context_management")
-            elif th.get("type") == "adaptive" and not spec.adaptive_thinking:
-                if isinstance(max_tokens, int) and max_tokens > 1024 + 1:
-                    changes["thinking"] = {"type": "enabled",
-                                           "budget_tokens": min(THINKING_BUDGET_DEFAULT, max_tokens - 1)}
-                else:
-                    drop.append("thinking")
-            elif th.get("type") == "enabled" and isinstance(max_tokens, int):
-                budget = th.get("budget_tokens")
-                if isinstance(budget, int) and budget >= max_tokens:
-                    changes["thinking"] = {**th, "budget_tokens": max(1024, max_tokens - 1)}
-        oc = body.get("output_config")
-        if isinstance(oc, dict) and "effort" in oc and not spec.effort:
-            rest = {k: v for k, v in oc.items() if k != "effort"}
-            if rest:
-                changes["output_config"] = rest
-            else:
-                drop.append("output_config")
-    if not changes and not drop:
-        return body
-    out = {k: v for k, v in body.items() if k not in drop}
-    out.update(changes)
-    return out

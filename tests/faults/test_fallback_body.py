@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from llmproxy.config import ModelSpec
-from llmproxy.protocol.anthropic import adapt_for_model
+from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Source, top_level_patch
 from llmproxy.providers.http import wire_bytes
 

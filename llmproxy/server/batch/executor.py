@@ -25,7 +25,7 @@ from multidict import CIMultiDict
 
 from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, ProxyError
-from llmproxy.protocol.anthropic import adapt_for_model
+from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Call, Provider, Reply
 from llmproxy.server import dispatch
 from llmproxy.server.middleware import new_request_id

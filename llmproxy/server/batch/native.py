@@ -14,7 +14,7 @@ import aiohttp
 import orjson
 
 from llmproxy.errors import ProxyError, UpstreamError
-from llmproxy.protocol.anthropic import adapt_for_model
+from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.routing import CompiledProfile
 from llmproxy.server.middleware import new_request_id
 from llmproxy.server.record import RequestRecord, finish
