@@ -22,7 +22,8 @@ from typing import Any
 
 import orjson
 
-from llmproxy.convert.request import json_instruction, text_of
+from llmproxy.convert.messages import text_of
+from llmproxy.convert.request import json_instruction
 from llmproxy.errors import InvalidRequest
 
 DEFAULT_MAX_TOKENS = 8192
