@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -26,10 +25,9 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-_spec = importlib.util.spec_from_file_location("bench_main", Path(__file__).resolve().parent / "bench.py")
-bench = importlib.util.module_from_spec(_spec)  # scripts/bench.py (the name "bench" is its package of parts)
-sys.modules["bench_main"] = bench
-_spec.loader.exec_module(bench)
+from bench.client import Stats, Target, batch, targets_for  # noqa: E402  (scripts/bench/: the bench's parts)
+from bench.parties import Variant, start_proxy, start_upstream  # noqa: E402
+from bench.procs import REPO, Cleanup  # noqa: E402
 
 
 def summarize(collapsed: Path, top: int) -> str:
@@ -59,17 +57,17 @@ def summarize(collapsed: Path, top: int) -> str:
     return f"{total} samples\n" + "\n".join(rows)
 
 
-async def drive(t: bench.Target, n: int, c: int) -> bench.Stats:
-    st = bench.Stats()
+async def drive(t: Target, n: int, c: int) -> Stats:
+    st = Stats()
     conn = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=60)) as s:
-        await bench.batch(s, t, min(n, 200), c, bench.Stats(), 60)  # warm-up, not sampled
+        await batch(s, t, min(n, 200), c, Stats(), 60)  # warm-up, not sampled
         spy = subprocess.Popen([PYSPY, "record", "--pid", str(t.proc.pid), "--format", "raw", "--rate", "500",
                                 "--nonblocking", "--output", str(OUT[0]), "--duration", "600"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         await asyncio.sleep(1.0)
         t0 = time.perf_counter()
-        await bench.batch(s, t, n, c, st, 300)
+        await batch(s, t, n, c, st, 300)
         st.wall = time.perf_counter() - t0
         spy.send_signal(2)
         spy.wait(30)
@@ -92,14 +90,14 @@ def main() -> int:
     args = ap.parse_args()
     if not PYSPY:
         raise SystemExit("py-spy is not installed (pip install py-spy)")
-    cl = bench.Cleanup()
+    cl = Cleanup()
     work = Path(tempfile.mkdtemp(prefix="llmproxy-profile-"))
     cl.dirs.append(work)
     OUT.append(args.out or work / "stacks.txt")
     try:
-        up = bench.start_upstream(cl, work, 100, 100, 200)
-        proxy, _, _ = bench.start_proxy(cl, bench.Variant("new", bench.REPO, "working tree"), up.port)
-        t = bench.targets_for(args.body, args.path, args.mode == "stream", up, {"new": proxy})[1]
+        up = start_upstream(cl, work, 100, 100, 200)
+        proxy, _, _ = start_proxy(cl, Variant("new", REPO, "working tree"), up.port)
+        t = targets_for(args.body, args.path, args.mode == "stream", up, {"new": proxy})[1]
         cpu0 = proxy.cpu()
         st = asyncio.run(drive(t, args.requests, args.concurrency))
         cpu = proxy.cpu() - cpu0
