@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 
 from llmproxy.errors import InvalidRequest
-from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.protocol.anthropic_blocks import (
     check_block,
     check_cache_control,
@@ -43,7 +42,7 @@ from llmproxy.protocol.validate import (
     want_str_list,
 )
 
-__all__ = ["adapt_for_model", "parse_json", "validate_messages", "validate_route_request"]
+__all__ = ["parse_json", "validate_messages", "validate_route_request"]
 
 
 def parse_json(raw: bytes) -> Any:

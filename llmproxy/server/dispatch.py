@@ -19,7 +19,7 @@ from aiohttp import web
 
 from llmproxy.config import Target
 from llmproxy.errors import Overloaded, ProxyError, UpstreamError, UpstreamTimeout
-from llmproxy.protocol.anthropic import adapt_for_model
+from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Call, Provider, Reply, Source, top_level_patch
 from llmproxy.routing import Decision
 from llmproxy.server.record import RequestRecord
