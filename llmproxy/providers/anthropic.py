@@ -106,11 +106,11 @@ class AnthropicProvider:
     def _payload(self, call: Call) -> http.SentOnce:
         body = strip_foreign_thinking(call.body)  # our own signed thinking never reaches Anthropic
         if body is call.body and call.raw is not None:
-            return http.SentOnce(call.raw)
+            return http.SentOnce(call.raw, call.on_sent)
         data = http.wire_bytes(body)
         if body is call.body and call.source is not None and call.patch is not None:
             call.source.keep(data, call.patch)  # the client's request is these bytes, patched back
-        return http.SentOnce(data)
+        return http.SentOnce(data, call.on_sent)
 
     async def messages(self, call: Call) -> Reply:
         return await http.first_response(self._open(call), self.config, call.spec, whole_tokens=call.whole_tokens)

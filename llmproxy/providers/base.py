@@ -81,6 +81,7 @@ class Call:
     client_key: str | None = None   # the client's credential, if it may be forwarded
     source: Source | None = None    # the client's request, for a retry or fallback (the handler's)
     patch: dict | None = None       # ``body`` -> the client's request: original top-level values (``Source.keep``)
+    on_sent: Callable[[], None] | None = None  # called once the body has been handed to the connection
 
     stream: bool = field(init=False)
     whole_tokens: int = field(init=False)  # max_tokens of a non-streaming call (its answer arrives whole), else 0

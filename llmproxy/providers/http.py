@@ -37,8 +37,15 @@ class SentOnce(aiohttp.BytesPayload):
     waiting for their upstream's first byte would otherwise each hold their (≈ 90 KB) body until then.
     Written once: ``post`` follows no redirects (nothing would re-send it)."""
 
-    def __init__(self, value: bytes) -> None:
+    def __init__(self, value: bytes, on_sent: Callable[[], None] | None = None) -> None:
         super().__init__(value, content_type="application/json")
+        self._on_sent = on_sent
+
+    def handed(self) -> None:
+        """The body has been handed to the connection (or will never be): tell whoever waits, once."""
+        if self._on_sent is not None:
+            on_sent, self._on_sent = self._on_sent, None
+            on_sent()
 
     async def write_with_length(self, writer, content_length: int | None) -> None:
         value, self._value = self._value, b""
@@ -46,6 +53,7 @@ class SentOnce(aiohttp.BytesPayload):
             value = value[:content_length]
         await writer.write(value, drain=False)  # the transport sends it or keeps what the socket did not take
         del value  # before waiting for the upstream to read it all
+        self.handed()
         await writer.drain()
 
     async def write(self, writer) -> None:
@@ -88,6 +96,8 @@ async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: st
                                   timeout=client_timeout(provider), allow_redirects=False)
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
+    finally:
+        payload.handed()
     if 300 <= resp.status < 400:
         resp.close()
         where = resp.headers.get("location", "")[:200]

@@ -83,7 +83,7 @@ class OpenAIProvider:
         # the converted request is bytes before anything is awaited: its objects are not held while waiting
         payload = http.SentOnce(http.wire_bytes(to_openai(
             call.body, model=call.target.model, provider=self.config.name, quirks=self.quirks,
-            max_output=spec.max_output if spec else None, images=spec.images if spec else True)))
+            max_output=spec.max_output if spec else None, images=spec.images if spec else True)), call.on_sent)
         stops = tuple(call.body.get("stop_sequences") or ())
         call.release()
         resp = await self._post(payload)

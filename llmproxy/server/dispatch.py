@@ -23,6 +23,7 @@ from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Call, Provider, Reply, Source, top_level_patch
 from llmproxy.routing import Decision
 from llmproxy.server.record import RequestRecord
+from llmproxy.server.sending import SendWindows
 from llmproxy.server.state import State
 
 #: upstream statuses worth retrying on the same target (before the first byte only)
@@ -41,7 +42,8 @@ Attempt = Callable[[int, Target, Provider], Awaitable[Reply]]
 
 
 def build_call(body: dict, raw: bytes | None, decision: Decision, target: Target, provider: Provider,
-               request: web.Request, client_key: str | None, source: Source | None = None) -> Call:
+               request: web.Request, client_key: str | None, source: Source | None = None,
+               on_sent: Callable[[], None] | None = None) -> Call:
     """The request as this target gets it. ``raw`` (the client's bytes) travels only while nothing changed;
     otherwise the call carries how to undo the change (``Source.keep``)."""
     spec = provider.config.model(target.model)
@@ -49,7 +51,15 @@ def build_call(body: dict, raw: bytes | None, decision: Decision, target: Target
     same = new_body is body
     return Call(body=new_body, raw=raw if same else None, target=target, spec=spec, decision=decision,
                 headers=request.headers, query=request.query, client_key=client_key, source=source,
-                patch={} if same else top_level_patch(body, new_body))
+                patch={} if same else top_level_patch(body, new_body), on_sent=on_sent)
+
+
+def send_windows(state: State) -> SendWindows:
+    """The per-provider send windows, sized by ``server.send_window`` (new ones after a reload resized it)."""
+    size = state.runtime.cfg.server.send_window
+    if state.send_windows is None or state.send_windows.size != size:
+        state.send_windows = SendWindows(size)
+    return state.send_windows
 
 
 def same_target_retry(exc: ProxyError) -> bool:

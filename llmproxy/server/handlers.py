@@ -49,12 +49,19 @@ async def messages(request: web.Request) -> web.StreamResponse:
         # first byte would otherwise hold ~200 KB of objects each); a retry or fallback rebuilds it from the
         # source, which holds one copy of the bytes (the client's, or what was sent and how to undo it)
         parsed, source, data, body, raw = [body], Source(raw), None, None, None
+        windows = dispatch.send_windows(state)
 
         async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-            b = parsed.pop() if parsed else source.body()  # validated above: the same request
-            call = dispatch.build_call(b, source.raw, decision, target, provider, request, key, source)
-            del b
-            return await provider.messages(call)
+            if provider.simulated_reason is not None:  # nothing is sent anywhere
+                return await provider.messages(dispatch.build_call(
+                    parsed.pop() if parsed else source.body(), source.raw, decision, target, provider, request, key))
+            # a place in the provider's send window (waiting, if need be, without the parsed body)
+            async with windows.slot(target.provider, provider.config.ttfb_timeout, parsed.clear) as slot:
+                b = parsed.pop() if parsed else source.body()  # validated above: the same request
+                call = dispatch.build_call(b, source.raw, decision, target, provider, request, key, source,
+                                           slot.release)
+                del b
+                return await provider.messages(call)
 
         opened = await dispatch.open_chain(state, decision, rec, attempt)
         source = None  # sent: what streams back needs neither the bytes nor the parsed body

@@ -18,6 +18,7 @@ from llmproxy.obs.log import RequestLog
 from llmproxy.providers import Provider
 from llmproxy.routing import CompiledProfile, Router
 from llmproxy.server.breaker import Breakers
+from llmproxy.server.sending import SendWindows
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class State:
     reload_problems: list[str] = field(default_factory=list)
     config_stale_since: str | None = None   # when a reload last failed (ISO time), until one succeeds
     events: EventHub = field(default_factory=EventHub)  # the dashboard's live feed (llmproxy/server/ui.py)
+    send_windows: SendWindows | None = None  # made (and resized) by dispatch.send_windows
 
     @property
     def metrics(self):
