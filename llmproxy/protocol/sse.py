@@ -58,7 +58,9 @@ def encode_data(data: dict | str) -> bytes:
 
 
 class SSEDecoder:
-    """Incremental decoder: ``feed(bytes) -> [(event, data)]``; comments and ids are skipped."""
+    """Incremental decoder. ``complete(bytes)`` hands over the whole frames that have arrived, as one piece of
+    bytes (what the providers parse, ``providers/wire.py``); ``feed(bytes) -> [(event, data)]`` decodes them
+    too (comments and ids skipped). At the end of a stream, ``rest()`` / ``flush()`` give what is left."""
 
     __slots__ = ("_buf",)
 
@@ -66,11 +68,15 @@ class SSEDecoder:
         self._buf = b""
 
     def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        out = []
-        for frame in self._split(chunk):
-            ev = self._parse(frame[:-2])
+        region, out, start = self.complete(chunk), [], 0
+        while start < len(region):
+            end = region.find(b"\n\n", start)
+            if end < 0:  # a lone newline left by extra blank lines: an empty frame
+                break
+            ev = self._parse(region[start:end])
             if ev is not None:
                 out.append(ev)
+            start = end + 2
         return out
 
     def complete(self, chunk: bytes) -> bytes:
@@ -98,24 +104,6 @@ class SSEDecoder:
                 buf = buf[:-1] + b"\r"
         return buf
 
-    def _split(self, chunk: bytes) -> list[bytes]:
-        buf = self._normalised(self._buf + chunk)
-        out = []
-        start = 0
-        while True:
-            end = buf.find(b"\n\n", start)
-            if end < 0:
-                break
-            out.append(buf[start:end + 2])
-            start = end + 2
-        self._buf = buf[start:]
-        return out
-
-    @property
-    def at_boundary(self) -> bool:
-        """True when no partial frame is buffered (everything fed so far ended on a frame boundary)."""
-        return not self._buf
-
     def rest(self) -> bytes:
         """What is left when the stream ends without a final blank line (trailing line breaks removed);
         the buffer is emptied."""
@@ -124,7 +112,7 @@ class SSEDecoder:
 
     def flush(self) -> list[tuple[str, str]]:
         """Whatever complete-looking frame is left when the stream ends without a final blank line."""
-        buf, self._buf = self._buf.rstrip(b"\r\n"), b""
+        buf = self.rest()
         ev = self._parse(buf) if buf else None
         return [ev] if ev else []
 
