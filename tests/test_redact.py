@@ -1,4 +1,8 @@
-from llmproxy.obs.redact import MASK, redact, redact_text
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmproxy.obs.redact import MASK, needs_redaction, redact, redact_text
 
 
 def test_every_secret_form():
@@ -28,3 +32,22 @@ def test_structures_and_known_values():
     assert out["headers"] == {"X-Api-Key": MASK, "Authorization": MASK, "user-agent": "ua"}
     assert out["nested"][0] == {"api_key": MASK} and "custom-secret-value" not in out["nested"][1]
     assert out["n"] == 3 and obj["headers"]["X-Api-Key"] == "anything-at-all"  # a copy; input untouched
+
+
+# ---------------------------------------------------------------- needs_redaction: the log line's fast path
+
+_TRICKY = ["Bearer abcdefghijkl", "baſic abcdefghij", "sk-ant-api03-abcdefghijkl", "ſk-abcdefghijkl",
+           "gsk_abcdefghijklmnop", "https://x.test/?key=abc&x=1", "?KEY=abc", "the task-list is long",
+           "my-secret-value", "quote \" and \\ back", "ünïcödé", "AIzaSyabcdefghijklmn", "x", ""]
+_KEYS = st.sampled_from(["a", "b", "Authorization", "x-api-key", "token", "password", "user", "İd", "Key"])
+_LEAVES = st.one_of(st.sampled_from(_TRICKY), st.text(max_size=30), st.integers(-2**63, 2**63 - 1), st.none(),
+                   st.booleans())
+_RECORDS = st.recursive(_LEAVES, lambda kids: st.lists(kids, max_size=4) | st.dictionaries(_KEYS, kids, max_size=4),
+                        max_leaves=20)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(_KEYS, _RECORDS, max_size=6), st.sampled_from([(), ("my-secret-value",), ("a\"b\\cdefg",)]))
+def test_a_line_that_needs_no_redaction_is_what_redact_would_give(rec, secrets):
+    if not needs_redaction(orjson.dumps(rec), secrets):
+        assert redact(rec, extra_secrets=secrets) == rec

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from llmproxy.obs.logfile import RotatingWriter
-from llmproxy.obs.redact import redact
+from llmproxy.obs.redact import needs_redaction, redact
 from llmproxy.obs.safejson import (
     DEPTH_MARKER,
     LOG_MAX_DEPTH,
@@ -167,7 +167,11 @@ class RequestLog:
             notes.append(f"record was a {type(rec).__name__}, not an object")
             rec = {"record": rec}
         try:
-            safe = redact(self._truncate(rec), extra_secrets=self.secrets)
+            cut = self._truncate(rec)
+            line = orjson.dumps(cut, default=str)
+            if not needs_redaction(line, self.secrets):  # nothing to mask: no deep copy (most records)
+                return dict(cut), line
+            safe = redact(cut, extra_secrets=self.secrets)
             return safe, orjson.dumps(safe, default=str)
         except Exception as exc:  # noqa: BLE001 - too deep, unknown types, bad keys, cycles …
             notes.append(f"record could not be written as it was ({describe(exc)})")

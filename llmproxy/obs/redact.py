@@ -26,6 +26,27 @@ _PATTERNS: list[tuple[re.Pattern, str]] = [
 _TRIGGER = re.compile(r"(?i)bearer|basic|(?:sk|rk|pk)-|gsk|csk|xai|aiza|[?&](?:api[_-]?key|key|token|access_token|sig)=")
 
 
+# what ``redact`` would change shows in a JSON line as one of these, once the line is lower-cased (a superset
+# of ``_TRIGGER``'s words, plus the four letters case-insensitive str patterns also take for i, s and k:
+# İ ı ſ K in UTF-8), or as a credential-named key
+_LINE_TOKENS = (b"bearer", b"basic", b"sk-", b"rk-", b"pk-", b"gsk", b"csk", b"xai", b"aiza", b"key=", b"token=",
+                b"sig=", b"\xc4\xb0", b"\xc4\xb1", b"\xc5\xbf", b"\xe2\x84\xaa",
+                *(b'"' + n.encode() + b'":' for n in sorted(SECRET_NAMES)))
+
+
+def needs_redaction(line: bytes, extra_secrets: tuple[str, ...] = ()) -> bool:
+    """Whether ``redact`` could change the object whose JSON (orjson) is ``line``. False means it would
+    return an equal copy: no credential-named key, nothing a pattern looks for, no known secret — so a log
+    line can skip the deep copy. Conservative: a secret that JSON would escape always counts."""
+    low = line.lower()
+    if any(tok in low for tok in _LINE_TOKENS):
+        return True
+    for s in extra_secrets:
+        if s and len(s) >= 6 and (s.encode() in line or not s.isprintable() or '"' in s or "\\" in s):
+            return True
+    return False
+
+
 def redact_text(text: str) -> str:
     if len(text) < 8 or not _TRIGGER.search(text):
         return text
