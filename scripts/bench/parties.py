@@ -19,33 +19,29 @@ UPSTREAM_PY = Path(__file__).resolve().parent / "upstream.py"
 RELAY_PY = Path(__file__).resolve().parent / "relay.py"
 
 
-def start_upstream(cl: Cleanup, workdir: Path, slow_deltas: int, slow_delay_ms: float, deltas: int) -> Proc:
+def _spawn(cl: Cleanup, workdir: Path, name: str, script: Path, args: list[str], ready_path: str) -> Proc:
+    """``script`` on a free port (``--port P`` + ``args``) in its own session, logging to ``workdir/name.log``;
+    owned by ``cl``; returned once ``ready_path`` answers."""
     port = free_port()
-    logf = workdir / "upstream.log"
+    logf = workdir / f"{name}.log"
     with logf.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, str(UPSTREAM_PY), "--port", str(port), "--deltas", str(deltas),
-                                  "--slow-deltas", str(slow_deltas), "--slow-delay-ms", str(slow_delay_ms)],
+        popen = subprocess.Popen([sys.executable, str(script), "--port", str(port), *args],
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True, cwd=workdir)
-    p = Proc("upstream", popen, port, logfile=logf)
+    p = Proc(name, popen, port, logfile=logf)
     cl.procs.append(p)
-    wait_http(port, "/stats", 20, popen)
+    wait_http(port, ready_path, 20, popen)
     return p
+
+
+def start_upstream(cl: Cleanup, workdir: Path, slow_deltas: int, slow_delay_ms: float, deltas: int) -> Proc:
+    return _spawn(cl, workdir, "upstream", UPSTREAM_PY, ["--deltas", str(deltas), "--slow-deltas", str(slow_deltas),
+                                                         "--slow-delay-ms", str(slow_delay_ms)], "/stats")
 
 
 def start_relay(cl: Cleanup, workdir: Path, upstream_port: int) -> Proc:
     """The bare relay (``scripts/bench/relay.py``): the passthrough path's floor, a party of the matrix."""
-    port = free_port()
-    logf = workdir / "relay.log"
-    with logf.open("wb") as out:
-        popen = subprocess.Popen([sys.executable, str(RELAY_PY), "--port", str(port),
-                                  "--upstream", f"http://127.0.0.1:{upstream_port}"],
-                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, cwd=workdir)
-    p = Proc("relay", popen, port, logfile=logf)
-    cl.procs.append(p)
-    wait_http(port, "/health", 20, popen)
-    return p
+    return _spawn(cl, workdir, "relay", RELAY_PY, ["--upstream", f"http://127.0.0.1:{upstream_port}"], "/health")
 
 
 CONFIG = """# written by scripts/bench.py: only keys both the working tree and older revisions understand
