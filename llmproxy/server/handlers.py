@@ -52,11 +52,9 @@ async def messages(request: web.Request) -> web.StreamResponse:
         windows = dispatch.send_windows(state)
 
         async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-            if provider.simulated_reason is not None:  # nothing is sent anywhere
-                return await provider.messages(dispatch.build_call(
-                    parsed.pop() if parsed else source.body(), source.raw, decision, target, provider, request, key))
             # a place in the provider's send window (waiting, if need be, without the parsed body)
-            async with windows.slot(target.provider, provider.config.ttfb_timeout, parsed.clear) as slot:
+            async with windows.slot(target.provider, provider.config.ttfb_timeout, parsed.clear,
+                                    sends=provider.simulated_reason is None) as slot:
                 b = parsed.pop() if parsed else source.body()  # validated above: the same request
                 call = dispatch.build_call(b, source.raw, decision, target, provider, request, key, source,
                                            slot.release)

@@ -43,9 +43,14 @@ class SendWindows:
         return sem is not None and sem.locked()
 
     @contextlib.asynccontextmanager
-    async def slot(self, provider: str, limit: float, before_wait: Callable[[], None]) -> AsyncIterator[Slot]:
+    async def slot(self, provider: str, limit: float, before_wait: Callable[[], None], *, sends: bool = True
+                   ) -> AsyncIterator[Slot]:
         """A place in ``provider``'s window for one attempt. When it must wait, ``before_wait`` runs first
-        (to let go of what the wait need not hold); waiting longer than ``limit`` seconds is a timeout."""
+        (to let go of what the wait need not hold); waiting longer than ``limit`` seconds is a timeout. A
+        provider that ``sends`` nothing (the simulator) takes no place."""
+        if not sends:
+            yield Slot(None)
+            return
         sem = self._sems.get(provider)
         if sem is None:
             sem = self._sems[provider] = asyncio.Semaphore(self.size)
