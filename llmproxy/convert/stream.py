@@ -174,7 +174,7 @@ class StreamConverter:
         if not text:
             return []
         self.output_chars += len(text)
-        return self._ensure("text") + [self._text_delta(text)]
+        return self._text(text)
 
     def feed(self, chunk: dict) -> list[Event]:
         if isinstance(chunk.get("error"), (dict, str)):
