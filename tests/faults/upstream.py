@@ -128,11 +128,14 @@ class FaultUpstream:
                 "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
                 "usage": {"input_tokens": 11, "output_tokens": 9}}
 
-    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+    async def _receive(self, request: web.Request) -> tuple[dict, str, str]:
+        """(body, mode, model) for this request; its body is recorded."""
         body = await request.json()
         self.bodies.append(body)
-        mode = self._next_mode()
-        model = body.get("model", "m")
+        return body, self._next_mode(), body.get("model", "m")
+
+    async def anthropic(self, request: web.Request) -> web.StreamResponse:
+        body, mode, model = await self._receive(request)
         if mode == "redirect":
             return self._redirect()
         if mode in STATUS_MODES:
@@ -175,10 +178,7 @@ class FaultUpstream:
                 "usage": {"prompt_tokens": 11, "completion_tokens": 9, "total_tokens": 20}}
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
-        body = await request.json()
-        self.bodies.append(body)
-        mode = self._next_mode()
-        model = body.get("model", "m")
+        body, mode, model = await self._receive(request)
         if mode == "redirect":
             return self._redirect()
         if mode in STATUS_MODES:
