@@ -45,9 +45,9 @@ def write_log(path, recs):
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
 
 
-def run(log, session=SESSION, environ=None, now=None) -> str:
+def run(log, session=SESSION, environ=None, now=None, tty="/nonexistent/tty") -> str:
     buf = io.StringIO()
-    assert statusline.main(io.StringIO(json.dumps(session)), buf, environ or {}, log=log, now=now) == 0
+    assert statusline.main(io.StringIO(json.dumps(session)), buf, environ or {}, log=log, now=now, tty=tty) == 0
     return buf.getvalue()
 
 
@@ -64,17 +64,17 @@ def test_profile_last_route_and_session_cost(tmp_path):
                target="groq/llama-3.1-8b-instant", cost_usd=0.0005),  # a side task is not "the last route"
         record(5, now - 80, endpoint="count_tokens", target=None, cost_usd=None),
     ])
-    line = run(log, now=now)
+    line = run(log, environ={"COLUMNS": "200"}, now=now)
     assert line.count("\n") == 1
-    assert line.strip() == ("llmproxy intelligent · keyword:planning → openrouter/deepseek/deepseek-r1-0528 · "
-                            "$0.0305 (+1 unpriced) · proxy not running")
+    assert line.strip() == ("llmproxy intelligent · proxy not running · keyword:planning · $0.0305 (+1 unpriced) · "
+                            "openrouter/deepseek/deepseek-r1-0528")
 
 
 def test_simulated_route_and_no_requests_yet(tmp_path):
     now = time.time()
     log = tmp_path / "requests.jsonl"
     write_log(log, [record(1, now - 5, simulated=True, profile="fast", cost_usd=0.0)])
-    assert "fast · default → anthropic/claude-sonnet-4-5 (simulated) · $0.0000" in run(log, now=now)
+    assert " · default · sim · $0.0000 · anthropic/claude-sonnet-4-5" in run(log, SESSION, {"COLUMNS": "120"}, now)
     env = {"ANTHROPIC_BASE_URL": "http://127.0.0.1:3456/p/cheap"}
     assert run(log, {**SESSION, "session_id": "new"}, env, now).startswith("llmproxy cheap · no requests yet")
     assert run(tmp_path / "missing.jsonl", environ=env, now=now).startswith("llmproxy cheap · no requests yet")
@@ -99,7 +99,61 @@ def test_subprocess_imports_no_typer_rich_or_aiohttp(home):
     write_log(log, [record(1, time.time() - 5)])
     env = {**os.environ, "LLMPROXY_HOME": str(home)}
     res = subprocess.run([sys.executable, "-X", "importtime", "-m", "llmproxy", "statusline"],
-                         input=json.dumps(SESSION), capture_output=True, text=True, env=env, cwd=REPO, timeout=30)
-    assert res.returncode == 0 and res.stdout.startswith("llmproxy intelligent · default → "), res.stdout
+                         input=json.dumps(SESSION), capture_output=True, text=True, env=env, cwd=REPO, timeout=30,
+                         start_new_session=True)
+    assert res.returncode == 0 and res.stdout.startswith("llmproxy intelligent · proxy "), res.stdout
+    assert " · default · $0.0100" in res.stdout and len(res.stdout) <= 56
     imported = {ln.split("|")[-1].strip() for ln in res.stderr.splitlines() if ln.startswith("import time:")}
     assert not {m for m in imported if m.split(".")[0] in ("typer", "rich", "aiohttp", "click")}
+
+
+# ------------------------------------------------------------------------------ the line fits its pane
+
+DEMO = dict(profile="intelligent", decision={"scenario": "keyword", "concept": "planning"},
+            target="openrouter/deepseek/deepseek-r1-0528", simulated=True, cost_usd=0.0305)
+
+
+def line_at(environ, tty="/nonexistent/tty", running=True) -> str:
+    rec = record(1, time.time() - 5, **DEMO)
+    return statusline.render(SESSION, [rec], {}, running, statusline.line_width(environ, tty))
+
+
+def test_a_59_column_pane_gets_the_compact_line_whole():
+    """The demo at 120×40 gives each Claude Code ~59 columns: profile, concept, sim and cost all show; only the
+    model id (without its provider) gives way."""
+    assert line_at({"COLUMNS": "59"}) == "llmproxy intelligent · planning · sim · $0.0305 · deep…"
+    assert line_at({}) == "llmproxy intelligent · planning · sim · $0.0305 · deep…"  # no width known at all
+    assert line_at({"COLUMNS": "59"}, running=False).startswith("llmproxy intelligent · proxy down · planning · ")
+
+
+def test_100_columns_get_the_scenario_and_the_whole_target():
+    assert line_at({"COLUMNS": "100"}) == ("llmproxy intelligent · keyword:planning · sim · $0.0305 · "
+                                           "openrouter/deepseek/deepseek-r1-0528")
+    assert line_at({"COLUMNS": "80"}) == "llmproxy intelligent · keyword:planning · sim · $0.0305 · deepseek-r1-0528"
+
+
+def test_without_columns_the_terminal_size_is_used():
+    """Claude Code passes no width: the line reads the size of the terminal it runs in."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    try:
+        for cols, want in ((59, "llmproxy intelligent · planning · sim · $0.0305 · deep…"),
+                           (100, "llmproxy intelligent · keyword:planning · sim · $0.0305 · "
+                                 "openrouter/deepseek/deepseek-r1-0528")):
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, cols, 0, 0))
+            assert line_at({}, tty=os.ttyname(slave)) == want
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_the_printed_line_fits_59_columns(home):
+    now = time.time()
+    log = home / "logs" / "requests.jsonl"
+    write_log(log, [record(1, now - 5, **DEMO)])
+    line = run(log, environ={"COLUMNS": "59"}, now=now).rstrip("\n")
+    assert len(line) <= 55 and line.startswith("llmproxy intelligent · proxy down · planning"), line

@@ -17,6 +17,8 @@ from pathlib import Path
 
 MAX_BYTES = 8 << 20  # never read more than this much of the log for one refresh
 SLACK_S = 120.0  # the log's clock and Claude Code's session clock are not the same clock
+MARGIN = 4  # Claude Code's status bar indents the line and keeps the last columns free
+DEFAULT_WIDTH = 55  # no COLUMNS and no terminal: what a 59-column pane (the demo at 120×40) shows
 
 
 def _profile_from_env(environ) -> str | None:
@@ -78,27 +80,61 @@ def _time_of(line: bytes) -> str:
     return line[j + 1:line.find(b'"', j + 1)].decode("ascii", "replace") if j >= 0 else "~"
 
 
-def render(session: dict, records: list[dict], environ, running: bool | None = True) -> str:
-    """One short line: ``llmproxy <profile> · <scenario> → <provider/model> · $<cost>``."""
+def render(session: dict, records: list[dict], environ, running: bool | None = True, width: int = 1 << 16) -> str:
+    """One line that fits ``width``: ``llmproxy <profile> · <scenario:concept> · sim · $<cost> · <target>``
+    ("proxy not running" after the profile when it is not). The target, the longest part, comes last; when
+    the line is too long it loses, in this order, the target's provider, the scenario before the concept,
+    the end of the model id (cut with "…")."""
     routed = [r for r in records if r.get("endpoint", "messages") == "messages" and r.get("target")]
     main = next((r for r in routed if (r.get("decision") or {}).get("scenario") != "background"), None)
     last = main or (routed[0] if routed else None)
     profile = (last or {}).get("profile") or environ.get("LLMPROXY_PROFILE") or _profile_from_env(environ)
-    parts = [f"llmproxy {profile}" if profile else "llmproxy"]
+    head = f"llmproxy {profile}" if profile else "llmproxy"
     if last is None:
-        parts.append("no requests yet")
-    else:
-        d = last.get("decision") or {}
-        scen = d.get("scenario", "?") + (f":{d['concept']}" if d.get("concept") else "")
-        parts.append(f"{scen} → {last['target']}" + (" (simulated)" if last.get("simulated") else ""))
-        costs = [r.get("cost_usd") for r in records if "cost_usd" in r]
-        known = sum(c for c in costs if isinstance(c, int | float))
-        cost = f"${known:.4f}" if known < 1 else f"${known:.2f}"
-        unknown = sum(1 for c in costs if c is None)
-        parts.append(cost + (f" (+{unknown} unpriced)" if unknown else ""))
-    if running is False:
-        parts.append("proxy not running")
-    return " · ".join(parts)
+        return fit(" · ".join([head, "no requests yet", *(["proxy not running"] if running is False else [])]), width)
+    d = last.get("decision") or {}
+    scenario, concept = d.get("scenario") or "?", d.get("concept")
+    costs = [r.get("cost_usd") for r in records if "cost_usd" in r]
+    unknown = sum(1 for c in costs if c is None)
+    cost = _money(sum(c for c in costs if isinstance(c, int | float))) + (f" (+{unknown} unpriced)" if unknown else "")
+    sim = ["sim"] if last.get("simulated") else []
+    target = str(last["target"])
+    full, model = f"{scenario}:{concept}" if concept else scenario, target.rsplit("/", 1)[-1]
+    for reason, tgt, down in ((full, target, "proxy not running"), (full, model, "proxy not running"),
+                              (concept or scenario, model, "proxy down")):
+        rest = " · ".join([head, *([down] if running is False else []), reason, *sim, cost])
+        if len(rest) + 3 + len(tgt) <= width:
+            return f"{rest} · {tgt}"
+    room = width - len(rest) - 3
+    return f"{rest} · {fit(tgt, room)}" if room >= 5 else fit(rest, width)
+
+
+def _money(usd: float) -> str:
+    return f"${usd:.4f}" if usd < 1 else f"${usd:.2f}"
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` cut to ``width`` columns, the cut marked with "…"."""
+    return line if len(line) <= width else line[:max(width - 1, 0)] + "…"
+
+
+def line_width(environ, tty: str = "/dev/tty") -> int:
+    """The columns the line may use. Claude Code does not say how wide its status bar is: ``COLUMNS`` if set,
+    else the size of the terminal Claude Code runs in (our controlling terminal), less the bar's margin;
+    without either, a width that fits a 59-column pane (a demo pane at 120×40)."""
+    cols = environ.get("COLUMNS", "")
+    if cols.isdigit() and int(cols) > 0:
+        return max(int(cols) - MARGIN, 20)
+    try:
+        fd = os.open(tty, os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return DEFAULT_WIDTH
+    try:
+        return max(os.get_terminal_size(fd).columns - MARGIN, 20)
+    except OSError:
+        return DEFAULT_WIDTH
+    finally:
+        os.close(fd)
 
 
 def _daemon_running() -> bool:
@@ -109,7 +145,8 @@ def _daemon_running() -> bool:
     return data is not None and pid_alive(data["pid"])
 
 
-def main(stdin=None, stdout=None, environ=None, log: Path | None = None, now: float | None = None) -> int:
+def main(stdin=None, stdout=None, environ=None, log: Path | None = None, now: float | None = None,
+         tty: str = "/dev/tty") -> int:
     """Print the line; never fail (a broken status line is worse than a plain one)."""
     stdin, stdout, environ = stdin or sys.stdin, stdout or sys.stdout, os.environ if environ is None else environ
     try:
@@ -124,7 +161,7 @@ def main(stdin=None, stdout=None, environ=None, log: Path | None = None, now: fl
         sid = session.get("session_id")
         records = session_records(log or paths.request_log(), sid, _iso_bound(session, now or time.time())) \
             if isinstance(sid, str) and sid else []
-        line = render(session, records, environ, _daemon_running())
+        line = render(session, records, environ, _daemon_running(), line_width(environ, tty))
     except Exception as exc:  # noqa: BLE001 - see the docstring
         line = f"llmproxy: {type(exc).__name__}: {exc}"[:120]
     stdout.write(line + "\n")
