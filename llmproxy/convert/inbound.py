@@ -92,6 +92,22 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
         raise InvalidRequest("messages: a non-empty list is required")
     if req.get("n", 1) != 1:
         raise InvalidRequest("n: only n=1 is supported")
+    system, out = _conversation(msgs)
+    body: dict[str, Any] = {"model": model, "messages": out,
+                            "max_tokens": req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_MAX_TOKENS}
+    system += _response_format(req.get("response_format"), body)
+    if system:
+        body["system"] = "\n\n".join(system)
+    _sampling(req, body, notes)
+    _tools(req, body)
+    _effort(req.get("reasoning_effort"), body, notes)
+    return body
+
+
+def _conversation(msgs: list) -> tuple[list[str], list[dict]]:
+    """OpenAI messages -> (system texts, Anthropic messages): consecutive same-role turns merged, tool
+    answers as the user's ``tool_result`` blocks. Reasoning from an earlier assistant turn
+    (``reasoning_content``) carries no verifiable signature and is not replayed."""
     system: list[str] = []
     out: list[dict] = []
 
@@ -114,33 +130,44 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
             c = _user_content(m.get("content"), i)
             push("user", [{"type": "text", "text": c}] if isinstance(c, str) else c)
         elif role == "assistant":
-            blocks: list[dict] = []
-            if m.get("reasoning_content"):
-                pass  # reasoning from an earlier turn carries no verifiable signature; not replayed
-            text = text_of(m.get("content"))
-            if text:
-                blocks.append({"type": "text", "text": text})
-            for tc in m.get("tool_calls") or []:
-                fn = tc.get("function") or {}
-                blocks.append({"type": "tool_use", "id": tc.get("id") or f"call_{i}_{len(blocks)}",
-                               "name": fn.get("name", ""), "input": _args(fn.get("arguments"), i)})
-            push("assistant", blocks or [{"type": "text", "text": ""}])
+            push("assistant", _assistant_blocks(m, i))
         elif role == "tool":
             push("user", [{"type": "tool_result", "tool_use_id": str(m.get("tool_call_id", "")),
                            "content": text_of(m.get("content"))}])
         else:
             raise InvalidRequest(f"messages.{i}.role: unsupported role {role!r}")
-    body: dict[str, Any] = {"model": model, "messages": out,
-                            "max_tokens": req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_MAX_TOKENS}
-    rf = req.get("response_format")
-    if isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema"):
-        schema = (rf.get("json_schema") or {}).get("schema")
-        if rf["type"] == "json_schema" and isinstance(schema, dict):
-            body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
-        else:
-            system.append(json_instruction(schema))
-    if system:
-        body["system"] = "\n\n".join(system)
+    return system, out
+
+
+def _assistant_blocks(m: dict, i: int) -> list[dict]:
+    blocks: list[dict] = []
+    text = text_of(m.get("content"))
+    if text:
+        blocks.append({"type": "text", "text": text})
+    calls = m.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise InvalidRequest(f"messages.{i}.tool_calls: expected a list")
+    for j, tc in enumerate(calls):
+        fn = tc.get("function") if isinstance(tc, dict) else None
+        if not isinstance(fn, dict):
+            raise InvalidRequest(f"messages.{i}.tool_calls.{j}.function: expected an object")
+        blocks.append({"type": "tool_use", "id": tc.get("id") or f"call_{i}_{len(blocks)}",
+                       "name": fn.get("name", ""), "input": _args(fn.get("arguments"), i)})
+    return blocks or [{"type": "text", "text": ""}]
+
+
+def _response_format(rf: Any, body: dict) -> list[str]:
+    """``json_schema`` -> ``output_config.format``; ``json_object`` (no schema) -> a system instruction."""
+    if not (isinstance(rf, dict) and rf.get("type") in ("json_object", "json_schema")):
+        return []
+    schema = (rf.get("json_schema") or {}).get("schema") if isinstance(rf.get("json_schema"), dict) else None
+    if rf["type"] == "json_schema" and isinstance(schema, dict):
+        body["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
+        return []
+    return [json_instruction(schema)]
+
+
+def _sampling(req: dict, body: dict, notes: list[str]) -> None:
     for key in ("temperature", "top_p", "stream"):
         if key in req and req[key] is not None:
             body[key] = req[key]
@@ -154,33 +181,51 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
         body["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
     if isinstance(req.get("user"), str):
         body["metadata"] = {"user_id": req["user"]}
+
+
+_TOOL_CHOICE = {"auto": {"type": "auto"}, "required": {"type": "any"}, "none": {"type": "none"}}
+
+
+def _tools(req: dict, body: dict) -> None:
     tools = req.get("tools")
-    if tools:
-        body["tools"] = [{"name": t["function"]["name"], "description": t["function"].get("description", ""),
-                          "input_schema": t["function"].get("parameters") or {"type": "object", "properties": {}}}
-                         for t in tools if isinstance(t, dict) and t.get("type") == "function"]
+    if not tools:
+        return
+    if not isinstance(tools, list):
+        raise InvalidRequest("tools: expected a list")
+    converted = []
+    for k, t in enumerate(tools):
+        if not isinstance(t, dict) or t.get("type") != "function":
+            continue
+        fn = t.get("function")
+        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+            raise InvalidRequest(f"tools.{k}.function.name: required")
+        converted.append({"name": fn["name"], "description": fn.get("description", ""),
+                          "input_schema": fn.get("parameters") or {"type": "object", "properties": {}}})
+    body["tools"] = converted
     tc = req.get("tool_choice")
-    if tools and tc is not None:
-        if tc == "auto":
-            body["tool_choice"] = {"type": "auto"}
-        elif tc == "required":
-            body["tool_choice"] = {"type": "any"}
-        elif tc == "none":
-            body["tool_choice"] = {"type": "none"}
-        elif isinstance(tc, dict) and (tc.get("function") or {}).get("name"):
-            body["tool_choice"] = {"type": "tool", "name": tc["function"]["name"]}
-        if req.get("parallel_tool_calls") is False and "tool_choice" in body:
-            body["tool_choice"]["disable_parallel_tool_use"] = True
-    effort = req.get("reasoning_effort")
-    if effort in ("low", "medium", "high"):
-        budget = {"low": 2048, "medium": 8192, "high": 24576}[effort]
-        if body["max_tokens"] > budget:
-            body["thinking"] = {"type": "enabled", "budget_tokens": budget}
-            for key in ("temperature", "top_p"):
-                if key in body:
-                    notes.append(f"{key} {body.pop(key):g} dropped: with thinking on, Anthropic takes only the "
-                                 "default sampling")
-    return body
+    if tc is None:
+        return
+    if isinstance(tc, str) and tc in _TOOL_CHOICE:
+        body["tool_choice"] = dict(_TOOL_CHOICE[tc])
+    elif isinstance(tc, dict) and isinstance(tc.get("function"), dict) and tc["function"].get("name"):
+        body["tool_choice"] = {"type": "tool", "name": tc["function"]["name"]}
+    if req.get("parallel_tool_calls") is False and "tool_choice" in body:
+        body["tool_choice"]["disable_parallel_tool_use"] = True
+
+
+_EFFORT_BUDGET = {"low": 2048, "medium": 8192, "high": 24576}
+
+
+def _effort(effort: Any, body: dict, notes: list[str]) -> None:
+    """``reasoning_effort`` -> extended thinking with a budget (when ``max_tokens`` leaves room for it)."""
+    budget = _EFFORT_BUDGET.get(effort) if isinstance(effort, str) else None
+    if budget is None or not (isinstance(body["max_tokens"], int) and body["max_tokens"] > budget):
+        return
+    body["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    for key in ("temperature", "top_p"):
+        if key in body:
+            notes.append(f"{key} {body.pop(key):g} dropped: with thinking on, Anthropic takes only the "
+                         "default sampling")
 
 
 # ----------------------------------------------------------------------------------- Anthropic -> OpenAI

@@ -94,3 +94,28 @@ def test_context_overflow_code_on_the_openai_surface():
     overflow = from_upstream_status(400, "prompt is too long: 250000 tokens > 200000 maximum", "anthropic")
     assert overflow.openai_body()["error"]["code"] == "context_length_exceeded"
     assert InvalidRequest("messages: required").openai_body()["error"]["code"] == "invalid_request_error"
+
+
+# ------------------------------------------------------------------------------ malformed OpenAI requests
+
+@pytest.mark.parametrize("extra,names", [
+    ({"tools": [{"type": "function"}]}, "tools.0.function.name"),
+    ({"tools": [{"type": "function", "function": "f"}]}, "tools.0.function.name"),
+    ({"tools": [{"type": "function", "function": {"description": "no name"}}]}, "tools.0.function.name"),
+    ({"tools": {"type": "function"}}, "tools: expected a list"),
+    ({"messages": HI + [{"role": "assistant", "tool_calls": ["x"]}]}, "messages.1.tool_calls.0.function"),
+    ({"messages": HI + [{"role": "assistant", "tool_calls": [{"function": None}]}]}, "messages.1.tool_calls.0"),
+    ({"messages": HI + [{"role": "assistant", "tool_calls": {"id": "x"}}]}, "messages.1.tool_calls"),
+])
+def test_malformed_tools_and_tool_calls_are_named_not_crashed_on(extra, names):
+    """A client's malformed tool definition or tool call is a 400 naming the field (it had been a KeyError,
+    i.e. a 500, for a tool without ``function``)."""
+    with pytest.raises(InvalidRequest) as e:
+        to_anthropic({"model": "m", "messages": HI, **extra})
+    assert names in e.value.message
+
+
+def test_reasoning_effort_needs_room_in_max_tokens():
+    assert "thinking" not in to_anthropic({"model": "m", "messages": HI, "reasoning_effort": "high", "max_tokens": 100})
+    body = to_anthropic({"model": "m", "messages": HI, "reasoning_effort": "low", "max_tokens": 4096})
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 2048}
