@@ -17,7 +17,8 @@ __all__ = ["Call", "ChatProvider", "KINDS", "Provider", "Reply", "Source", "buil
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
-#: every provider kind the config accepts -> "module:class". Adding a kind = one module + one line here.
+#: every provider kind -> "module:class". The names the config accepts are ``settings.PROVIDER_KINDS``;
+#: adding a kind = one module, one line here and its name there (tests/test_provider_kinds.py ties the two).
 KINDS: dict[str, str] = {
     "anthropic": "llmproxy.providers.anthropic:AnthropicProvider",
     "openai": "llmproxy.providers.openai:OpenAIProvider",
