@@ -2,7 +2,7 @@
 reads downstream (conversion, routing, token estimate, simulator), and name the field that is wrong.
 
 Past this edge, conversion and routing code may trust its input: a body ``validate_messages`` returns has
-the types documented in ANTHROPIC_API.md §2 wherever the proxy looks, nests at most ``MAX_DEPTH`` levels,
+the types documented in docs/anthropic-api.md §2 wherever the proxy looks, nests at most ``MAX_DEPTH`` levels,
 and serialises with orjson. Unknown keys are carried, never validated away (Claude Code sends newer keys);
 unknown content-block types are carried as long as they are objects with a string ``type``. An optional
 field that is null counts as absent. Bounds are documented in ``llmproxy.protocol.validate``.

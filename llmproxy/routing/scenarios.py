@@ -1,5 +1,5 @@
-"""Scenario detectors: small pure predicates over a parsed Anthropic request (see TRAFFIC.md for the
-Claude Code shapes they key on). Each returns a reason string when it fires, else None."""
+"""Scenario detectors: small pure predicates over a parsed Anthropic request (docs/routing.md, "Scenario
+precedence", names the Claude Code shapes they key on). Each returns a reason string when it fires, else None."""
 
 from __future__ import annotations
 
