@@ -178,6 +178,9 @@ class BatchConfig:
 @dataclass(frozen=True)
 class FilesConfig:
     max_bytes: int = opt(500 * 1024 * 1024, gt=0)  # one uploaded file
+    #: what the files a request references may add to it once inlined (base64 counted), all references
+    #: together; more is a 413. Anthropic takes requests up to 32 MB.
+    max_inline_bytes: int = opt(32 * 1024 * 1024, gt=0)
 
 
 # ---------------------------------------------------------------------------------------------- reading

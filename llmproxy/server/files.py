@@ -29,7 +29,8 @@ def store_of(request: web.Request) -> Store:
 
 async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
     """``(body, raw)`` with referenced files inlined (``raw`` re-encoded to match); unchanged without any."""
-    new = await inline_files(body, request.app.get(STORE))
+    new = await inline_files(body, request.app.get(STORE),
+                             max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
     return (body, raw) if new is body else (new, orjson.dumps(new))
 
 

@@ -1,39 +1,46 @@
 """File references inlined: an ``image`` or ``document`` block whose source is ``{type: "file", file_id}``
 gets the stored content instead (base64 for images and PDFs, text for text documents), so a message that
-references an uploaded file works with every upstream. Nothing is uploaded anywhere."""
+references an uploaded file works with every upstream. Nothing is uploaded anywhere.
+
+Memory is bounded by ``files.max_inline_bytes``, not by the number of references: the size the request
+will have once inlined is computed from the stored sizes (metadata) before any file is read, and a request
+over the cap is a 413 naming the block that crosses it. Each file is then read once, and every block that
+references it shares one encoded copy."""
 
 from __future__ import annotations
 
 import base64
+import copy
+from collections.abc import Iterator
 from typing import Any
 
-from llmproxy.errors import InvalidRequest
+from llmproxy.errors import InvalidRequest, RequestTooLarge
 from llmproxy.store import FileMeta, Store
 
 #: document types sent as text (besides text/*)
 TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml",
               "application/csv", "application/javascript", "application/x-ndjson")
 
+def _walk(blocks: Any, path: str) -> Iterator[tuple[str, dict]]:
+    if not isinstance(blocks, list):
+        return
+    for j, b in enumerate(blocks):
+        if not isinstance(b, dict):
+            continue
+        src = b.get("source")
+        if b.get("type") in ("image", "document") and isinstance(src, dict) and src.get("type") == "file":
+            yield f"{path}.{j}", b
+        elif b.get("type") == "tool_result":
+            yield from _walk(b.get("content"), f"{path}.{j}.content")
 
-def _file_refs(body: dict) -> list[dict]:
-    """Every file-sourced image/document block, wherever content blocks sit (messages, tool results)."""
-    found: list[dict] = []
 
-    def walk(blocks: Any) -> None:
-        if not isinstance(blocks, list):
-            return
-        for b in blocks:
-            if not isinstance(b, dict):
-                continue
-            src = b.get("source")
-            if b.get("type") in ("image", "document") and isinstance(src, dict) and src.get("type") == "file":
-                found.append(b)
-            elif b.get("type") == "tool_result":
-                walk(b.get("content"))
-
-    for m in body.get("messages") or []:
+def _file_refs(body: dict) -> list[tuple[str, dict]]:
+    """(path, block) of every file-sourced image/document block, wherever content blocks sit (messages,
+    tool results); the path as the API names fields, e.g. ``messages.3.content.1``."""
+    found: list[tuple[str, dict]] = []
+    for i, m in enumerate(body.get("messages") or []):
         if isinstance(m, dict):
-            walk(m.get("content"))
+            found.extend(_walk(m.get("content"), f"messages.{i}.content"))
     return found
 
 
@@ -41,43 +48,76 @@ def is_text(mime: str) -> bool:
     return mime.startswith("text/") or mime in TEXT_TYPES
 
 
-async def _source(block: dict, meta: FileMeta, data: bytes, where: str) -> dict:
+def _encoding(block: dict, meta: FileMeta, where: str) -> str:
+    """How the file goes into this block: "base64" or "text"; a 400 when the block cannot take it."""
     mime = meta.mime_type
     if block["type"] == "image":
         if not mime.startswith("image/"):
             raise InvalidRequest(f"{where}: file {meta.id!r} ({meta.filename}) is {mime}, not an image")
-        return {"type": "base64", "media_type": mime, "data": base64.b64encode(data).decode("ascii")}
+        return "base64"
     if mime == "application/pdf":
-        return {"type": "base64", "media_type": mime, "data": base64.b64encode(data).decode("ascii")}
+        return "base64"
     if is_text(mime):
-        try:
-            text = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise InvalidRequest(f"{where}: file {meta.id!r} ({meta.filename}) is not UTF-8 text") from None
-        return {"type": "text", "media_type": "text/plain", "data": text}
+        return "text"
     raise InvalidRequest(f"{where}: file {meta.id!r} ({meta.filename}) is {mime}; a document block takes "
                          f"PDF or text files")
 
 
-async def inline_files(body: dict, store: Store | None) -> dict:
-    """``body`` with every file reference replaced by the file's content; ``body`` itself (the same object)
-    when it references none. An unknown ``file_id`` is a 400 naming it."""
-    refs = _file_refs(body)
-    if not refs:
-        return body
-    import copy
+def inlined_size(size: int, encoding: str) -> int:
+    """Bytes a stored file of ``size`` bytes adds to the request once inlined (base64 grows it by a third)."""
+    return 4 * ((size + 2) // 3) if encoding == "base64" else size
 
-    body = copy.deepcopy(body)
-    cache: dict[str, tuple[FileMeta, bytes]] = {}
-    for block in _file_refs(body):
-        fid = block["source"]["file_id"]
-        if fid not in cache:
+
+async def _plan(refs: list[tuple[str, dict]], store: Store | None, max_bytes: int) -> dict[str, FileMeta]:
+    """Every referenced file's metadata, checked against its blocks and the cap before anything is read."""
+    metas: dict[str, FileMeta] = {}
+    total = 0
+    for path, block in refs:
+        fid = block["source"].get("file_id")
+        if not isinstance(fid, str) or not fid:
+            raise InvalidRequest(f"{path}.source.file_id: Input should be a valid string")
+        if fid not in metas:
             meta = await store.get_file(fid) if store is not None else None
             if meta is None:
-                raise InvalidRequest(f"file_id {fid!r} not found: upload it with POST /v1/files first")
-            cache[fid] = (meta, await store.read_file(fid))
-        meta, data = cache[fid]
-        block["source"] = await _source(block, meta, data, f"{block['type']} block with file_id {fid!r}")
+                raise InvalidRequest(f"{path}: file_id {fid!r} not found: upload it with POST /v1/files first")
+            metas[fid] = meta
+        meta = metas[fid]
+        total += inlined_size(meta.size_bytes, _encoding(block, meta, f"{path} ({block['type']} block)"))
+        if total > max_bytes:
+            raise RequestTooLarge(f"{path}: inlining file {fid!r} ({meta.size_bytes} bytes) takes the request's "
+                                  f"inlined files to {total} bytes, over the {max_bytes} byte limit "
+                                  f"(files.max_inline_bytes); reference fewer or smaller files")
+    return metas
+
+
+def _source(meta: FileMeta, data: bytes, encoding: str, path: str) -> dict:
+    if encoding == "base64":
+        return {"type": "base64", "media_type": meta.mime_type, "data": base64.b64encode(data).decode("ascii")}
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{path}: file {meta.id!r} ({meta.filename}) is not UTF-8 text") from None
+    return {"type": "text", "media_type": "text/plain", "data": text}
+
+
+async def inline_files(body: dict, store: Store | None, *, max_bytes: int) -> dict:
+    """``body`` with every file reference replaced by the file's content; ``body`` itself (the same object)
+    when it references none. An unknown ``file_id`` is a 400 naming it; inlined files adding up to more than
+    ``max_bytes`` (``files.max_inline_bytes``) a 413 naming the block that crosses the limit."""
+    if not _file_refs(body):
+        return body
+    body = copy.deepcopy(body)
+    refs = _file_refs(body)
+    metas = await _plan(refs, store, max_bytes)
+    sources: dict[str, dict] = {}  # file id -> its encoded source, shared by every block that references it
+    for path, block in refs:
+        fid = block["source"]["file_id"]
+        meta = metas[fid]
+        if fid not in sources:
+            data = await store.read_file(fid)
+            sources[fid] = _source(meta, data, _encoding(block, meta, path), path)
+            del data
+        block["source"] = dict(sources[fid])  # its own dict, the same (immutable) encoded string
         if block["type"] == "document" and "title" not in block and meta.filename:
             block["title"] = meta.filename
     return body

@@ -185,7 +185,7 @@ class Executor:
         try:
             body = orjson.loads(item.params)
             rec.requested_model = body.get("model")
-            sent = await inline_files(body, self.store)
+            sent = await inline_files(body, self.store, max_bytes=state.runtime.cfg.files.max_inline_bytes)
             decision = state.runtime.router.decide(sent, batch.profile, raw_len=len(item.params))
             rec.profile, rec.decision = decision.profile, decision
 

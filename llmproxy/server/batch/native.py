@@ -61,7 +61,7 @@ class Native:
         rt = self.state.runtime
         reqs, providers = [], set()
         for cid, raw in items:
-            params = await inline_files(orjson.loads(raw), self.store)
+            params = await inline_files(orjson.loads(raw), self.store, max_bytes=rt.cfg.files.max_inline_bytes)
             target = rt.router.decide(params, profile, raw_len=len(raw)).target
             prov = rt.providers.get(target.provider)
             if prov is None or prov.config.kind != "anthropic" or prov.simulated_reason is not None:
