@@ -12,24 +12,47 @@ from typer.core import TyperGroup
 
 from llmproxy.cli.batches import batches_app
 from llmproxy.cli.files import files_app
+from llmproxy.cli.main import PipeClosed
 from llmproxy.cli.options import LogsOptions, RouteTestOptions, ServeOptions, Source
 
 
 class _Group(TyperGroup):
+    """Renders what goes wrong once, in one style: a ``CLIError`` and Click's usage errors both end in
+    ``error: …`` on stderr (exit 1, or 2 for a usage error); a closed pipe becomes ``PipeClosed``."""
+
     def invoke(self, ctx):
-        from llmproxy.cli.console import CLIError
+        return _guarded(super().invoke, ctx)
 
-        try:
-            return super().invoke(ctx)
-        except CLIError as exc:
-            from llmproxy.cli.console import render_error
-
-            render_error(exc)
-            raise typer.Exit(exc.code) from None
+    def make_context(self, *args, **kwargs):  # `llmproxy --help | head -1` prints the help here
+        return _guarded(super().make_context, *args, **kwargs)
 
 
+def _guarded(call, *args, **kwargs):
+    from typer._click.exceptions import ClickException, UsageError
+
+    from llmproxy.cli.console import CLIError, err, render_error
+
+    try:
+        return call(*args, **kwargs)
+    except CLIError as exc:
+        render_error(exc)
+        raise typer.Exit(exc.code) from None
+    except UsageError as exc:
+        if exc.ctx is not None:
+            hint = f"Try '{exc.ctx.command_path} {exc.ctx.help_option_names[-1]}' for help."
+            err.print(exc.ctx.get_usage() + "\n" + hint + "\n", markup=False, soft_wrap=True)
+        render_error(CLIError(exc.format_message(), exc.exit_code))
+        raise typer.Exit(exc.exit_code) from None
+    except ClickException as exc:
+        render_error(CLIError(exc.format_message(), exc.exit_code))
+        raise typer.Exit(exc.exit_code) from None
+    except BrokenPipeError:  # the reader went away: cli/main.py exits 0
+        raise PipeClosed() from None
+
+
+HELP = {"help_option_names": ["-h", "--help"]}
 app = typer.Typer(cls=_Group, no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  help="llmproxy: a local LLM routing proxy that speaks the Anthropic API.")
+                  context_settings=HELP, help="llmproxy: a local LLM routing proxy that speaks the Anthropic API.")
 config_app = typer.Typer(no_args_is_help=True, help="Write or validate the configuration file.")
 kg_app = typer.Typer(no_args_is_help=True, help="Inspect the keyword knowledge graphs.")
 app.add_typer(config_app, name="config")
@@ -40,11 +63,27 @@ app.add_typer(demo_app, name="demo")
 app.add_typer(batches_app, name="batches")
 app.add_typer(files_app, name="files")
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="config file (default: $LLMPROXY_HOME/config.toml)")]
-ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", help="extra directory of profile .toml files")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from llmproxy import __version__
+
+        typer.echo(f"llmproxy {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_version,
+                                                help="print the version and exit")] = False) -> None:
+    """llmproxy: a local LLM routing proxy that speaks the Anthropic API."""
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="config file (default: $LLMPROXY_HOME/config.toml)")]
+ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", metavar="DIR", help="extra directory of profile .toml files")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-PortOpt = Annotated[int | None, typer.Option("--port", help="port of the daemon to start if none runs (default from config)")]
-ProfileOpt = Annotated[str | None, typer.Option("--profile", help="profile to route through (default: server.default_profile)")]
+PortOpt = Annotated[int | None, typer.Option("--port", metavar="PORT", help="port of the daemon to start if none runs (default from config)")]
+ProfileOpt = Annotated[str | None, typer.Option("--profile", metavar="NAME", help="profile to route through (default: server.default_profile)")]
 
 
 def _source(config: Path | None, profile_dir: list[Path] | None) -> Source:
@@ -53,15 +92,15 @@ def _source(config: Path | None, profile_dir: list[Path] | None) -> Source:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="address to bind (default from config: 127.0.0.1)")] = None,
-    port: Annotated[int | None, typer.Option(help="port (default from config: 3456)")] = None,
+    host: Annotated[str | None, typer.Option(metavar="ADDRESS", help="address to bind (default from config: 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT", help="port (default from config: 3456)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="-v: one line per request; -vv: bodies too")] = 0,
     simulate: Annotated[bool, typer.Option(help="serve every provider with the offline simulator")] = False,
     daemon: Annotated[bool, typer.Option(help="detach; return once /health answers")] = False,
     allow_remote: Annotated[bool, typer.Option(help="allow binding a non-loopback address without proxy API keys")] = False,
-    workers: Annotated[str, typer.Option(help="worker processes sharing the port: a number, or 'auto' for one per core (a shared gateway; a personal daemon needs 1)")] = "1",
+    workers: Annotated[str, typer.Option(metavar="N|auto", help="worker processes sharing the port: a number, or 'auto' for one per core (a shared gateway; a personal daemon needs 1)")] = "1",
 ) -> None:
     """Run the proxy (foreground unless --daemon)."""
     from llmproxy.cli import servecmd
@@ -96,11 +135,11 @@ def reload() -> None:
 
 @app.command("route-test")
 def route_test(
-    text: Annotated[str | None, typer.Argument(help="the user's prompt")] = None,
-    profile: Annotated[str | None, typer.Option("--profile", "-p", help="one profile, explained in detail (default: every profile, one row each)")] = None,
+    text: Annotated[str | None, typer.Argument(metavar="[TEXT]", help="the user's prompt")] = None,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME", help="one profile, explained in detail (default: every profile, one row each)")] = None,
     all_profiles: Annotated[bool, typer.Option("--all-profiles", help="one row per profile (the default without --profile)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the Decision(s) as JSON")] = False,
-    request: Annotated[Path | None, typer.Option("--request", help="a full Anthropic request body (JSON file, - for stdin)")] = None,
+    request: Annotated[Path | None, typer.Option("--request", metavar="FILE", help="a full Anthropic request body (JSON file, - for stdin)")] = None,
     why_not: Annotated[str | None, typer.Option("--why-not", metavar="CONCEPT", help="say why CONCEPT did not fire for the text (closest term, and what stopped it)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
@@ -116,12 +155,12 @@ def route_test(
 @app.command()
 def logs(
     follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing new requests")] = False,
-    n: Annotated[int, typer.Option("-n", help="how many recent requests to show first")] = 20,
-    profile: Annotated[str | None, typer.Option(help="only this profile")] = None,
-    scenario: Annotated[str | None, typer.Option(help="only this scenario (e.g. keyword, background, default)")] = None,
-    provider: Annotated[str | None, typer.Option(help="only this provider")] = None,
-    status: Annotated[str | None, typer.Option(help="error, ok, a code (429) or a class (5xx)")] = None,
-    since: Annotated[str | None, typer.Option(help="e.g. 10m, 2h, 1d, or an ISO time")] = None,
+    n: Annotated[int, typer.Option("-n", metavar="N", help="how many recent requests to show first")] = 20,
+    profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME", help="only this profile")] = None,
+    scenario: Annotated[str | None, typer.Option(metavar="NAME", help="only this scenario (e.g. keyword, background, default)")] = None,
+    provider: Annotated[str | None, typer.Option(metavar="NAME", help="only this provider")] = None,
+    status: Annotated[str | None, typer.Option(metavar="STATUS", help="error, ok, a code (429) or a class (5xx)")] = None,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help="e.g. 10m, 2h, 1d, or an ISO time")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="raw JSON lines, for jq")] = False,
     bodies: Annotated[bool, typer.Option(help="pretty-print recorded request/response bodies")] = False,
 ) -> None:
@@ -133,7 +172,7 @@ def logs(
 
 @app.command()
 def stats(
-    since: Annotated[str | None, typer.Option(help="window, e.g. 1h (default: the whole current log)")] = None,
+    since: Annotated[str | None, typer.Option(metavar="WHEN", help="window, e.g. 1h (default: the whole current log)")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario share."""
@@ -144,7 +183,7 @@ def stats(
 
 @config_app.command("init")
 def config_init(
-    path: Annotated[Path | None, typer.Option("--path", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,
+    path: Annotated[Path | None, typer.Option("--path", metavar="FILE", help="where to write (default: $LLMPROXY_HOME/config.toml)")] = None,
     force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False,
 ) -> None:
     """Write a commented starter config."""
@@ -163,7 +202,7 @@ def config_check(config: ConfigOpt = None, profile_dir: ProfileDirOpt = None) ->
 
 @kg_app.command("check")
 def kg_check(
-    profile: Annotated[str | None, typer.Argument(help="profile (default: all)")] = None,
+    profile: Annotated[str | None, typer.Argument(metavar="[PROFILE]", help="profile (default: all)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
 ) -> None:
@@ -178,14 +217,14 @@ def kg_check(
 def demo(
     ctx: typer.Context,
     prompts: Annotated[bool, typer.Option("--prompts/--no-prompts", help="type one scenario prompt into each session")] = True,
-    prompt_file: Annotated[Path | None, typer.Option(help="TOML file: fast = \"…\", intelligent = \"…\", …")] = None,
+    prompt_file: Annotated[Path | None, typer.Option(metavar="FILE", help="TOML file: fast = \"…\", intelligent = \"…\", …")] = None,
     attach: Annotated[bool, typer.Option(help="attach to the grid when run from a terminal")] = False,
-    workdir: Annotated[Path | None, typer.Option(help="working directory (default: a scratch project)")] = None,
-    claude: Annotated[str | None, typer.Option(help="path to the claude executable")] = None,
+    workdir: Annotated[Path | None, typer.Option(metavar="DIR", help="working directory (default: a scratch project)")] = None,
+    claude: Annotated[str | None, typer.Option(metavar="PATH", help="path to the claude executable")] = None,
     install_claude: Annotated[bool, typer.Option("--install-claude", help="install Claude Code with npm under $LLMPROXY_HOME if missing")] = False,
-    socket: Annotated[str | None, typer.Option(help="tmux socket name (tmux -L)")] = None,
+    socket: Annotated[str | None, typer.Option(metavar="NAME", help="tmux socket name (tmux -L)")] = None,
     wait: Annotated[bool, typer.Option(help="wait until every prompt is answered")] = False,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for prompts and answers")] = 120.0,
+    timeout: Annotated[float, typer.Option(metavar="SECONDS", help="seconds to wait for prompts and answers")] = 120.0,
     port: PortOpt = None,
 ) -> None:
     """Open the demo (subcommands: status, stop)."""
@@ -217,7 +256,7 @@ def demo_stop() -> None:
 def code(
     ctx: typer.Context,
     profile: ProfileOpt = None,
-    claude: Annotated[str | None, typer.Option("--claude", help="path to the claude executable")] = None,
+    claude: Annotated[str | None, typer.Option("--claude", metavar="PATH", help="path to the claude executable")] = None,
     port: PortOpt = None,
 ) -> None:
     """Run Claude Code in this terminal through a profile (starts the daemon if needed). Every other argument
@@ -229,8 +268,8 @@ def code(
 
 @app.command()
 def env(
-    profile: Annotated[str | None, typer.Option("--profile", "-p", help="profile to route through (default: server.default_profile)")] = None,
-    shell: Annotated[str, typer.Option(help="bash, zsh, sh, fish or powershell")] = "bash",
+    profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME", help="profile to route through (default: server.default_profile)")] = None,
+    shell: Annotated[str, typer.Option(metavar="SHELL", help="bash, zsh, sh, fish or powershell")] = "bash",
 ) -> None:
     """Print the lines that point Claude Code at the proxy (eval "$(llmproxy env -p fast)")."""
     from llmproxy.cli import claudeenv

@@ -12,6 +12,7 @@ import typer
 batches_app = typer.Typer(no_args_is_help=True, help="Message Batches run by the daemon (any provider, any profile).")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+BatchId = Annotated[str, typer.Argument(metavar="BATCH_ID", help="the batch's id (msgbatch_…)")]
 
 
 # ---------------------------------------------------------------------------------------------- the client
@@ -80,17 +81,22 @@ def _print_json(data: object) -> None:
 
 # ---------------------------------------------------------------------------------------------- commands
 
+def _progress(b: dict) -> dict:
+    """The batch's counts: ``llmproxy_progress`` (live while it runs) when the daemon sends it, else
+    ``request_counts`` (the API's, final only once the batch has ended)."""
+    live = b.get("llmproxy_progress")
+    return live if isinstance(live, dict) and live else b["request_counts"]
+
+
 def _counts(b: dict) -> str:
-    c = b["request_counts"]
-    return " ".join(f"{k} {c[k]}" for k in ("processing", "succeeded", "errored", "canceled", "expired") if c[k])
+    c = _progress(b)
+    return " ".join(f"{k} {c[k]}" for k in ("processing", "succeeded", "errored", "canceled", "expired") if c.get(k))
 
 
 @batches_app.command("list")
-def list_cmd(limit: Annotated[int, typer.Option(help="how many, newest first")] = 20, json_out: JsonOpt = False) -> None:
+def list_cmd(limit: Annotated[int, typer.Option(metavar="N", help="how many, newest first")] = 20, json_out: JsonOpt = False) -> None:
     """The daemon's batches, newest first."""
-    from rich.table import Table
-
-    from llmproxy.cli.console import out
+    from llmproxy.cli.console import fit_width, out
 
     page = Daemon().json("GET", f"/v1/messages/batches?limit={limit}")
     if json_out:
@@ -98,17 +104,27 @@ def list_cmd(limit: Annotated[int, typer.Option(help="how many, newest first")] 
     if not page["data"]:
         out.print("no batches")
         return
-    t = Table(box=None, pad_edge=False)
-    for col in ("id", "status", "created", "requests", "counts"):
-        t.add_column(col)
-    for b in page["data"]:
-        total = sum(b["request_counts"].values())
-        t.add_row(b["id"], b["processing_status"], b["created_at"][:19].replace("T", " "), str(total), _counts(b))
-    out.print(t)
+    rows = [(b["id"], b["processing_status"], b["created_at"][:19].replace("T", " "),
+             str(sum(_progress(b).values())), _counts(b)) for b in page["data"]]
+    for line in batch_lines(rows, fit_width()):
+        out.print(line, markup=False, soft_wrap=True)
+
+
+def batch_lines(rows: list[tuple[str, ...]], width: int | None) -> list[str]:
+    """``batches list`` as aligned lines. The id is the one column a user copies: it is never cut; when the
+    line does not fit ``width``, the counts go to a line of their own under it, indented."""
+    from llmproxy.cli.format import columns
+
+    head = ("id", "status", "created", "requests", "counts")
+    lines = columns([head, *rows], right=(3,))
+    if width is None or max(map(len, lines)) <= width:
+        return lines
+    short = columns([head[:4], *(r[:4] for r in rows)], right=(3,))
+    return [short[0]] + [x for line, r in zip(short[1:], rows, strict=True) for x in (line, f"    {r[4]}") if x.strip()]
 
 
 @batches_app.command("show")
-def show(batch_id: str, json_out: JsonOpt = False) -> None:
+def show(batch_id: BatchId, json_out: JsonOpt = False) -> None:
     """One batch: status, counts, times, where its results are."""
     from llmproxy.cli.console import out
 
@@ -118,12 +134,12 @@ def show(batch_id: str, json_out: JsonOpt = False) -> None:
     out.print(f"{b['id']}  {b['processing_status']}  ({_counts(b) or 'no requests'})", markup=False)
     for key in ("created_at", "expires_at", "cancel_initiated_at", "ended_at", "results_url"):
         if b.get(key):
-            out.print(f"  {key:20} {b[key]}", markup=False)
+            out.print(f"  {key:20} {b[key]}", markup=False, soft_wrap=True)  # a URL is never split
 
 
 @batches_app.command("results")
-def results(batch_id: str,
-            output: Annotated[Path | None, typer.Option("--output", "-o", help="write the JSONL here (default: stdout)")] = None
+def results(batch_id: BatchId,
+            output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="write the JSONL here (default: stdout)")] = None
             ) -> None:
     """An ended batch's results, one JSON line per request (streamed)."""
     import sys
@@ -141,7 +157,7 @@ def results(batch_id: str,
 
 
 @batches_app.command("cancel")
-def cancel(batch_id: str) -> None:
+def cancel(batch_id: BatchId) -> None:
     """Stop a batch: in-flight requests finish, the rest end as canceled."""
     from llmproxy.cli.console import out
 
@@ -183,8 +199,8 @@ def sys_stdin_text() -> str:
 
 @batches_app.command("submit")
 def submit(
-    file: Annotated[Path, typer.Argument(help="JSONL: one {\"custom_id\", \"params\"} per line (- for stdin)")],
-    profile: Annotated[str | None, typer.Option("--profile", "-p", help="profile to route through (default: server.default_profile)")] = None,
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="JSONL: one {\"custom_id\", \"params\"} per line (- for stdin)")],
+    profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME", help="profile to route through (default: server.default_profile)")] = None,
     watch: Annotated[bool, typer.Option("--watch", help="show a progress bar until the batch ends")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -216,9 +232,9 @@ def _watch(d: Daemon, batch_id: str, total: int) -> dict:
         task = bar.add_task(batch_id, total=total, detail="")
         while True:
             b = d.json("GET", f"/v1/messages/batches/{batch_id}")
-            c = b["request_counts"]
-            bar.update(task, completed=total - c["processing"],
-                       detail=" ".join(f"{k} {c[k]}" for k in ("errored", "canceled", "expired") if c[k]))
+            c = _progress(b)
+            bar.update(task, completed=total - c.get("processing", 0),
+                       detail=" ".join(f"{k} {c[k]}" for k in ("errored", "canceled", "expired") if c.get(k)))
             if b["processing_status"] == "ended":
                 return b
             time.sleep(0.5)

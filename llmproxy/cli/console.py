@@ -2,14 +2,39 @@
 
 Commands raise :class:`CLIError`; the app's top-level group renders it once (``error: …`` on stderr, with
 any detail lines before it) and exits with its code. Nothing else prints ``error:``.
+
+Written to a pipe or a file, nothing is wrapped (a line is whole, a path or URL is never split): Rich would
+otherwise hard-wrap at 80 columns. Tables that must fit a width ask :func:`fit_width`.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+
 from rich.console import Console
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """Rich would exit 1; the reader going away is not a failure (``cli/main.py`` exits 0)."""
+        raise BrokenPipeError(errno.EPIPE, "the reader closed the pipe")
+
+
+out = _Console(highlight=False)
+out.soft_wrap = not out.is_terminal
+err = _Console(stderr=True, highlight=False)
+err.soft_wrap = not err.is_terminal
+
+
+def fit_width(console: Console | None = None) -> int | None:
+    """The width output should fit: the terminal's, or ``COLUMNS`` in a pipe; None (a pipe without
+    ``COLUMNS``) means whole lines, never cut or wrapped."""
+    console = console or out
+    if console.is_terminal:
+        return console.width
+    cols = os.environ.get("COLUMNS", "")
+    return int(cols) if cols.isdigit() and int(cols) > 0 else None
 
 
 class CLIError(Exception):

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from llmproxy import paths
-from llmproxy.cli.console import CLIError, out
+from llmproxy.cli.console import CLIError, fit_width, out
 from llmproxy.cli.options import LogsOptions
 from llmproxy.obs.reader import Filter, follow, parse_since, read, tail
 
@@ -117,7 +117,7 @@ def stats(since: str | None, json_out: bool, log_path: Path | None = None) -> in
     if not records:
         out.print(f"no requests in {path}" + (f" since {since}" if since else ""))
         return 0
-    width = out.width if out.is_terminal else None  # a pipe gets whole lines, never cut
+    width = fit_width()  # the terminal's, or COLUMNS in a pipe; none: whole lines, never cut
     for line in stats_lines(data, width):
         out.print(line, markup=False, soft_wrap=True, style="bold" if line.startswith("by ") else None)
     return 0

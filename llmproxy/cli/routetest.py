@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -114,14 +115,20 @@ def explain_miss(router: Router, opts: RouteTestOptions) -> int:
     if not having:
         known = sorted({c for n in names for c in router.profile(n).kg.concepts})
         raise CLIError(f"no profile has a concept {opts.why_not!r} (known: {', '.join(known) or 'none'})", code=2)
-    for name in having:
-        out.print(f"{name}: {why_not(router.profile(name).kg, opts.why_not, opts.text)}", markup=False, soft_wrap=True)
+    found = [(name, why_not(router.profile(name).kg, opts.why_not, opts.text)) for name in having]
+    if opts.json_out:
+        out.print_json(data=[{"profile": name, **asdict(w)} for name, w in found])
+        return 0
+    for name, w in found:
+        out.print(f"{name}: {w}", markup=False, soft_wrap=True)
     return 0
 
 
 def run(opts: RouteTestOptions) -> int:
     body, headers = request_of(opts)
     router = load_router(opts)
+    if opts.profile and opts.profile not in router.profiles:  # a wrong value, like an unknown concept: exit 2
+        raise CLIError(f"unknown profile {opts.profile!r}; valid profiles: {', '.join(router.names())}", code=2)
     if opts.why_not:
         return explain_miss(router, opts)
     names: list[str | None] = [opts.profile] if opts.profile else list(router.names())

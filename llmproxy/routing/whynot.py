@@ -22,8 +22,9 @@ class WhyNot:
     detail: str
 
     def __str__(self) -> str:
-        head = f"{self.concept}: " + ("fires" if self.fired else "does not fire")
-        return f"{head} — {self.reason}" + (f" (term {self.term!r})" if self.term else "") + f": {self.detail}"
+        """``planning fires — matched 'plan' at 0``; ``planning does not fire (no term) — no term of …``."""
+        head = f"{self.concept} fires" if self.fired else f"{self.concept} does not fire ({self.reason})"
+        return f"{head} — {self.detail}"
 
 
 def why_not(kg: KnowledgeGraph, concept: str, text: str) -> WhyNot:
@@ -45,7 +46,8 @@ def why_not(kg: KnowledgeGraph, concept: str, text: str) -> WhyNot:
     if mine:
         m = mine[0]
         kind = "masked" if m.suppressed and m.suppressed.startswith("inside ") else "suppressed"
-        return WhyNot(concept, False, m.term, kind, f"{_at(text, m)} {m.suppressed}")
+        return WhyNot(concept, False, m.term, kind, f"{_at(text, m)} " + (m.suppressed if kind == "masked" else
+                                                                          f"is suppressed: {m.suppressed}"))
     low = text.lower()
     # occurrences the boundary rules or a longer match took away
     masked, spans = mask(text)

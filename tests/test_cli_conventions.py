@@ -1,0 +1,189 @@
+"""The CLI's conventions at 80 columns, in a pipe and in a terminal: IDs, URLs and paths are never cut or
+wrapped, COLUMNS is respected, a closed pipe is not a failure, one ``error:`` style, exit codes, help."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+
+import pytest
+
+from llmproxy.cli.batches import batch_lines
+from tests.conftest import free_port
+from tests.helpers import REPO, cli
+
+ID = "msgbatch_eKEslRXgRS3XjU8XUq2w9a7b"
+
+
+def pipe(*args: str, home, columns: int | None = 80) -> subprocess.CompletedProcess:
+    """The CLI with stdout and stderr to a pipe (COLUMNS as given; None: not set at all)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"LLMPROXY_HOME": str(home), **({"COLUMNS": str(columns)} if columns else {})})
+    return subprocess.run([sys.executable, "-m", "llmproxy", *args], capture_output=True, text=True, timeout=60,
+                          env=env, cwd=REPO)
+
+
+def tty(*args: str, home, columns: int = 80) -> str:
+    """The CLI in a terminal of ``columns`` columns (a pty): what it printed."""
+    import fcntl
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env.update({"LLMPROXY_HOME": str(home), "TERM": "dumb", "NO_COLOR": "1"})
+    proc = subprocess.Popen([sys.executable, "-m", "llmproxy", *args], stdin=slave, stdout=slave, stderr=slave,
+                            env=env, cwd=REPO)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=60)
+    os.close(master)
+    return b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.fixture
+def daemon(home):
+    (home / "config.toml").write_text("[server]\nsimulator_speed = 0\n")
+    port = free_port()
+    r = cli("serve", "--daemon", "--simulate", "--port", str(port), home=home)
+    assert r.returncode == 0, r.stderr + r.stdout
+    yield port
+    cli("stop", home=home)
+
+
+# ------------------------------------------------------------------------------- IDs and URLs, pipes
+
+def test_batch_ids_are_never_cut_the_counts_give_way():
+    rows = [(ID, "in_progress", "2026-12-05 10:01:02", "120", "processing 80 succeeded 39 errored 1")]
+    for width in (60, 80):
+        lines = batch_lines(rows, width)
+        assert any(line.startswith(ID + "  in_progress") for line in lines), lines
+        assert "    processing 80 succeeded 39 errored 1" in lines
+    whole = batch_lines(rows, None)  # a pipe without COLUMNS: one whole line per batch
+    assert len(whole) == 2 and whole[1].startswith(ID) and whole[1].endswith("errored 1")
+
+
+def test_batches_list_and_show_in_a_pipe_and_a_terminal(home, daemon, tmp_path):
+    jsonl = tmp_path / "reqs.jsonl"
+    jsonl.write_text(json.dumps({"custom_id": "a", "params": {
+        "model": "claude-sonnet-4-5", "max_tokens": 20, "messages": [{"role": "user", "content": "hi"}]}}) + "\n")
+    r = cli("batches", "submit", str(jsonl), "--watch", home=home, timeout=60)
+    bid = r.stdout.split()[1]
+    assert bid.startswith("msgbatch_"), r.stdout + r.stderr
+    piped = pipe("batches", "list", home=home)
+    assert piped.returncode == 0 and any(line.startswith(bid + " ") for line in piped.stdout.splitlines())
+    assert max(map(len, piped.stdout.splitlines())) <= 80
+    assert any(line.startswith(bid + " ") for line in tty("batches", "list", home=home).splitlines())
+    url = f"http://127.0.0.1:{daemon}/v1/messages/batches/{bid}/results"
+    shown = pipe("batches", "show", bid, home=home).stdout
+    assert f"results_url          {url}\n" in shown  # on one line, whole, though longer than 80 columns
+
+
+def test_the_daemon_log_path_is_not_split_in_a_pipe(home):
+    deep = home / ("a-rather-long-directory-name-" * 3)
+    deep.mkdir()
+    (deep / "config.toml").write_text("[server]\nsimulator_speed = 0\n")
+    r = pipe("serve", "--daemon", "--simulate", "--port", str(free_port()), home=deep)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert str(deep / "logs" / "daemon.log") in r.stdout + r.stderr
+    finally:
+        pipe("stop", home=deep)
+
+
+def test_stats_in_a_pipe_respects_columns(home):
+    log = home / "logs" / "requests.jsonl"
+    log.parent.mkdir(parents=True)
+    rec = {"time": "2026-12-05T10:00:00.000+00:00", "request_id": "r1", "endpoint": "messages", "profile": "intelligent",
+           "decision": {"scenario": "keyword", "concept": "planning"}, "status": 200, "duration_ms": 1200,
+           "target": "openrouter/deepseek/deepseek-r1-0528-with-a-long-suffix", "cost_usd": 0.01,
+           "usage": {"input_tokens": 123456, "output_tokens": 65432}}
+    log.write_text(json.dumps(rec) + "\n")
+    narrow = pipe("stats", home=home, columns=80).stdout.splitlines()
+    assert narrow and max(map(len, narrow)) <= 80
+    assert "openrouter/deepseek/deepseek-r1-0528-with-a-long-suffix" in narrow  # the key whole, on its own line
+    wide = pipe("stats", home=home, columns=None).stdout.splitlines()
+    assert max(map(len, wide)) > 80  # no COLUMNS in a pipe: whole lines
+
+
+def test_route_test_chain_stays_on_its_line_in_a_pipe(home):
+    r = pipe("route-test", "-p", "intelligent", "plan the phases of the migration", home=home)
+    chain = next(line for line in r.stdout.splitlines() if line.startswith("chain"))
+    assert chain.count("→") >= 3 and len(chain) > 80, r.stdout
+
+
+# ------------------------------------------------------------------------------------ a closed pipe
+
+@pytest.mark.parametrize("args", [("status",), ("--help",), ("route-test", "plan the phases")])
+def test_a_reader_that_goes_away_is_not_a_failure(home, args):
+    cmd = f"set -o pipefail; {sys.executable} -m llmproxy {' '.join(repr(a) for a in args)} | head -c0"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60, cwd=REPO,
+                       env={**os.environ, "LLMPROXY_HOME": str(home)})
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+
+
+def test_status_piped_to_grep_q_exits_0(home, daemon):
+    cmd = f"set -o pipefail; {sys.executable} -m llmproxy status | grep -q running"
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=60, cwd=REPO,
+                       env={**os.environ, "LLMPROXY_HOME": str(home)})
+    assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------------------------ route-test --why-not
+
+def test_why_not_reads_once_and_honours_json(home):
+    r = pipe("route-test", "--why-not", "planning", "plan the phases", home=home)
+    assert r.stdout.strip() == "intelligent: planning fires — matched 'plan' at 0"
+    r = pipe("route-test", "--why-not", "planning", "rename the variable", home=home)
+    line = r.stdout.strip()
+    assert line.startswith("intelligent: planning does not fire (no term) — no term of 'planning' occurs")
+    assert "(term " not in line
+    r = pipe("route-test", "--why-not", "planning", "rename the variable", "--json", home=home)
+    data = json.loads(r.stdout)
+    assert data[0]["profile"] == "intelligent" and data[0]["reason"] == "no term" and data[0]["fired"] is False
+
+
+# -------------------------------------------------------------------------------- help and errors
+
+def test_version_and_short_help(home):
+    from llmproxy import __version__
+
+    assert pipe("--version", home=home).stdout == f"llmproxy {__version__}\n"
+    for args in (("-h",), ("logs", "-h"), ("batches", "show", "-h")):
+        r = pipe(*args, home=home)
+        assert r.returncode == 0 and r.stdout.startswith("Usage: llmproxy"), r.stderr
+
+
+def test_metavars_and_profile_short_option(home):
+    text = "".join(pipe(*c, "-h", home=home, columns=200).stdout for c in
+                   (("serve",), ("logs",), ("stats",), ("route-test",), ("batches", "submit"), ("batches", "show")))
+    assert "<list[Path]>" not in text and "<str>" not in text.split("Arguments:")[0]
+    assert "--profile-dir DIR" in text and "--config FILE" in text and "BATCH_ID" in text
+    assert "{batch_id}" not in text and "{file}" not in text
+    assert "-p, --profile NAME" in pipe("logs", "-h", home=home, columns=200).stdout
+
+
+@pytest.mark.parametrize("args, code", [
+    (("nope",), 2),                                           # Click's usage error
+    (("logs", "-n", "many"), 2),
+    (("route-test", "-p", "ghost", "hello"), 2),               # an unknown profile, like an unknown concept
+    (("route-test", "--why-not", "ghost", "hello"), 2),
+    (("stats", "--since", "yesterday-ish"), 2),
+])
+def test_one_error_style_and_usage_errors_exit_2(home, args, code):
+    r = pipe(*args, home=home)
+    assert r.returncode == code, r.stderr
+    assert "Error:" not in r.stderr and r.stderr.count("error: ") == 1, r.stderr
+    assert "Traceback" not in r.stderr
