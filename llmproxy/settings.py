@@ -110,8 +110,11 @@ class ProviderConfig:
     total_timeout: float = opt(1800.0, gt=0)  # the whole request
     max_retries: int = opt(2, ge=0)  # retries of the same target before the next one in the chain
     retry_budget: float = opt(20.0, ge=0)  # most time one request may wait between retries (incl. retry-after)
-    breaker_failures: int = opt(5, gt=0)  # consecutive failures that open the circuit
-    breaker_cooldown: float = opt(30.0, gt=0)  # seconds an open circuit stays open
+    # the circuit opens on breaker_failures health failures that are at least half of the last breaker_window
+    # outcomes (docs/operations.md); it is skipped only while the route has another target
+    breaker_failures: int = opt(5, gt=0)
+    breaker_window: int = opt(20, gt=0)
+    breaker_cooldown: float = opt(30.0, gt=0)  # seconds an open circuit stays open; the most a reopening holds
     headers: dict[str, str] = field(default_factory=dict)
     allow_any_model: bool = False
     models: dict[str, ModelSpec] = field(default_factory=dict)

@@ -35,6 +35,9 @@ class Metrics:
                                  ["provider", "reason"], registry=r)
         self.retries = Counter("llmproxy_retries", "Times the same target was tried again", ["provider", "reason"],
                                registry=r)
+        self.breaker_panic = Counter("llmproxy_breaker_panic", "Requests that tried a target whose circuit was "
+                                     "open because every target of their route was (panic mode)", ["provider"],
+                                     registry=r)
         self.circuit_open = Gauge("llmproxy_circuit_open", "1 while a target's circuit is open (skipped)",
                                   ["provider", "model"], registry=r, multiprocess_mode="livemax")
         self.in_flight = Gauge("llmproxy_in_flight_requests", "Requests being served", registry=r,
@@ -97,6 +100,9 @@ class Metrics:
                 self.fallbacks.labels(p, reason).inc()
         if rec.get("status", 200) >= 500 and rec.get("target") and not rec.get("attempts"):
             self.upstream_errors.labels(provider, _reason(rec.get("status"))).inc()
+        if panic := rec.get("breaker_panic"):
+            p = panic.partition("/")[0]
+            self.breaker_panic.labels(p if p in cfg.providers else "none").inc()
         if rec.get("stream_error"):
             self.upstream_errors.labels(provider, "mid_stream").inc()
         if rec.get("client_disconnected"):

@@ -2,9 +2,11 @@
 
 Before anything reaches the client, a failure may be retried on the same target (408/409/429/5xx/529 and
 connection failures: capped exponential backoff with jitter, honouring ``retry-after`` within the
-provider's ``retry_budget``), then falls back to the next target. Targets whose circuit is open are
-skipped (``server/breaker.py``). Every failed try is recorded; once a reply is open, the caller streams or
-writes it and nothing here runs again.
+provider's ``retry_budget``), then falls back to the next target. A target whose circuit is open is skipped
+only while the route has another target to try; when every target's is open, the one that recovers first is
+tried anyway (panic mode, ``server/breaker.py``): the client hears what the upstream says, never a cooldown
+the proxy made up. Every failed try is recorded; once a reply is open, the caller streams or writes it and
+nothing here runs again.
 """
 
 from __future__ import annotations
@@ -14,14 +16,16 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from aiohttp import web
 
-from llmproxy.config import Target
-from llmproxy.errors import Overloaded, ProxyError, UpstreamError, UpstreamTimeout
+from llmproxy.config import ProviderConfig, Target
+from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Call, Provider, Reply, Source, top_level_patch
 from llmproxy.routing import Decision
+from llmproxy.server.breaker import COOLING_STATUSES, Breakers, Policy, health_failure
 from llmproxy.server.record import RequestRecord
 from llmproxy.server.sending import SendWindows
 from llmproxy.server.state import State
@@ -86,66 +90,77 @@ def backoff(n: int, retry_after: float | None) -> float:
 
 async def open_chain(state: State, decision: Decision, rec: RequestRecord, attempt: Attempt) -> Opened:
     """Try each target of the chain in order until one answers; see the module docstring for the rules."""
-    rec.attempts = attempts = []
+    rec.attempts = []
     breakers = state.breakers
+    targets = [(i, t, p) for i, t in enumerate(decision.chain) if (p := state.runtime.providers.get(t.provider))]
+    order, panic = breakers.route([str(t) for _, t, _ in targets])
+    skipped = [str(t) for _, t, _ in targets if str(t) not in order]
+    if panic:  # every target's circuit is open: the one recovering first is tried all the same
+        rec.extra["breaker_panic"] = order[0]
     last: ProxyError | None = None
-    waited = 0.0
-    skipped: list[str] = []
-    for i, target in enumerate(decision.chain):
-        provider = state.runtime.providers.get(target.provider)
-        if provider is None:
-            continue
-        key, cfg = str(target), provider.config
-        if not breakers.allow(key):
-            skipped.append(key)
-            continue
-        tries = 0
-        while True:
-            t0 = time.monotonic()
+    budget = [0.0]  # seconds waited between same-target retries, across the chain
+    try:
+        for i, target, provider in targets:
+            key = str(target)
+            if key not in order:
+                continue
+            if last is not None and not breakers.available(key):  # opened meanwhile; something was tried
+                skipped.append(key)
+                continue
             try:
-                reply = await attempt(i, target, provider)
+                reply = await _try_target(breakers, key, rec, budget, partial(attempt, i, target, provider),
+                                          provider.config)
             except ProxyError as exc:
-                after = _seconds(exc.retry_after)
-                entry = {"target": key, "status": exc.status, "error": exc.message,
-                         "ms": round((time.monotonic() - t0) * 1000, 1)}
-                attempts.append(entry)
-                last = exc
-                delay = backoff(tries, after)
-                if same_target_retry(exc) and tries < cfg.max_retries and waited + delay <= cfg.retry_budget:
-                    entry["retried"] = True
-                    tries += 1
-                    waited += delay
-                    await asyncio.sleep(delay)
-                    continue
                 if not exc.retryable:
-                    breakers.release(key)
                     raise
-                # this target failed this request: count it (a 429/529's retry-after cools it that long)
-                breakers.failure(key, exc.message, threshold=cfg.breaker_failures, cooldown=cfg.breaker_cooldown,
-                                 retry_after=after if exc.upstream_status in (429, 503, 529) else None)
-                break
-            except BaseException:
-                breakers.release(key)
-                raise
-            breakers.success(key)
+                last = exc
+                continue
             rec.target, rec.simulated = target, provider.simulated_reason is not None
-            if skipped:
-                rec.extra["circuit_open"] = skipped
             return Opened(reply, target, provider)
-    if skipped:
-        rec.extra["circuit_open"] = skipped
-        if last is None:  # every target is cooling down: say when to come back
-            wait = min(breakers.retry_in(k) for k in skipped)
-            raise Overloaded(f"every target of this route is cooling down after repeated failures "
-                             f"({', '.join(skipped)}); retry in {wait:.0f} s", retry_after=f"{max(1, round(wait))}")
+    finally:
+        if skipped:
+            rec.extra["circuit_open"] = skipped
     raise last or UpstreamError("no provider in the chain is configured")
 
+
+async def _try_target(breakers: Breakers, key: str, rec: RequestRecord, budget: list[float],
+                      call: Callable[[], Awaitable[Reply]], cfg: ProviderConfig) -> Reply:
+    """One target: retried while the failure is worth it and the budget allows, every try recorded; the
+    outcome told to its circuit (a request-specific answer does not count, a 429's retry-after cools it)."""
+    probe, policy, tries = breakers.begin(key), Policy.of(cfg), 0
+    while True:
+        t0 = time.monotonic()
+        try:
+            reply = await call()
+        except ProxyError as exc:
+            after = _seconds(exc.retry_after)
+            entry = {"target": key, "status": exc.status, "error": exc.message,
+                     "ms": round((time.monotonic() - t0) * 1000, 1)}
+            rec.attempts.append(entry)
+            delay = backoff(tries, after)
+            if same_target_retry(exc) and tries < cfg.max_retries and budget[0] + delay <= cfg.retry_budget:
+                entry["retried"] = True
+                tries += 1
+                budget[0] += delay
+                await asyncio.sleep(delay)
+                continue
+            if not exc.retryable:
+                breakers.answered(key, policy, probe)
+            else:
+                cooling = exc.upstream_status in COOLING_STATUSES
+                breakers.failure(key, exc.message, policy, health=health_failure(exc), probe=probe,
+                                 retry_after=after if cooling else None, status=exc.upstream_status)
+            raise
+        except BaseException:
+            breakers.release(key, probe)
+            raise
+        breakers.success(key, policy)
+        return reply
 
 
 def stream_failed(state: State, opened: Opened, exc: ProxyError) -> None:
     """An upstream that fails in the middle of a stream (hangs, cuts off, sends garbage) counts against its
     circuit like one that fails at once: a target that always breaks after the first text is skipped too."""
     if exc.retryable:
-        cfg = opened.provider.config
-        state.breakers.failure(str(opened.target), exc.message, threshold=cfg.breaker_failures,
-                               cooldown=cfg.breaker_cooldown)
+        state.breakers.failure(str(opened.target), exc.message, Policy.of(opened.provider.config),
+                               health=health_failure(exc))

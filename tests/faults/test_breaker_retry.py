@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from llmproxy.server import dispatch
-from llmproxy.server.breaker import Breakers
+from llmproxy.server.breaker import Breakers, Policy
 from tests.conftest import wait_log
 from tests.faults.conftest import BACKUP, FAULTY
 
@@ -27,58 +27,75 @@ class Clock:
 
 # ----------------------------------------------------------------------------------- the state machine
 
-def fail(b: Breakers, n: int = 1, **kw) -> None:
+POLICY = Policy(failures=3, window=10, cooldown=30.0)
+
+
+def fail(b: Breakers, n: int = 1, *, probe: bool = False, **kw) -> None:
     for _ in range(n):
-        b.failure("p/m", "boom", threshold=kw.get("threshold", 3), cooldown=kw.get("cooldown", 30.0),
-                  retry_after=kw.get("retry_after"))
+        b.failure("p/m", "boom", kw.get("policy", POLICY), retry_after=kw.get("retry_after"),
+                  health=kw.get("health", True), status=kw.get("status"), probe=probe)
 
 
-def test_opens_after_n_consecutive_failures_and_skips_while_open():
+def test_opens_on_enough_failures_in_the_window_and_skips_while_open():
     clock = Clock()
     b = Breakers(clock)
     fail(b, 2)
-    assert b.allow("p/m") and b.snapshot()["p/m"]["state"] == "closed"
+    assert b.available("p/m") and b.snapshot()["p/m"]["state"] == "closed"
     fail(b)
-    assert not b.allow("p/m")
+    assert not b.available("p/m")
     snap = b.snapshot()["p/m"]
     assert snap["state"] == "open" and snap["consecutive_failures"] == 3 and snap["times_opened"] == 1
     assert b.retry_in("p/m") == pytest.approx(30.0)
     clock.now += 29.9
-    assert not b.allow("p/m")
+    assert not b.available("p/m")
 
 
-def test_success_resets_the_count():
+def test_failures_must_be_half_of_the_window():
     b = Breakers(Clock())
     fail(b, 2)
-    b.success("p/m")
+    for _ in range(3):
+        b.success("p/m", POLICY)
+    fail(b)                          # 3 failures, but of 6 outcomes: half, so it opens
+    assert not b.available("p/m")
+    b = Breakers(Clock())
     fail(b, 2)
-    assert b.allow("p/m")
-    assert b.snapshot()["p/m"]["consecutive_failures"] == 2
+    for _ in range(4):
+        b.success("p/m", POLICY)
+    fail(b)                          # 3 of 7: below half, still closed
+    assert b.available("p/m") and b.snapshot()["p/m"]["recent_failures"] == 3
 
 
-def test_half_open_lets_one_probe_through_and_a_success_closes():
+def test_request_specific_answers_do_not_count():
+    b = Breakers(Clock())
+    fail(b, 10, health=False, status=404)
+    assert b.available("p/m") and b.snapshot() == {}
+
+
+def test_half_open_probes_once_others_are_not_available_and_a_success_closes():
     clock = Clock()
     b = Breakers(clock)
     fail(b, 3)
     clock.now += 30.0
     assert b.snapshot()["p/m"]["state"] == "half_open"
-    assert b.allow("p/m")          # the probe
-    assert not b.allow("p/m")      # one probe at a time
-    b.success("p/m")
-    assert b.allow("p/m") and b.allow("p/m")
+    assert b.available("p/m") and b.begin("p/m")      # the probe
+    assert not b.available("p/m") and not b.begin("p/m")
+    b.success("p/m", POLICY)
+    assert b.available("p/m") and not b.begin("p/m")
     assert b.snapshot() == {}      # closed and clean: not listed
 
 
-def test_a_failed_probe_opens_again_for_the_cooldown():
+def test_a_failed_probe_reopens_growing_up_to_the_cooldown():
     clock = Clock()
     b = Breakers(clock)
-    fail(b, 3)
-    clock.now += 30.0
-    assert b.allow("p/m")
-    fail(b)                         # the probe failed
-    assert not b.allow("p/m")
-    assert b.retry_in("p/m") == pytest.approx(30.0)
-    assert b.snapshot()["p/m"]["times_opened"] == 2
+    fail(b, retry_after=1.0, health=False, status=429)   # cooled 1 s by the upstream
+    holds = []
+    for _ in range(7):
+        clock.now += b.retry_in("p/m")
+        assert b.begin("p/m")
+        fail(b, probe=True)                               # the probe failed (a health failure)
+        holds.append(b.retry_in("p/m"))
+    assert holds == pytest.approx([2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0])
+    assert b.snapshot()["p/m"]["times_opened"] == 8
 
 
 def test_a_probe_without_verdict_lets_the_next_request_probe():
@@ -86,19 +103,36 @@ def test_a_probe_without_verdict_lets_the_next_request_probe():
     b = Breakers(clock)
     fail(b, 3)
     clock.now += 30.0
-    assert b.allow("p/m")
-    b.release("p/m")               # e.g. the client went away
-    assert b.allow("p/m")
+    assert b.begin("p/m")
+    b.release("p/m", probe=True)    # e.g. the client went away
+    assert b.begin("p/m")
+    b.answered("p/m", POLICY, probe=True)   # a 404: the target is there, still half-open
+    assert b.begin("p/m")
 
 
 def test_retry_after_cools_the_target_at_once_for_that_long():
     clock = Clock()
     b = Breakers(clock)
-    fail(b, retry_after=5.0)        # the first failure, below the threshold
-    assert not b.allow("p/m")
+    fail(b, retry_after=5.0, health=False, status=429)   # a 429: cools, does not count
+    assert not b.available("p/m")
     assert b.retry_in("p/m") == pytest.approx(5.0)
+    assert b.snapshot()["p/m"]["cooled_by"] == 429 and b.snapshot()["p/m"]["consecutive_failures"] == 0
     clock.now += 5.0
-    assert b.allow("p/m")
+    assert b.available("p/m")
+
+
+def test_route_skips_only_with_an_alternative_else_panics_on_the_first_to_recover():
+    clock = Clock()
+    b = Breakers(clock)
+    b.failure("a/m", "x", POLICY, retry_after=9.0, health=False, status=429)
+    assert b.route(["a/m", "b/m"]) == (["b/m"], False)
+    assert b.route(["a/m"]) == (["a/m"], True)
+    b.failure("b/m", "x", POLICY, retry_after=3.0, health=False, status=429)
+    assert b.route(["a/m", "b/m"]) == (["b/m"], True)
+    clock.now += 3.0
+    assert b.begin("b/m")                                   # b half-open, its probe out
+    assert b.route(["a/m", "b/m"]) == (["b/m"], True)       # through, not "retry in 0 s"
+    assert b.route([]) == ([], False)
 
 
 def test_backoff_schedule():
@@ -164,17 +198,26 @@ async def test_failed_probe_reopens(fault_proxy, fault_upstream, home):
     assert c["state"] == "open" and c["times_opened"] == 2
 
 
-async def test_every_target_open_answers_529_with_retry_after(fault_proxy, fault_upstream, home):
+async def test_every_target_open_tries_the_first_to_recover(fault_proxy, fault_upstream, home):
+    """Panic mode: with nothing better to go to, the open circuit does not stand in the way; the client
+    hears what the upstream says, and the record and /metrics say the breaker was overridden."""
     url, _ = await fault_proxy("anthropic", False, max_retries=0, breaker_failures=1, breaker_cooldown=5)
     fault_upstream.mode = "500"
     status, headers, _, _ = await post(url)
     assert status == 500
-    status, headers, body, elapsed = await post(url)
-    assert status == 529 and headers["x-should-retry"] == "true" and elapsed < 0.3
-    assert 1 <= int(headers["retry-after"]) <= 5
-    assert b"cooling down" in body and fault_upstream.hits == 1
+    assert (await health(url))["circuits"][FAULTY]["state"] == "open"
+    status, headers, body, _ = await post(url)
+    assert status == 500 and b"fault 500" in body and fault_upstream.hits == 2   # the upstream's answer
     rec = (await wait_log(home, 2))[-1]
-    assert rec["circuit_open"] == [FAULTY] and rec["status"] == 529
+    assert rec["breaker_panic"] == FAULTY and rec["status"] == 500 and len(rec["attempts"]) == 1
+    fault_upstream.mode = "ok"
+    status, headers, _, _ = await post(url)                          # still open, tried, and it closes
+    assert status == 200 and FAULTY in headers["x-llmproxy-route"]
+    assert FAULTY not in (await health(url))["circuits"]
+    async with aiohttp.ClientSession() as s:
+        async with s.get(url + "/metrics") as r:
+            metrics = await r.text()
+    assert 'llmproxy_breaker_panic_total{provider="faulty"} 2.0' in metrics
 
 
 @pytest.mark.parametrize("header", [{"retry-after": "0.6"}, {"retry-after-ms": "600"}])
