@@ -4,11 +4,13 @@ a whole, so a request always sees one consistent version."""
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 from datetime import UTC, datetime
 
 from llmproxy import config as config_mod
 from llmproxy import providers, routing
+from llmproxy.config import Config
 from llmproxy.server.state import Options, Runtime, State
 
 log = logging.getLogger("llmproxy")
@@ -27,16 +29,41 @@ def with_providers(state: State, rt: Runtime) -> Runtime:
     return dataclasses.replace(rt, providers=provs)
 
 
-async def reload(state: State) -> list[str]:
-    """Re-read config, profiles and knowledge graphs. On any problem the previous routing stays, the
-    problems are logged, and /health says since when the running configuration is stale."""
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def open_without_keys(host: str, cfg: Config, allow_remote: bool) -> bool:
+    """The rule start-up and every reload keep: a listener on a non-loopback address needs proxy API keys,
+    unless the daemon was started with ``--allow-remote``."""
+    return bool(host) and not is_loopback(host) and not cfg.api_keys and not allow_remote
+
+
+def _candidate(state: State) -> tuple[Runtime | None, list[str]]:
+    """The runtime a reload would put in force, or the problems that keep the current one."""
     try:
         rt = load_runtime(state.options)
     except config_mod.ConfigError as exc:
-        problems = exc.problems
+        return None, exc.problems
     except routing.KGError as exc:
-        problems = [str(exc)]
-    else:
+        return None, [str(exc)]
+    host = state.options.host
+    if open_without_keys(host, rt.cfg, state.options.allow_remote):
+        return None, [f"auth.api_keys: the new configuration has no proxy API keys, but the daemon listens on "
+                      f"{host}, which is not a loopback address; add keys, or restart it with --allow-remote"]
+    return rt, []
+
+
+async def reload(state: State) -> list[str]:
+    """Re-read config, profiles and knowledge graphs. On any problem (one that start-up would refuse too) the
+    previous routing stays, the problems are logged, and /health says since when the configuration is stale."""
+    rt, problems = _candidate(state)
+    if rt is not None:
         state.local_up = await providers.probe_local(rt.cfg)
         state.runtime = with_providers(state, rt)
         state.reload_problems, state.config_stale_since = [], None

@@ -42,6 +42,8 @@ class Options:
     profile_dirs: tuple[Path, ...] = ()
     simulate: bool = False
     verbose: int = 0
+    host: str = ""              # the address it listens on ("" when not known: an embedded app)
+    allow_remote: bool = False  # --allow-remote: a non-loopback address without proxy keys is allowed
 
 
 @dataclass
