@@ -1,8 +1,10 @@
 """Controlling the daemon from outside: is it running, is it healthy, stop it. No printing and no aiohttp,
-so the CLI and the demo share it and stay quick to start."""
+so the CLI and the demo share it and stay quick to start. With proxy API keys set, it presents the configured
+key to the daemon (the header is added here, once, for every command)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -10,13 +12,37 @@ import time
 
 from llmproxy import paths
 
+#: ``key=CONFIGURED``: present the key of the configuration this process reads
+CONFIGURED = "<configured>"
 
-def get_health(host: str, port: int, timeout: float = 1.0) -> dict | None:
+
+@functools.cache
+def configured_key() -> str | None:
+    """The proxy API key the CLI presents to its own daemon: the first of ``auth.api_keys`` (and the keys of
+    the variable ``auth.api_keys_env`` names) in the configuration it reads, the daemon's unless that was
+    started with ``--config``; None when the proxy needs no key. Read once per process, never printed."""
+    from llmproxy import config as config_mod
+
+    try:
+        cfg = config_mod.load(strict=False)[0]
+    except Exception:  # noqa: BLE001 - a broken config: ask without a key (the daemon says the rest)
+        return None
+    return cfg.api_keys[0] if cfg.api_keys else None
+
+
+def _key_header(key: str | None) -> dict[str, str]:
+    key = configured_key() if key == CONFIGURED else key
+    return {"x-api-key": key} if key else {}
+
+
+def get_health(host: str, port: int, timeout: float = 1.0, *, key: str | None = CONFIGURED) -> dict | None:
+    """The daemon's ``/health``: the whole picture with its key (by default the configured one), only
+    ``{"status": "ok"}`` without. ``key=None`` for a port that may not be ours (the key is not sent there)."""
     import http.client
 
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", "/health")
+        conn.request("GET", "/health", headers=_key_header(key))
         resp = conn.getresponse()
         return json.loads(resp.read()) if resp.status == 200 else None
     except (OSError, ValueError, http.client.HTTPException):
@@ -25,14 +51,13 @@ def get_health(host: str, port: int, timeout: float = 1.0) -> dict | None:
         conn.close()
 
 
-def post_json(host: str, port: int, path: str, data: dict, *, token: str | None = None,
+def post_json(host: str, port: int, path: str, data: dict, *, key: str | None = CONFIGURED,
               timeout: float = 30.0) -> tuple[int, object] | None:
-    """POST ``data`` as JSON to the daemon; (status, decoded body or None), or None if it does not answer."""
+    """POST ``data`` as JSON to the daemon with its key (by default the configured one); (status, decoded
+    body or None), or None if it does not answer."""
     import http.client
 
-    headers = {"content-type": "application/json"}
-    if token:
-        headers["x-api-key"] = token
+    headers = {"content-type": "application/json", **_key_header(key)}
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("POST", path, body=json.dumps(data), headers=headers)

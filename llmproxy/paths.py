@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+
+#: what the daemon creates is its owner's alone: directories 0700, files 0600
+PRIVATE_UMASK = 0o077
+#: what llmproxy keeps in its home; ``tighten`` goes into these (and no further into a home that is shared,
+#: such as one set to ``~``). ``demo/claude-code`` is an npm install: its directory is closed, not walked.
+OWN_ENTRIES = ("config.toml", "llmproxy.pid", "llmproxy.tmp", "logs", "profiles", "llmproxy.db",
+               "llmproxy.db-wal", "llmproxy.db-shm", "llmproxy.db-journal", "files", "run", "claude-settings",
+               "demo", ".write-test")
+NOT_WALKED = ("claude-code",)
 
 
 def home() -> Path:
@@ -50,3 +61,46 @@ def bundled_profiles_dir() -> Path:
 
 def default_config_file() -> Path:
     return Path(__file__).resolve().parent / "data" / "default.toml"
+
+
+def make_private() -> None:
+    """From now on everything this process creates is private (umask 077), and what llmproxy already keeps
+    under the home loses its group and other permissions (files 0600, directories 0700; an executable stays
+    its owner's). The daemon calls it before it creates anything; its children (workers) inherit the umask.
+    Not for commands that start the user's programs (``code``, ``demo``): those would inherit the umask."""
+    os.umask(PRIVATE_UMASK)
+    tighten(home())
+
+
+def tighten(root: Path) -> None:
+    """``root`` itself and llmproxy's entries in it (``OWN_ENTRIES``), recursively, made private. Symlinks and
+    what another user owns are left alone; a file that vanishes meanwhile is no error."""
+    _private(root)
+    for name in OWN_ENTRIES:
+        top = root / name
+        if not _private(top) or not top.is_dir() or top.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            dirnames[:] = [d for d in dirnames if _private(Path(dirpath, d)) and d not in NOT_WALKED]
+            for f in filenames:
+                _private(Path(dirpath, f))
+
+
+def _private(path: Path) -> bool:
+    """Drop the group/other bits of ``path``; whether it is there (and ours, not a symlink)."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
+        return False
+    if st.st_mode & 0o077:
+        with contextlib.suppress(OSError):
+            os.chmod(path, stat.S_IMODE(st.st_mode) & ~0o077)
+    return True
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` as a directory (with its parents) that only its owner can enter, whatever the umask."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path

@@ -13,9 +13,15 @@ from llmproxy import paths
 
 def write_pid_file(path: Path, host: str, port: int, **extra: object) -> None:
     """The daemon's pid (with ``--workers``, the supervisor's), address and start time, plus ``extra``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    paths.private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"pid": os.getpid(), "host": host, "port": port, "started": time.time(), **extra}))
+    data = json.dumps({"pid": os.getpid(), "host": host, "port": port, "started": time.time(), **extra}).encode()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # 0600 whatever the umask
+    try:
+        os.fchmod(fd, 0o600)  # a leftover .tmp from an older version may be 0644
+        os.write(fd, data)
+    finally:
+        os.close(fd)
     os.replace(tmp, path)
 
 

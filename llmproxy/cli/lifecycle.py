@@ -54,6 +54,9 @@ def status(json_out: bool) -> int:
     out.print(f"llmproxy is [green]running[/]: pid {live['pid']}, http://{live['host']}:{live['port']}")
     if health is None:
         raise CLIError("the daemon does not answer /health")
+    if "uptime_s" not in health:  # it told only whether it is up: our key is missing or not one of its keys
+        raise CLIError("the daemon requires a proxy API key to say more, and the configured one is missing or "
+                       "not one it accepts (auth.api_keys / api_keys_env in the config it runs with)")
     out.print(f"uptime {fmt_uptime(health['uptime_s'])}, requests served {health['requests_served']}, "
               f"in flight {health['in_flight']}")
     out.print(f"profiles: {', '.join(health['profiles'])} (default {health['default_profile']})")

@@ -11,6 +11,7 @@ from llmproxy import paths
 from llmproxy.cli.console import CLIError, err, out
 from llmproxy.cli.lifecycle import not_running
 from llmproxy.daemonctl import running
+from llmproxy.obs.logfile import mark, read_since
 
 RELOADED = "configuration reloaded"
 RELOAD_FAILED = "reload failed:"
@@ -28,14 +29,12 @@ def print_reload(problems: list[str]) -> None:
 def reload() -> int:
     """POST /api/reload (synchronous: the answer says whether it worked); a daemon without that route gets
     SIGHUP, and the outcome is read from what it writes to daemon.log."""
-    from llmproxy.cli.common import proxy_token
     from llmproxy.daemonctl import post_json
 
     live, stale = running()
     if live is None:
         raise CLIError(not_running(stale))
-    token = proxy_token(_lenient_cfg())
-    answer = post_json(live["host"], live["port"], "/api/reload", {}, token=token, timeout=60)
+    answer = post_json(live["host"], live["port"], "/api/reload", {}, timeout=60)
     if answer is None:
         raise CLIError(f"the daemon (pid {live['pid']}) does not answer on {live['host']}:{live['port']}")
     status_, body = answer
@@ -58,16 +57,11 @@ def _reload_error(problems: list[str]) -> CLIError:
 
 def _reload_by_signal(pid: int, timeout: float = 5.0) -> int:
     logf = paths.daemon_log()
-    start = logf.stat().st_size if logf.exists() else 0
+    since = mark(logf)
     os.kill(pid, signal.SIGHUP)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            with logf.open("rb") as fh:
-                fh.seek(start)
-                lines = fh.read().decode("utf-8", "replace").splitlines()
-        except OSError:
-            lines = []
+        lines = read_since(logf, since).decode("utf-8", "replace").splitlines()
         failed = [ln.split(RELOAD_FAILED, 1)[1].strip() for ln in lines if RELOAD_FAILED in ln]
         if failed:
             raise _reload_error(failed)
@@ -78,9 +72,3 @@ def _reload_by_signal(pid: int, timeout: float = 5.0) -> int:
     out.print(f"sent SIGHUP to pid {pid}; no answer in {logf} yet (a daemon started in the foreground "
               f"prints the outcome on its console)")
     return 0
-
-
-def _lenient_cfg():
-    from llmproxy import config as config_mod
-
-    return config_mod.load(strict=False)[0]

@@ -3,33 +3,25 @@ returns; one clear line per failure."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
 import sys
 import time
 from pathlib import Path
+from typing import NoReturn
 
 from llmproxy import paths
 from llmproxy.cli.console import CLIError, note, out
 from llmproxy.cli.options import ServeOptions
 from llmproxy.cli.reloadcmd import print_reload
 from llmproxy.daemonctl import get_health, running
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+from llmproxy.obs.logfile import mark, read_since
 
 
 def _ensure_home() -> None:
     home = paths.home()
     try:
-        paths.log_dir().mkdir(parents=True, exist_ok=True)
+        paths.private_dir(paths.log_dir())
         probe = home / ".write-test"
         probe.write_text("")
         probe.unlink()
@@ -40,7 +32,9 @@ def _ensure_home() -> None:
 def serve(opts: ServeOptions) -> int:
     from llmproxy.cli.common import load_config
     from llmproxy.routing import KGError, compile_profiles
+    from llmproxy.server.runtime import open_without_keys
 
+    paths.make_private()  # before anything is created: whatever the daemon writes is its owner's alone
     _ensure_home()
     _workers(opts.workers)  # a bad value is said here, before a daemon forks
     cfg = load_config(opts.source)
@@ -50,7 +44,7 @@ def serve(opts: ServeOptions) -> int:
         raise CLIError(str(exc)) from None
     host = opts.host or cfg.server.host
     port = opts.port if opts.port is not None else cfg.server.port
-    if not _is_loopback(host) and not cfg.api_keys and not opts.allow_remote:
+    if open_without_keys(host, cfg, opts.allow_remote):
         raise CLIError(f"refusing to bind {host} without proxy API keys (set auth.api_keys, or pass --allow-remote)")
     live, stale = running()
     if stale:
@@ -63,43 +57,29 @@ def serve(opts: ServeOptions) -> int:
 
 
 def _spawn_daemon(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
-    """Fork the already-configured process into the background (new session, output to daemon.log) and
-    return once the child answers /health — no second interpreter start, no second import of aiohttp."""
+    """Fork the already-configured process into the background (new session, output to daemon.log through
+    the log pump) and return once the child answers /health (asked with the configured key) — no second
+    interpreter start, no second import of aiohttp."""
     from llmproxy.cli.common import simulated_providers
 
     logf = paths.daemon_log()
-    start_at = logf.stat().st_size if logf.exists() else 0
+    since = mark(logf)
     sys.stdout.flush()
     sys.stderr.flush()
+    log_w, pump_pid = _start_log_pump(logf, cfg.log.rotate_bytes, cfg.log.rotate_keep)
     pid = os.fork()
     if pid == 0:  # the daemon
-        rc = 1
-        try:
-            os.setsid()
-            fd = os.open(logf, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(fd, 1)
-            os.dup2(fd, 2)
-            os.environ.setdefault("COLUMNS", "200")
-            try:
-                rc = _foreground(cfg, profiles, host, port, opts)
-            except CLIError as exc:
-                from llmproxy.cli.console import render_error
-
-                render_error(exc)
-                rc = exc.code
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(rc)
+        _daemon(log_w, cfg, profiles, host, port, opts)
+    os.close(log_w)  # the pump ends when the daemon (and its workers) have closed theirs
+    key = cfg.api_keys[0] if cfg.api_keys else None
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            tail = _log_tail(logf, start_at)
+            _wait(pump_pid, 5)  # everything the daemon said is in the log
+            tail = _log_tail(logf, since)
             raise CLIError(tail or f"daemon exited with status {os.waitstatus_to_exitcode(status)}; see {logf}")
-        health = get_health(host, port, timeout=0.5)
+        health = get_health(host, port, timeout=0.5, key=key)
         if health and health.get("pid") == pid:
             out.print(f"llmproxy running (pid {pid}) on http://{host}:{port}  log: {logf}")
             if sims := simulated_providers(health):
@@ -113,13 +93,70 @@ def _spawn_daemon(cfg, profiles, host: str, port: int, opts: ServeOptions) -> in
     raise CLIError(f"daemon did not answer /health within 20 s; see {logf}")
 
 
-def _log_tail(path: Path, start: int) -> str:
+def _daemon(log_w: int, cfg, profiles, host: str, port: int, opts: ServeOptions) -> NoReturn:
+    """The forked daemon: its own session, stdin from /dev/null, stdout and stderr into the log pump."""
+    rc = 1
     try:
-        with path.open("rb") as fh:
-            fh.seek(start)
-            lines = [ln for ln in fh.read().decode("utf-8", "replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(log_w, 1)
+        os.dup2(log_w, 2)
+        os.close(log_w)
+        os.environ.setdefault("COLUMNS", "200")
+        try:
+            rc = _foreground(cfg, profiles, host, port, opts)
+        except CLIError as exc:
+            from llmproxy.cli.console import render_error
+
+            render_error(exc)
+            rc = exc.code
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(rc)
+
+
+def _start_log_pump(logf: Path, rotate_bytes: int, keep: int) -> tuple[int, int]:
+    """daemon.log rotated by size like the request log (``log.rotate_bytes`` × ``log.rotate_keep``): the
+    daemon writes into a pipe, and a small process of its own copies the pipe into the rotating file — so a
+    flood of lines (a traceback, aiohttp's complaints) cannot fill the disk, and nothing the daemon or its
+    workers write, even while dying, is lost. (The pipe's write end, the pump's pid.)"""
+    from llmproxy.obs.logfile import RotatingWriter, pump
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(r)
+        return w, pid
+    code = 1
+    try:
+        os.setsid()  # not in the launcher's terminal session: a Ctrl-C there must not end the log
+        os.close(w)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):  # nothing of the launcher's terminal (or of a caller waiting on its output)
+            os.dup2(null, fd)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        pump(r, RotatingWriter(logf, rotate_bytes, keep))
+        code = 0
+    finally:
+        os._exit(code)
+
+
+def _wait(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            return
+        time.sleep(0.01)
+
+
+def _log_tail(path: Path, since: tuple[int, int]) -> str:
+    lines = [ln for ln in read_since(path, since).decode("utf-8", "replace").splitlines() if ln.strip()]
     errs = [ln for ln in lines if "error" in ln.lower()]
     return (errs[-1] if errs else lines[-1] if lines else "").removeprefix("error: ").strip()
 
@@ -137,7 +174,7 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     workers = _workers(opts.workers)
     options = Options(config_path=opts.source.config, profile_dirs=opts.source.profile_dirs, simulate=opts.simulate,
-                      verbose=opts.verbose)
+                      verbose=opts.verbose, host=host, allow_remote=opts.allow_remote)
     state = State(runtime=Runtime(router=Router(cfg, profiles), providers={}), options=options)
 
     def on_ready(st: State) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import sys
 
-from llmproxy.cli.console import err
+from llmproxy.cli.console import err, escape
 
 TEXT_BROWSERS = frozenset({"www-browser", "lynx", "w3m", "links", "elinks"})
 
@@ -41,7 +41,8 @@ def run(port: int | None, open_browser: bool) -> int:
     print(url, flush=True)
     cfg, _ = load_lenient(Source())
     if cfg.api_keys:
-        err.print("the page asks once for a proxy API key (one of [auth] api_keys) and keeps it for that tab only")
+        err.print(escape("the page asks once for a proxy API key (one of [auth] api_keys) and keeps it for that "
+                         "tab only"))
     if open_browser and can_open_browser():
         import webbrowser
 

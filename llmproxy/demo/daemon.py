@@ -81,9 +81,12 @@ def port_holder(host: str, port: int) -> tuple[str, str] | None:
         return None
     from llmproxy.daemonctl import get_health
 
-    health = get_health("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port) or {}
-    if isinstance(health.get("pid"), int):
-        pid = health["pid"]
+    # no key: whatever holds the port may not be ours (a keyed llmproxy then says only that it is up)
+    health = get_health("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port, key=None) or {}
+    pid = health.get("pid")
+    if health.get("status") == "ok" and not isinstance(pid, int):
+        pid = _listening_pid(port)
+    if isinstance(pid, int):
         where = _llmproxy_home_of(pid, health.get("config"))
         if where:
             return f"another llmproxy (pid {pid}, LLMPROXY_HOME={where})", f"stop it with `LLMPROXY_HOME={where} llmproxy stop`"

@@ -1,4 +1,5 @@
-"""The request log's file: lines appended under a lock, rotated by size (``requests.jsonl.1`` … ``.N``).
+"""The request log's file (and ``daemon.log``): lines appended under a lock, rotated by size
+(``requests.jsonl.1`` … ``.N``), created 0600 whatever the umask.
 
 Several processes may share it (``serve --workers N``): each batch is written, and the file rotated, under
 an exclusive ``flock`` on ``requests.jsonl.lock``, after reopening the file when another process rotated it.
@@ -30,8 +31,8 @@ class RotatingWriter:
             self._open()
 
     def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = self.path.open("ab")
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._fh = os.fdopen(os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
         if self._torn:
             self._torn = False
             if self._fh.tell() > 0:
@@ -60,7 +61,7 @@ class RotatingWriter:
         if fcntl is None:
             yield
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -118,3 +119,56 @@ class RotatingWriter:
             with contextlib.suppress(OSError):
                 self._fh.close()
             self._fh = None
+
+
+#: a line of the daemon's output longer than this is written in pieces rather than held until it ends
+PUMP_LINE_MAX = 64 * 1024
+
+
+def pump(fd: int, writer: RotatingWriter) -> None:
+    """Copy what arrives on ``fd`` (the read end of the daemon's stdout/stderr pipe) into ``writer`` line by
+    line, until every process holding the write end has closed it. A write that fails (disk full) loses those
+    lines, never the pump: the daemon must never block on a pipe nobody drains."""
+    rest = b""
+    while chunk := os.read(fd, 65536):
+        data = rest + chunk
+        cut = data.rfind(b"\n") + 1
+        if len(data) - cut > PUMP_LINE_MAX:
+            cut = len(data)
+        rest = data[cut:]
+        if cut:
+            _write_quietly(writer, data[:cut])
+    if rest:
+        _write_quietly(writer, rest + b"\n")
+    writer.close()
+
+
+def _write_quietly(writer: RotatingWriter, data: bytes) -> None:
+    with contextlib.suppress(Exception):
+        writer.write_lines(data.splitlines(keepends=True))
+
+
+def mark(path: Path) -> tuple[int, int]:
+    """Where ``path`` ends now (its inode and size), for ``read_since``; (0, 0) if it does not exist."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return 0, 0
+    return st.st_ino, st.st_size
+
+
+def read_since(path: Path, since: tuple[int, int]) -> bytes:
+    """What was appended to ``path`` after ``since`` (from ``mark``), across a rotation in between: the rest
+    of the rotated file (``.1``), then the new one from its start."""
+    ino, offset = since
+    parts = []
+    for candidate, start in ((path.with_name(path.name + ".1"), offset), (path, offset)):
+        try:
+            with candidate.open("rb") as fh:
+                same = os.fstat(fh.fileno()).st_ino == ino
+                if candidate is path or same:
+                    fh.seek(start if same else 0)
+                    parts.append(fh.read())
+        except OSError:
+            continue
+    return b"".join(parts)
