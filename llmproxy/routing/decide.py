@@ -133,7 +133,8 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
     if (why := sc.web_search(body)) and route("web_search"):
         return done("web_search", route("web_search"), why)
     subagent_why = sc.subagent(body, headers)
-    if subagent_why is None and (why := sc.background(body, p.background_models)):
+    claude_code = sc.is_claude_code(body, headers)
+    if subagent_why is None and (why := sc.background(body, p.background_models, claude_code)):
         return done("background", route("background") or default, why)
     if why := sc.compact(body):
         return done("compact", route("compact") or default, why)
@@ -158,7 +159,6 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         d = done("keyword", chain, why, concept=concept.name, matches=matches)
         d.reasons += suppressed
         return d
-    claude_code = sc.is_claude_code(body, headers)
     if (why := sc.think(body, human, claude_code, p.think_budget_threshold, turn)) and route("think"):
         d = done("think", route("think"), why, matches=matches)
     else:

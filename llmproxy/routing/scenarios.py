@@ -98,8 +98,10 @@ def subagent(body: dict, headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def background(body: dict, background_models: tuple[str, ...]) -> str | None:
-    """Claude Code's utility calls: title generation, WebFetch summaries, tool-less small-model calls."""
+def background(body: dict, background_models: tuple[str, ...], claude_code: bool) -> str | None:
+    """Claude Code's utility calls: title generation, WebFetch summaries, tool-less small-model calls. The
+    small-model rule needs Claude Code's signals (``claude_code``: billing header or claude-cli user agent): an
+    SDK call or a batch item naming a Haiku model without tools is an ordinary request, routed by its text."""
     sys_ = system_texts(body.get("system"))
     if any(s.startswith(TITLE_PROMPT) for s in sys_[2:3]) or any(TITLE_PROMPT in s[:200] for s in sys_[:3]):
         return "title generation request"
@@ -109,10 +111,12 @@ def background(body: dict, background_models: tuple[str, ...]) -> str | None:
     m = last_user_message(body.get("messages") or [])
     if m is not None and last_text_block(m).lstrip().startswith(WEBFETCH_PREFIX):
         return "WebFetch page summary"
+    if not claude_code:
+        return None
     model = str(body.get("model", "")).lower()
     for marker in background_models:
         if marker and marker.lower() in model:
-            return f"tool-less request to a small model ({body.get('model')})"
+            return f"tool-less Claude Code request to a small model ({body.get('model')})"
     return None
 
 
