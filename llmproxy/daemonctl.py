@@ -4,7 +4,6 @@ key to the daemon (the header is added here, once, for every command)."""
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import signal
@@ -16,11 +15,10 @@ from llmproxy import paths
 CONFIGURED = "<configured>"
 
 
-@functools.cache
 def configured_key() -> str | None:
     """The proxy API key the CLI presents to its own daemon: the first of ``auth.api_keys`` (and the keys of
     the variable ``auth.api_keys_env`` names) in the configuration it reads, the daemon's unless that was
-    started with ``--config``; None when the proxy needs no key. Read once per process, never printed."""
+    started with ``--config``; None when the proxy needs no key. Never printed."""
     from llmproxy import config as config_mod
 
     try:

@@ -14,8 +14,8 @@ PRIVATE_UMASK = 0o077
 #: what llmproxy keeps in its home; ``tighten`` goes into these (and no further into a home that is shared,
 #: such as one set to ``~``). ``demo/claude-code`` is an npm install: its directory is closed, not walked.
 OWN_ENTRIES = ("config.toml", "llmproxy.pid", "llmproxy.tmp", "logs", "profiles", "llmproxy.db",
-               "llmproxy.db-wal", "llmproxy.db-shm", "llmproxy.db-journal", "files", "run", "claude-settings",
-               "demo", ".write-test")
+               "llmproxy.db-wal", "llmproxy.db-shm", "llmproxy.db-journal", "llmproxy.db.lock", "files", "run",
+               "claude-settings", "demo", ".write-test")
 NOT_WALKED = ("claude-code",)
 
 

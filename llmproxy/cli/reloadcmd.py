@@ -41,8 +41,9 @@ def reload() -> int:
     if status_ == 404:
         return _reload_by_signal(live["pid"])
     if status_ == 401:
-        raise CLIError("the daemon refused the reload: proxy API key missing or wrong "
-                       "(auth.api_keys / api_keys_env in the config the daemon runs with)")
+        raise CLIError("the daemon refused the reload: proxy API key missing or wrong (auth.api_keys / "
+                       "api_keys_env in the config the daemon runs with); to reload after changing the keys, "
+                       f"`kill -HUP {live['pid']}` (the outcome is in daemon.log)")
     problems = [str(p) for p in (body.get("problems") or [])] if isinstance(body, dict) else []
     if status_ == 200 and isinstance(body, dict) and body.get("ok"):
         out.print(f"{RELOADED} (pid {live['pid']})")
