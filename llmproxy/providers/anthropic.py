@@ -16,6 +16,7 @@ from llmproxy.errors import ProxyError, UpstreamError, from_upstream_status
 from llmproxy.protocol.sse import Frame
 from llmproxy.providers import http
 from llmproxy.providers.base import Call, Reply
+from llmproxy.providers.batches import MessageBatches
 
 # client headers worth passing to Anthropic (the gateway contract asks for anthropic-* unchanged);
 # names are compared lower-cased: Claude Code sends X-Claude-Code-Session-Id, X-Stainless-*, User-Agent
@@ -77,11 +78,18 @@ def _error_event(data: object) -> tuple[int, str]:
     return _STREAM_ERROR_STATUS.get(str(err.get("type")), 502), str(err.get("message") or "stream error")
 
 
-class AnthropicProvider:
+class AnthropicProvider(MessageBatches):
+    """Messages and count_tokens passthrough; Message Batches (``BatchProvider``) from ``MessageBatches``."""
+
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession):
         self.config = config
         self.session = session
         self.simulated_reason: str | None = None
+
+    def batch_headers(self) -> dict[str, str]:
+        """The batch API's headers: the provider's own key only (a batch runs after its client has gone)."""
+        key = self.config.api_key()
+        return forward_headers({}, self.config, {"x-api-key": key} if key else {})
 
     def _auth(self, call: Call) -> dict[str, str]:
         """The provider's own key as x-api-key; or, with forward_client_key, the client's credential in the

@@ -98,6 +98,13 @@ async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: st
         raise map_transport_error(exc, provider) from exc
     finally:
         payload.handed()
+    await check_status(resp, provider, on_status)
+    return resp
+
+
+async def check_status(resp: aiohttp.ClientResponse, provider: ProviderConfig, on_status: StatusMapper) -> None:
+    """Close ``resp`` and raise unless its status is below 300: a redirect (never followed: it would carry the
+    provider's key to another address) names where it points; an error status goes through ``on_status``."""
     if 300 <= resp.status < 400:
         resp.close()
         where = resp.headers.get("location", "")[:200]
@@ -113,7 +120,6 @@ async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: st
         finally:
             resp.close()
         raise on_status(resp.status, raw, retry_after(resp.headers))
-    return resp
 
 
 def status_error(provider: ProviderConfig, status: int, message: str, retry_after: str | None) -> ProxyError:

@@ -224,4 +224,4 @@ class Executor:
                     decision=decision, headers=CIMultiDict(), query={}, client_key=None)
 
     async def _run_native(self, batch: Batch) -> None:
-        await self.native.mirror(self, batch)
+        await self.native.mirror(batch)
