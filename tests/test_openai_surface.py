@@ -98,7 +98,8 @@ async def test_errors_use_openai_shape(proxy, fake_anthropic, fake_backup):
         with pytest.raises(openai.RateLimitError):
             await c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     async with aiohttp.ClientSession() as s:
-        async with s.post(url + "/v1/chat/completions", data=b"{oops") as r:
+        async with s.post(url + "/v1/chat/completions", data=b"{oops",
+                          headers={"content-type": "application/json"}) as r:
             body = await r.json()
     assert r.status == 400 and set(body) == {"error"} and body["error"]["message"]
 

@@ -53,7 +53,8 @@ async def test_bad_requests_are_400_naming_the_field(proxy, payload, needle):
 
 async def test_body_over_limit_is_413(proxy_factory):
     url, _ = await proxy_factory("[server]\nmax_body_bytes = 2048\n")
-    status, body, headers = await post(url, data=b'{"x":"' + b"a" * 5000 + b'"}')
+    status, body, headers = await post(url, data=b'{"x":"' + b"a" * 5000 + b'"}',
+                                       headers={"content-type": "application/json"})
     assert status == 413
     assert_error_shape(body, headers, "request_too_large")
 

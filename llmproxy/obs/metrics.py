@@ -45,6 +45,17 @@ class Metrics:
         self._circuits: set[tuple[str, str]] = set()
         self.disconnects = Counter("llmproxy_client_disconnects", "Clients that went away mid-request",
                                    ["profile"], registry=r)
+        # refused before any work (server/guard.py, server/middleware.py): reason is host, origin,
+        # content_type or auth
+        self.rejected = Counter("llmproxy_rejected_requests", "Requests refused before any work was done",
+                                ["reason"], registry=r)
+        # what aiohttp's parser refused (server/connection.py): error is the parser's exception class
+        self.bad_requests = Counter("llmproxy_bad_requests", "Requests the HTTP parser could not read",
+                                    ["error"], registry=r)
+        # reason: header_timeout (the head took longer than server.header_timeout) or pending_heads (more
+        # than server.max_pending_heads connections were sending their head)
+        self.closed_connections = Counter("llmproxy_closed_connections",
+                                          "Connections closed before a request head arrived", ["reason"], registry=r)
 
     def observe_circuits(self, snapshot: dict[str, dict]) -> None:
         """Circuit states from the breakers (keys are 'provider/model' from config, so labels stay bounded);

@@ -1,5 +1,6 @@
 """The aiohttp app factory: typed state under AppKeys, the upstream client session and the request log
-as cleanup contexts, and every route under the bare root and under each ``/p/<profile>`` prefix."""
+as cleanup contexts, and every route under the bare root and under each ``/p/<profile>`` prefix. In front of
+every route: errors rendered in the API's shape, the origin guard (``server/guard.py``), then auth."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from llmproxy import config as config_mod
 from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
 from llmproxy.server import batches, files, handlers, openai_surface, ui
-from llmproxy.server.middleware import auth_middleware, errors_middleware
+from llmproxy.server.guard import guard_middleware
+from llmproxy.server.middleware import REJECTIONS, auth_middleware, errors_middleware, rejection_budget
 from llmproxy.server.relay import relay_context
 from llmproxy.server.runtime import load_runtime, reload, with_providers
 from llmproxy.server.state import STATE, State
@@ -65,8 +67,9 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
     hard = {"max_line_size": 4 * srv.max_header_bytes, "max_field_size": 4 * srv.max_header_bytes,
             "max_headers": 4 * srv.max_headers}
     app = web.Application(client_max_size=srv.max_body_bytes, handler_args=hard,
-                          middlewares=[errors_middleware, auth_middleware])
+                          middlewares=[errors_middleware, guard_middleware, auth_middleware])
     app[STATE] = state
+    app[REJECTIONS] = rejection_budget()
     app[LISTENERS] = list(listeners or [])
     app.cleanup_ctx.append(_client_session)
     app.cleanup_ctx.append(_request_log)

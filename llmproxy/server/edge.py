@@ -3,6 +3,9 @@ the limit, find the client's credential, read query parameters, answer JSON, and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import orjson
 from aiohttp import web
 
@@ -40,6 +43,18 @@ def admit(state: State) -> None:
     if state.in_flight > limit:
         raise Overloaded(f"llmproxy is serving {limit} requests at once (server.max_concurrent_requests); "
                          f"retry shortly", retry_after="1")
+
+
+@contextmanager
+def admitted(state: State) -> Iterator[None]:
+    """Admission for a request that keeps no record (``/api/route``): refused beyond the limit like the
+    others, and counted in flight while it runs, so it takes its place among them."""
+    state.in_flight += 1  # as ``recording`` does: counted first, so the limit includes this one
+    try:
+        admit(state)
+        yield
+    finally:
+        state.in_flight -= 1
 
 
 async def read_body(request: web.Request, rec: RequestRecord) -> tuple[bytes, object]:

@@ -18,6 +18,7 @@ from llmproxy.providers import Provider, Reply, Source
 from llmproxy.routing import UnknownProfile
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import (
+    admitted,
     begin,
     client_key,
     int_param,
@@ -186,19 +187,20 @@ async def health(request: web.Request) -> web.Response:
 async def api_route(request: web.Request) -> web.Response:
     """The routing decision for a request (or a bare text), without calling any model."""
     state = request.app[STATE]
-    raw = await request.read()
-    data = validate_route_request(parse_json(raw))
-    if "messages" in data:
-        body, profile = data, request_profile(request)
-    else:
-        try:
-            profile = request_profile(request, data.get("profile"))
-        except UnknownProfile as exc:
-            raise UnknownProfile(f"profile: {exc.message}" if data.get("profile") else exc.message) from None
-        body = {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": data["text"]}]}
-        raw = orjson.dumps(body)
-    d = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
-    return json_response(d.to_dict())
+    with admitted(state):  # routing a large text is work: it counts toward server.max_concurrent_requests
+        raw = await request.read()
+        data = validate_route_request(parse_json(raw))
+        if "messages" in data:
+            body, profile = data, request_profile(request)
+        else:
+            try:
+                profile = request_profile(request, data.get("profile"))
+            except UnknownProfile as exc:
+                raise UnknownProfile(f"profile: {exc.message}" if data.get("profile") else exc.message) from None
+            body = {"model": "claude", "max_tokens": 1, "messages": [{"role": "user", "content": data["text"]}]}
+            raw = orjson.dumps(body)
+        d = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
+        return json_response(d.to_dict())
 
 
 async def api_reload(request: web.Request) -> web.Response:

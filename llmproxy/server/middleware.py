@@ -1,10 +1,17 @@
-"""Middleware: request id, one place that turns every failure into the API's error shape, and auth."""
+"""Middleware: request id, one place that turns every failure into the API's error shape, and auth.
+
+A refused request (no or a wrong proxy key here, a foreign Host or Origin in ``server/guard.py``) is counted in
+``llmproxy_rejected_requests_total`` and written to the request log as a small record (client fields clipped
+to ``CLIENT_FIELD_MAX`` characters), at most ``REJECTION_RECORDS_PER_SECOND`` a second: a flood of refused
+requests cannot rotate the served records out of the log."""
 
 from __future__ import annotations
 
 import hmac
 import logging
 import secrets
+import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -16,6 +23,35 @@ from llmproxy.server.state import REQUEST_ID, STATE
 log = logging.getLogger("llmproxy")
 PUBLIC_PATHS = frozenset({"/", "/health", "/ui", "/ui/"})
 PUBLIC_PREFIXES = ("/ui/",)  # the dashboard's static files (its data under /api/ needs the key)
+#: refused requests written to the request log per second (burst: twice as many); the rest are only counted
+REJECTION_RECORDS_PER_SECOND = 10
+#: longest client-supplied text (user agent, session id, path) kept in a rejection record
+CLIENT_FIELD_MAX = 200
+
+
+class RateLimit:
+    """A token bucket: ``take()`` is true at most ``burst`` times at once and ``rate`` times a second after."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic):
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self.tokens, self.at = float(burst), clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        self.tokens = min(float(self.burst), self.tokens + max(0.0, now - self.at) * self.rate)
+        self.at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+
+def rejection_budget() -> RateLimit:
+    return RateLimit(REJECTION_RECORDS_PER_SECOND, 2 * REJECTION_RECORDS_PER_SECOND)
+
+
+#: the app's budget of rejection records (made in ``create_app``)
+REJECTIONS = web.AppKey("rejections", RateLimit)
 
 
 def new_request_id() -> str:
@@ -84,7 +120,8 @@ def is_authorised(request: web.Request) -> bool:
     presented = client_credential(request)
     if presented is None:
         return False
-    given = presented.encode()
+    # as the bytes that came in: a header that is not UTF-8 arrives with surrogates, and is just a wrong key
+    given = presented.encode("utf-8", "surrogateescape")
     ok = False
     for k in keys:  # check them all: constant time whatever the match position
         ok |= hmac.compare_digest(given, k.encode())
@@ -100,20 +137,36 @@ async def auth_middleware(request: web.Request, handler):
             exc = AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
         else:
             exc = AuthenticationFailed("invalid proxy API key")
-        _log_rejection(request, exc)
-        raise exc
+        raise reject(request, exc, "auth")
     return await handler(request)
 
 
-def _log_rejection(request: web.Request, exc: ProxyError) -> None:
+def reject(request: web.Request, exc: ProxyError, reason: str) -> ProxyError:
+    """Count a refused request and, while the budget lasts, log a small record of it; returns ``exc``."""
+    state = request.app[STATE]
+    state.metrics.rejected.labels(reason).inc()
+    if request.app[REJECTIONS].take():
+        _log_rejection(request, exc, reason)
+    return exc
+
+
+def clip(text: str, limit: int = CLIENT_FIELD_MAX) -> str:
+    """At most ``limit`` characters of client text, as valid UTF-8 (undecodable header bytes become U+FFFD)."""
+    text = text[:limit + 1].encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _log_rejection(request: web.Request, exc: ProxyError, reason: str) -> None:
     """A refused request is in the request log too (who knocked, on what), never with the key."""
     path = request.path
     endpoint = next((name for suffix, name in (("/count_tokens", "count_tokens"), ("/chat/completions",
                      "chat_completions"), ("/messages", "messages")) if path.endswith(suffix)), "other")
     rec = RequestRecord.of(request, endpoint)
-    rec.status, rec.error = exc.status, exc.message
+    rec.client = {k: clip(v) if isinstance(v, str) else v for k, v in rec.client.items()}
+    rec.status, rec.error = exc.status, clip(exc.message, 2 * CLIENT_FIELD_MAX)
+    rec.extra["rejected"] = reason
     if endpoint == "other":
-        rec.extra["path"] = path
+        rec.extra["path"] = clip(path)
     finish(request.app[STATE], rec)
 
 

@@ -9,7 +9,8 @@
 The page is public (it holds no data); everything under ``/api/`` needs the proxy key when keys are set.
 The page sends it as ``x-api-key`` (the feed is read with ``fetch``, so the key never goes in a URL).
 Without proxy keys, these endpoints answer only requests addressed to a loopback name or the configured
-host, so a web page elsewhere cannot read them through DNS rebinding (``ui_api.check_host``).
+host, so a web page elsewhere cannot read them through DNS rebinding (the origin guard, ``server/guard.py``,
+checks that for every route).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from llmproxy.errors import NotFound, Overloaded
 from llmproxy.obs.events import Closed, Overrun
 from llmproxy.server.feed import render_batch, sse
 from llmproxy.server.state import STATE
-from llmproxy.server.ui_api import bodies_logged, check_host, kg, providers, request_detail, secrets_of, stats
+from llmproxy.server.ui_api import bodies_logged, kg, providers, request_detail, secrets_of, stats
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 #: the files the page is made of (nothing else under /ui/ is served)
@@ -98,7 +99,6 @@ async def page_redirect(request: web.Request) -> web.Response:
 async def events(request: web.Request) -> web.StreamResponse:
     """The live feed. A browser that stops reading (or falls more than the hub's ring behind) is dropped:
     its stream ends with a ``dropped`` event and the page reconnects."""
-    check_host(request)
     state = request.app[STATE]
     hub = state.events
     sub = hub.subscribe()

@@ -5,9 +5,9 @@
 - ``GET /api/kg``: each profile's chains and knowledge graph. ``GET /api/providers``: live or simulated
   and why, models and prices, circuits.
 
-Also what every dashboard endpoint checks first (``check_host``: without proxy keys, only requests addressed
-to a loopback name or the configured host) and the secrets its answers are redacted with. Answers are
-redacted as the log redacts them.
+Also the secrets its answers are redacted with: answers are redacted as the log redacts them. Like every route,
+these answer, without proxy keys, only requests addressed to a loopback name or the configured host (DNS
+rebinding): the origin guard in ``server/guard.py`` checks that for all of them.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from llmproxy import paths
-from llmproxy.errors import InvalidRequest, NotFound, PermissionDenied
+from llmproxy.errors import InvalidRequest, NotFound
 from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
 from llmproxy.obs.redact import redact
 from llmproxy.server.feed import compact_view
@@ -34,24 +34,9 @@ from llmproxy.server.state import STATE, State, this_worker
 #: how far back /api/stats reads, and how many records it returns at most
 MAX_SINCE_S = 24 * 3600
 MAX_STATS_RECORDS = 5000
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "[::1]"})
 
 
 # -------------------------------------------------------------------------------------------- helpers
-
-def check_host(request: web.Request) -> None:
-    """Without proxy keys, answer only requests addressed to this machine by a name we know (DNS rebinding)."""
-    state = request.app[STATE]
-    cfg = state.runtime.cfg
-    if cfg.api_keys:
-        return
-    host = (request.host or "").lower()
-    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-    if name in LOOPBACK_HOSTS or name == cfg.server.host.lower() or name.strip("[]") == cfg.server.host.lower():
-        return
-    raise PermissionDenied(f"the dashboard API answers only requests to localhost or {cfg.server.host} "
-                           f"(got Host: {request.host!r}); set proxy API keys to reach it by other names")
-
 
 def secrets_of(state: State) -> tuple[str, ...]:
     log_secrets = state.log.secrets if state.log is not None else ()
@@ -111,7 +96,6 @@ def recent_records(path: Path, since: float, limit: int) -> tuple[list[dict], bo
 
 
 async def request_detail(request: web.Request) -> web.Response:
-    check_host(request)
     rid = request.match_info["request_id"]
     if not rid.startswith("req_") or len(rid) > 64 or not rid[4:].isalnum():
         raise InvalidRequest(f"not a request id: {rid[:80]!r}")
@@ -123,7 +107,6 @@ async def request_detail(request: web.Request) -> web.Response:
 
 async def stats(request: web.Request) -> web.Response:
     """The recent records (trimmed) for the charts and the first rows of the page."""
-    check_host(request)
     text = request.query.get("since", "1h")
     try:
         since = parse_since(text)
@@ -164,7 +147,6 @@ def kg_info(state: State) -> dict:
 
 
 async def kg(request: web.Request) -> web.Response:
-    check_host(request)
     return json_response(request, kg_info(request.app[STATE]))
 
 
@@ -193,6 +175,5 @@ def providers_info(state: State) -> dict:
 
 
 async def providers(request: web.Request) -> web.Response:
-    check_host(request)
     state = request.app[STATE]
     return json_response(request, redact(providers_info(state), extra_secrets=secrets_of(state)))
