@@ -41,13 +41,14 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ plumbing
     def _open(self) -> None:
-        self.db_path.parent.mkdir(parents=True, exist_ok=True)
-        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self.db_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.files_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         stale = time.time() - STALE_PART_SECONDS
         for part in self.files_dir.glob(".*.part"):  # uploads a crash interrupted (not another worker's, live)
             with contextlib.suppress(OSError):
                 if part.stat().st_mtime < stale:
                     part.unlink()
+        os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))  # 0600, and so its -wal and -shm
         conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -197,7 +198,7 @@ class SqliteStore:
                        max_bytes: int) -> FileMeta:
         file_id = new_id("file_")
         part = self.files_dir / f".{file_id}.part"
-        fh = await asyncio.to_thread(open, part, "wb")
+        fh = await asyncio.to_thread(open, part, "wb", opener=lambda p, f: os.open(p, f, 0o600))
         size, buf, pending = 0, [], 0
         try:
             async for chunk in chunks:

@@ -83,3 +83,26 @@ def test_tighten_leaves_what_is_not_llmproxys(tmp_path):
     assert mode(tmp_path / "logs" / "tool") == oct(0o700)
     assert mode(tmp_path / "public_html") == oct(0o755)
     assert mode(tmp_path / "public_html" / "index.html") == oct(0o644)
+
+
+async def test_store_files_are_private_whatever_the_umask(tmp_path, umask_022):
+    """The store on its own (no daemon, so no umask 077): the database, its -wal and -shm, the files
+    directory, an upload's .part file while it is written and the file it becomes are private."""
+    from llmproxy.store import open_store
+
+    store = open_store(tmp_path)
+    part_modes = []
+
+    async def chunks():
+        yield b"a" * 100
+        part_modes.extend(oct(stat.S_IMODE(p.stat().st_mode)) for p in (tmp_path / "files").glob(".*.part"))
+        yield b"b" * 100
+
+    try:
+        meta = await store.put_file("notes.txt", "text/plain", chunks(), 10_000)
+        assert part_modes == [oct(0o600)]
+        names = {p.name for p in tmp_path.rglob("*")}
+        assert {"llmproxy.db", "llmproxy.db-wal", "llmproxy.db-shm", "files", meta.id} <= names, names
+        assert modes(tmp_path) == {}
+    finally:
+        await store.close()
