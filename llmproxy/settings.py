@@ -148,6 +148,10 @@ class ServerConfig:
     send_window: int = opt(64, gt=0)  # request bodies being sent to one provider at once (server/sending.py)
     max_header_bytes: int = opt(16384, gt=0)  # one request header line
     max_headers: int = opt(128, gt=0)
+    # seconds a client has to send a request's head once it connects (or starts its next request); then the
+    # connection is closed (server/connection.py)
+    header_timeout: float = opt(10.0, gt=0)
+    max_pending_heads: int = opt(1024, gt=0)  # connections sending their head at once; beyond it, closed at once
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from aiohttp import web
 from llmproxy import paths
 from llmproxy.pidfile import read_pid_file, write_pid_file
 from llmproxy.server.app import create_app, reload
+from llmproxy.server.connection import Runner
 from llmproxy.server.state import State, this_worker
 
 #: generation-0 threshold while serving: parsing a 90 KB Claude Code body allocates thousands of containers,
@@ -64,6 +65,12 @@ async def return_memory(state: State, every: float = TRIM_EVERY) -> None:
             trim(0)
 
 
+def make_runner(app: web.Application, grace_seconds: float = 10.0) -> Runner:
+    """The runner the daemon serves ``app`` with: its connections have a head deadline, a cap on heads in
+    progress, and parser errors in the API's shape (``server/connection.py``)."""
+    return Runner(app, handler_cancellation=True, shutdown_timeout=grace_seconds, access_log=None)
+
+
 class StartupError(Exception):
     """One clear line for the user; no traceback."""
 
@@ -86,8 +93,7 @@ async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State
     if (worker := this_worker()) is not None:
         state.worker = worker[0]
     app = create_app(state, listeners)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=cfg.server.grace_seconds,
-                           access_log=None)
+    runner = make_runner(app, cfg.server.grace_seconds)
     await runner.setup()
     site = (web.SockSite(runner, sock) if sock is not None
             else web.TCPSite(runner, host, port, reuse_address=True, backlog=LISTEN_BACKLOG))
