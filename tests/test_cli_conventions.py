@@ -187,3 +187,56 @@ def test_one_error_style_and_usage_errors_exit_2(home, args, code):
     assert r.returncode == code, r.stderr
     assert "Error:" not in r.stderr and r.stderr.count("error: ") == 1, r.stderr
     assert "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- logs, stats: failed rows
+
+SERVED = {"time": "2026-12-05T10:00:00.000+00:00", "request_id": "r1", "endpoint": "messages", "profile": "fast",
+          "decision": {"scenario": "default", "concept": None, "target": "anthropic/claude-sonnet-4-5"},
+          "target": "anthropic/claude-sonnet-4-5", "status": 200, "duration_ms": 1200, "ttft_ms": 300,
+          "usage": {"input_tokens": 10, "output_tokens": 5}, "cost_usd": 0.001}
+
+
+def refused(i: int, error: str = "messages: List should have at least 1 item") -> dict:
+    return {"time": f"2026-12-05T10:00:0{i}.000+00:00", "request_id": f"x{i}", "endpoint": "messages",
+            "profile": "fast", "status": 400, "error": error, "duration_ms": 0.2}
+
+
+def write_log(home, recs) -> None:
+    log = home / "logs" / "requests.jsonl"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+
+
+def test_logs_header_row_unrouted_label_and_cut_errors(home):
+    long_error = "upstream said: " + "x" * 300
+    write_log(home, [SERVED, refused(1), refused(2, long_error)])
+    lines = pipe("logs", home=home).stdout.splitlines()
+    assert lines[0].split()[:4] == ["time", "profile", "scenario", "target"]
+    assert lines[0].index("target") == lines[1].index("anthropic/")  # the names sit over their columns
+    assert "not routed" in lines[2] and lines[2].endswith("messages: List should have at least 1 item")
+    assert lines[3].endswith("…") and long_error[:100] in lines[3] and long_error not in lines[3]
+
+
+def test_logs_bodies_says_when_bodies_are_not_logged(home):
+    write_log(home, [SERVED])
+    r = pipe("logs", "--bodies", home=home)
+    assert r.returncode == 0 and "bodies = true" in r.stderr and "not logged" in r.stderr
+    logged = {**SERVED, "request_body": {"messages": [{"role": "user", "content": "hello there"}]}}
+    write_log(home, [logged])
+    r = pipe("logs", "--bodies", home=home)
+    assert "hello there" in r.stdout and "not logged" not in r.stderr
+
+
+def test_stats_latency_is_over_served_requests_and_unrouted_has_one_label(home):
+    from llmproxy.cli.logs import compute
+
+    data = compute([SERVED, refused(1), refused(2), refused(3)])
+    fast = data["by_profile"]["fast"]
+    assert fast["requests"] == 4 and fast["errors"] == 3
+    assert fast["p50_ms"] == fast["p95_ms"] == 1200 and fast["p50_ttft_ms"] == 300
+    assert set(data["by_model"]) == {"anthropic/claude-sonnet-4-5", "not routed"}
+    assert fast["scenarios"] == {"not routed": 0.75, "default": 0.25}
+    write_log(home, [SERVED, refused(1), refused(2), refused(3)])
+    text = pipe("stats", home=home).stdout
+    assert "1200ms" in text and "(none)" not in text and " none " not in text

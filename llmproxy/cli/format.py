@@ -32,22 +32,36 @@ def fmt_cost(cost: float | None) -> str:
     return f"${cost:.4f}" if cost < 1 else f"${cost:.2f}"
 
 
+UNROUTED = "not routed"  # a request refused before routing (e.g. a 400): the one label on every surface
+ERROR_CHARS = 120  # of an error text on a request row (the whole text is in the log: `logs --json`)
+
+
+def route_label(rec: dict) -> str:
+    """``scenario[:concept]``, or ``not routed`` for a request refused before routing."""
+    d = rec.get("decision") or {}
+    if not d.get("scenario"):
+        return "count_tokens" if rec.get("endpoint") == "count_tokens" else UNROUTED
+    return d["scenario"] + (f":{d['concept']}" if d.get("concept") else "")
+
+
+def request_header() -> Text:
+    """The column names above :func:`request_row`'s lines."""
+    return Text(f"{'time':<8} {'profile':<11} {'scenario':<22} {'target':<42} {'sim':<3} {'st':>3} "
+                f"{'ttft':<12} {'took':>7} {'tok in→out':>12} cost / notes", style="bold")
+
+
 def request_row(rec: dict) -> Text:
     """One console line for one request record (the --verbose log and `logs`)."""
     status = rec.get("status")
     style = STATUS_STYLE.get((status or 0) // 100, "white")
     d = rec.get("decision") or {}
-    scen = d.get("scenario", "-")
-    if d.get("concept"):
-        scen += f":{d['concept']}"
     t = Text()
     t.append(str(rec.get("time", ""))[11:19] + " ", style="dim")
-    t.append(f"{rec.get('profile', '-'):<11} ", style="bold")
-    t.append(f"{scen:<22} ", style="magenta")
-    target = rec.get("target") or d.get("target") or "-"
+    t.append(f"{rec.get('profile') or '-':<11} ", style="bold")
+    t.append(f"{route_label(rec):<22} ", style="magenta")
+    target = rec.get("target") or d.get("target") or ""
     t.append(f"{target:<42} ", style="cyan")
-    if rec.get("simulated"):
-        t.append("sim ", style="yellow")
+    t.append("sim " if rec.get("simulated") else "    ", style="yellow")
     t.append(f"{status if status is not None else '-':>3} ", style=style)
     t.append(f"ttft {fmt_ms(rec.get('ttft_ms')):>7} ", style="dim")
     t.append(f"{fmt_ms(rec.get('duration_ms')):>7} ")
@@ -60,8 +74,8 @@ def request_row(rec: dict) -> Text:
         t.append(note + " ", style="yellow")
     if rec.get("client_disconnected"):
         t.append("client-gone ", style="yellow")
-    if rec.get("error") or rec.get("stream_error"):
-        t.append(str(rec.get("error") or rec.get("stream_error"))[:120], style="red")
+    if why := str(rec.get("error") or rec.get("stream_error") or ""):
+        t.append(why if len(why) <= ERROR_CHARS else why[:ERROR_CHARS - 1] + "…", style="red")
     return t
 
 

@@ -8,7 +8,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from llmproxy import paths
-from llmproxy.cli.console import CLIError, fit_width, out
+from llmproxy.cli.console import CLIError, fit_width, note, out
+from llmproxy.cli.format import UNROUTED
 from llmproxy.cli.options import LogsOptions
 from llmproxy.obs.reader import Filter, follow, parse_since, read, tail
 
@@ -27,33 +28,53 @@ def _filter(opts: LogsOptions) -> Filter:
                   since=since)
 
 
-def _show(rec: dict, raw: bytes, opts: LogsOptions) -> None:
-    from llmproxy.cli.format import request_row
+class _Printer:
+    """Prints records as `logs` shows them: the column names above the first row, the bodies under each row
+    with --bodies, and once, if a record shown had none, that bodies are not being logged."""
 
-    if opts.json_out:
-        sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
-        sys.stdout.flush()
-        return
-    out.print(request_row(rec), soft_wrap=True)
-    if opts.bodies:
-        from llmproxy.cli.common import print_bodies
+    def __init__(self, opts: LogsOptions):
+        self.opts, self.rows, self.told = opts, 0, False
 
-        print_bodies(out, rec, indent="  ")
+    def __call__(self, rec: dict, raw: bytes) -> None:
+        from llmproxy.cli.format import request_header, request_row
+
+        if self.opts.json_out:
+            sys.stdout.write(raw.decode("utf-8", "replace") + "\n")
+            sys.stdout.flush()
+            return
+        if not self.rows:
+            out.print(request_header(), soft_wrap=True)
+        self.rows += 1
+        out.print(request_row(rec), soft_wrap=True)
+        if not self.opts.bodies:
+            return
+        if "request_body" in rec or "response_body" in rec:
+            from llmproxy.cli.common import print_bodies
+
+            print_bodies(out, rec, indent="  ")
+        elif not self.told:
+            self.told = True
+            note("--bodies: this request's bodies were not logged; set [log] bodies = true in the config "
+                 "(or serve with -vv) to log them")
 
 
 def logs(opts: LogsOptions) -> int:
     path = opts.log_path or paths.request_log()
     flt = _filter(opts)
+    show = _Printer(opts)
     shown, position = tail(path, flt, max(opts.n, 0))
     for rec, raw in shown:
-        _show(rec, raw, opts)
+        show(rec, raw)
     if not opts.follow:
         position.close()
+        if not shown and not opts.json_out:
+            asked = any((opts.profile, opts.scenario, opts.provider, opts.status, opts.since))
+            note(f"no requests in {path}" + (" match the filters" if asked else ""))
         return 0
     try:  # from exactly where the tail stopped: nothing written in between is lost
         for rec, raw in follow(path, position=position):
             if flt(rec):
-                _show(rec, raw, opts)
+                show(rec, raw)
     except KeyboardInterrupt:
         pass
     return 0
@@ -69,25 +90,31 @@ def pct(values: list[float], q: float) -> float | None:
     return s[max(0, min(len(s), math.ceil(q / 100 * len(s))) - 1)]
 
 
+def _failed(r: dict) -> bool:
+    return int(r.get("status") or 0) >= 400 or bool(r.get("stream_error"))
+
+
 def compute(records: list[dict]) -> dict:
-    """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario shares."""
+    """Per profile and per model: requests, errors, p50/p95 latency and TTFT (of the requests served: a request
+    refused in 0 ms is not a fast answer), tokens, cost, scenario shares."""
     groups: dict[str, dict[str, list[dict]]] = {"profile": defaultdict(list), "model": defaultdict(list)}
     for r in records:
         if r.get("endpoint") == "count_tokens":
             continue
         groups["profile"][r.get("profile") or "?"].append(r)
-        groups["model"][r.get("target") or "(none)"].append(r)
+        groups["model"][r.get("target") or (r.get("decision") or {}).get("target") or UNROUTED].append(r)
     result: dict = {}
     for kind, by in groups.items():
         rows = {}
         for key, recs in sorted(by.items()):
-            durs = [r["duration_ms"] for r in recs if r.get("duration_ms") is not None]
-            ttfts = [r["ttft_ms"] for r in recs if r.get("ttft_ms") is not None]
+            served = [r for r in recs if r.get("status") is not None and not _failed(r)]  # latency: served only
+            durs = [r["duration_ms"] for r in served if r.get("duration_ms") is not None]
+            ttfts = [r["ttft_ms"] for r in served if r.get("ttft_ms") is not None]
             costs = [r.get("cost_usd") for r in recs if "cost_usd" in r]
-            scen = Counter((r.get("decision") or {}).get("scenario", "none") for r in recs)
+            scen = Counter((r.get("decision") or {}).get("scenario") or UNROUTED for r in recs)
             rows[key] = {
                 "requests": len(recs),
-                "errors": sum(1 for r in recs if int(r.get("status") or 0) >= 400 or r.get("stream_error")),
+                "errors": sum(1 for r in recs if _failed(r)),
                 "p50_ms": pct(durs, 50), "p95_ms": pct(durs, 95),
                 "p50_ttft_ms": pct(ttfts, 50), "p95_ttft_ms": pct(ttfts, 95),
                 "input_tokens": sum(int((r.get("usage") or {}).get("input_tokens") or 0)

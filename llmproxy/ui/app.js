@@ -10,6 +10,7 @@ const FEED_ROWS = 300;          // rows drawn in the table
 const COLUMN_ROWS = 5;          // last requests per profile column
 const HOUR = 3600 * 1000;
 const MAIN_PROFILES = ["fast", "intelligent", "balanced", "cheap"];
+const UNROUTED = "not routed";  // a request refused before routing (e.g. a 400): the one label on every surface
 const PALETTE = ["#5aa9ff", "#ff8a5b", "#3fbf7f", "#b48cff", "#e0c234", "#4fd1c5", "#f06292", "#a1887f"];
 
 const S = {
@@ -95,10 +96,12 @@ function usageOf(rec) {
   return {inp: u.input_tokens || 0, out: u.output_tokens || 0, cacheR, cacheW, any: !!rec.usage};
 }
 function isError(rec) { return (rec.status || 0) >= 400 || !!rec.stream_error; }
+// latency percentiles are over served requests: a request refused in 0 ms would pull them to 0
+function isServed(rec) { return rec.status != null && !isError(rec); }
 function decisionOf(rec) { return rec.decision || {}; }
 function scenarioLabel(rec) {
   const d = decisionOf(rec);
-  if (!d.scenario) return rec.endpoint === "count_tokens" ? "count_tokens" : "–";
+  if (!d.scenario) return rec.endpoint === "count_tokens" ? "count_tokens" : UNROUTED;
   return d.concept ? `${d.scenario}:${d.concept}` : d.scenario;
 }
 function targetOf(rec) { return rec.target || decisionOf(rec).target || ""; }
@@ -188,7 +191,7 @@ function count(row) {
   if (rec.simulated) t.sim++;
   if (rec.cost_usd == null && rec.target && !rec.simulated) t.unknown++;
   else t.cost += rec.cost_usd || 0;
-  if (rec.duration_ms != null) { t.durs.push(rec.duration_ms); if (t.durs.length > 500) t.durs.shift(); }
+  if (rec.duration_ms != null && isServed(rec)) { t.durs.push(rec.duration_ms); if (t.durs.length > 500) t.durs.shift(); }
   if (!S.since || row.t < S.since) S.since = row.t;
 }
 
@@ -249,7 +252,7 @@ function feedRow(row) {
     h("td", {text: hms(row.t), title: rec.time}),
     h("td", {}, h("span", {class: "pdot", vars: {"--pc": profileColor(rec.profile)}}), rec.profile || "–"),
     h("td", {}, scenarioLabel(rec), endpointBadge),
-    h("td", {title: target}, target || "–",
+    h("td", {title: target}, target || (row.phase === "start" ? "…" : ""),
       rec.simulated ? h("span", {class: "badge sim", text: "sim"}) : null,
       isFallback(rec) ? h("span", {class: "badge fb", text: "fallback", title: "first choice: " + decisionOf(rec).target}) : null),
     statusCell(row),
@@ -281,6 +284,23 @@ function renderFeed() {
   $("#feed-count").textContent = S.order.length ? `${matched} of ${S.order.length}` + (matched > FEED_ROWS ? ` (newest ${FEED_ROWS} shown)` : "") : "";
 }
 
+function columnItem(row) {
+  // one request in its profile's column: where it went and how it went; a failed one says its status and why
+  const rec = row.rec, u = usageOf(rec), failed = row.phase === "end" && isError(rec);
+  const model = targetOf(rec).split("/").slice(1).join("/");
+  const what = decisionOf(rec).scenario ? `${scenarioLabel(rec)} → ${model || "…"}` : scenarioLabel(rec);
+  const why = rec.error || rec.stream_error || "";
+  const how = row.phase === "start" ? "in flight"
+    : failed ? `${rec.status != null ? rec.status : "–"}${why ? " · " + why : ""}`
+    : `${fmtMs(rec.duration_ms)} · ${fmtTok(u.inp + u.cacheR + u.cacheW)}→${fmtTok(u.out)} · ${fmtCost(rec.cost_usd, rec.simulated)}`;
+  return h("li", {class: (row.phase === "start" ? "flight" : "") + (failed ? " err" : ""),
+                  title: (targetOf(rec) ? `${scenarioLabel(rec)} → ${targetOf(rec)}` : scenarioLabel(rec)) + (why ? "\n" + why : ""),
+                  onclick: () => openDetail(row.id)},
+    h("span", {class: "muted", text: hms(row.t)}),
+    h("span", {class: "what", text: what}),
+    h("span", {class: "how", text: how}));
+}
+
 function renderColumns() {
   const wrap = $("#columns");
   const last = {};
@@ -300,16 +320,7 @@ function renderColumns() {
   wrap.replaceChildren(...names.map(name => {
     const t = S.totals[name] || {requests: 0, errors: 0, inp: 0, out: 0, cost: 0, unknown: 0, sim: 0, durs: []};
     const info = S.kg && S.kg.profiles[name];
-    const items = (last[name] || []).map(row => {
-      const rec = row.rec, u = usageOf(rec);
-      const how = row.phase === "start" ? "" :
-        `${fmtMs(rec.duration_ms)} · ${fmtTok(u.inp + u.cacheR + u.cacheW)}→${fmtTok(u.out)} · ${fmtCost(rec.cost_usd, rec.simulated)}`;
-      return h("li", {class: (row.phase === "start" ? "flight" : "") + (row.phase === "end" && isError(rec) ? " err" : ""),
-                      title: `${scenarioLabel(rec)} → ${targetOf(rec)}`, onclick: () => openDetail(row.id)},
-        h("span", {class: "muted", text: hms(row.t)}),
-        h("span", {class: "what", text: `${scenarioLabel(rec)} → ${(targetOf(rec) || "…").split("/").slice(1).join("/") || "…"}`}),
-        h("span", {class: "how", text: row.phase === "start" ? "in flight" : how}));
-    });
+    const items = (last[name] || []).map(columnItem);
     const cell = (label, value, title) => h("div", {title}, h("b", {text: value}), h("span", {text: label}));
     return h("section", {class: "col", vars: {"--pc": profileColor(name)}, data: {profile: name}},
       h("h3", {}, h("span", {text: name}), h("span", {class: "muted", text: t.sim ? `${t.sim} simulated` : ""})),
@@ -344,14 +355,14 @@ function renderCharts() {
   for (const row of S.order) {
     const rec = row.rec;
     if (row.phase !== "end" || row.t < x0 || rec.endpoint === "count_tokens") continue;
-    const s = decisionOf(rec).scenario || "none";
+    const s = decisionOf(rec).scenario || UNROUTED;
     scen[s] = (scen[s] || 0) + 1;
-    const m = rec.target || "(not served)";
+    const m = targetOf(rec) || UNROUTED;
     model[m] = (model[m] || 0) + 1;
     if (rec.simulated) sim[m] = true;
     const b = buckets[Math.min(59, Math.floor((row.t - x0) / step))];
-    if (rec.duration_ms != null) b.d.push(rec.duration_ms);
-    if (rec.ttft_ms != null) b.f.push(rec.ttft_ms);
+    if (rec.duration_ms != null && isServed(rec)) b.d.push(rec.duration_ms);
+    if (rec.ttft_ms != null && isServed(rec)) b.f.push(rec.ttft_ms);
     const u = usageOf(rec);
     b.inp += u.inp + u.cacheR + u.cacheW;
     b.out += u.out;
