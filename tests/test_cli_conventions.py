@@ -240,3 +240,18 @@ def test_stats_latency_is_over_served_requests_and_unrouted_has_one_label(home):
     write_log(home, [SERVED, refused(1), refused(2), refused(3)])
     text = pipe("stats", home=home).stdout
     assert "1200ms" in text and "(none)" not in text and " none " not in text
+
+
+def test_a_wrong_proxy_key_says_what_to_fix(home):
+    (home / "config.toml").write_text("[server]\nsimulator_speed = 0\n")
+    key = {"LLMPROXY_API_KEYS": "sk-llmproxy-right-key-123456"}
+    r = cli("serve", "--daemon", "--simulate", "--port", str(free_port()), home=home, env=key)
+    assert r.returncode == 0, r.stderr
+    try:
+        r = cli("batches", "list", home=home, env={"LLMPROXY_API_KEYS": "sk-llmproxy-wrong-key-654321"})
+        assert r.returncode == 1 and "HTTP 401" in r.stderr
+        assert "[auth] api_keys" in r.stderr and "LLMPROXY_API_KEYS" in r.stderr
+        assert "sk-llmproxy-right" not in r.stderr + r.stdout
+        assert cli("batches", "list", home=home, env=key).returncode == 0
+    finally:
+        cli("stop", home=home, env=key)

@@ -17,6 +17,10 @@ BatchId = Annotated[str, typer.Argument(metavar="BATCH_ID", help="the batch's id
 
 # ---------------------------------------------------------------------------------------------- the client
 
+KEY_HINT = ("the CLI sends the first proxy key of the configuration it reads ([auth] api_keys in "
+            "$LLMPROXY_HOME/config.toml, then the variable [auth] api_keys_env names, LLMPROXY_API_KEYS by "
+            "default): give it a key the daemon accepts")
+
 class Daemon:
     """The running daemon, spoken to over HTTP (``http.client``: no aiohttp in the CLI)."""
 
@@ -51,7 +55,8 @@ class Daemon:
         if resp.status >= 400:
             raw = resp.read()
             conn.close()
-            raise CLIError(f"{method} {path}: HTTP {resp.status}: {_error_text(raw)}")
+            raise CLIError(f"{method} {path}: HTTP {resp.status}: {_error_text(raw)}"
+                           + (f"; {KEY_HINT}" if resp.status == 401 else ""))
         return resp
 
     def json(self, method: str, path: str, data: object = None) -> dict:
