@@ -17,6 +17,9 @@ from llmproxy.cli.reloadcmd import print_reload
 from llmproxy.daemonctl import get_health, running
 from llmproxy.obs.logfile import mark, read_since
 
+PUMP_CODE = ("import sys; sys.path.insert(0, sys.argv[1]); from llmproxy.obs.logfile import main; "
+             "main(sys.argv[2:])")
+
 
 def _ensure_home() -> None:
     home = paths.home()
@@ -121,27 +124,27 @@ def _start_log_pump(logf: Path, rotate_bytes: int, keep: int) -> tuple[int, int]
     """daemon.log rotated by size like the request log (``log.rotate_bytes`` × ``log.rotate_keep``): the
     daemon writes into a pipe, and a small process of its own copies the pipe into the rotating file — so a
     flood of lines (a traceback, aiohttp's complaints) cannot fill the disk, and nothing the daemon or its
-    workers write, even while dying, is lost. (The pipe's write end, the pump's pid.)"""
-    from llmproxy.obs.logfile import RotatingWriter, pump
-
+    workers write, even while dying, is lost. The pump is a fresh interpreter that imports one module (~10 MB;
+    a fork of this process kept ~23 MB of its heap). (The pipe's write end, the pump's pid.)"""
     r, w = os.pipe()
     pid = os.fork()
     if pid:
         os.close(r)
         return w, pid
-    code = 1
     try:
         os.setsid()  # not in the launcher's terminal session: a Ctrl-C there must not end the log
         os.close(w)
-        null = os.open(os.devnull, os.O_RDWR)
-        for fd in (0, 1, 2):  # nothing of the launcher's terminal (or of a caller waiting on its output)
-            os.dup2(null, fd)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        pump(r, RotatingWriter(logf, rotate_bytes, keep))
-        code = 0
+        os.dup2(r, 0)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)  # nothing of the launcher's terminal (or of a caller waiting on its output)
+        os.dup2(null, 2)
+        for sig in (signal.SIGINT, signal.SIGHUP):  # stays ignored across exec
+            signal.signal(sig, signal.SIG_IGN)
+        # -P and an explicit path: this very llmproxy, never a package in the current directory
+        os.execv(sys.executable, [sys.executable, "-P", "-c", PUMP_CODE, str(paths.REPO_ROOT),
+                                  str(logf), str(rotate_bytes), str(keep)])
     finally:
-        os._exit(code)
+        os._exit(1)  # only if exec failed
 
 
 def _wait(pid: int, timeout: float) -> None:

@@ -172,3 +172,10 @@ def read_since(path: Path, since: tuple[int, int]) -> bytes:
         except OSError:
             continue
     return b"".join(parts)
+
+
+def main(argv: list[str]) -> None:
+    """The daemon.log pump as its own small interpreter (``serve --daemon`` starts it): copies its stdin into
+    ``PATH`` rotated at ``MAX_BYTES`` with ``KEEP`` older files. Arguments: PATH MAX_BYTES KEEP."""
+    path, max_bytes, keep = argv
+    pump(0, RotatingWriter(Path(path), int(max_bytes), int(keep)))
