@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from llmproxy.protocol.toolcache import MAX_BYTES, MAX_ENTRY_BYTES, ToolListCache
+
 _STRICT_DROP = frozenset({"$schema", "$id", "$comment", "format", "examples", "default"})
 _ALWAYS_DROP = frozenset({"$schema"})
 
@@ -28,8 +30,11 @@ def clean_schema(schema: Any, strict: bool, _names: bool = False) -> Any:
 
 #: converted tool lists by (strictness, the tools' JSON): Claude Code sends the same 20-30 tools every turn,
 #: and cleaning their schemas is most of a translated request's conversion cost. Shared, never mutated.
-_FUNCTIONS: dict[tuple[bool, bytes], list[dict]] = {}
-_FUNCTIONS_MAX = 32
+#: Bounded by bytes: an entry weighs its JSON key and the converted list (objects, ≈ 4x the JSON), and the
+#: bounds are the validation cache's in tool-list JSON (a list up to 256 KiB kept, 2 MiB in all: ≈ 10 MiB)
+_ENTRY_PER_JSON_BYTE = 5  # memory per byte of JSON (tracemalloc, the bench's 57 KB Claude Code list: 293 KB)
+_FUNCTIONS: ToolListCache[list[dict]] = ToolListCache(max_bytes=_ENTRY_PER_JSON_BYTE * MAX_BYTES,
+                                                      max_entry_bytes=_ENTRY_PER_JSON_BYTE * MAX_ENTRY_BYTES)
 
 
 def functions(tools: list[dict], strict: bool) -> list[dict]:
@@ -41,9 +46,8 @@ def functions(tools: list[dict], strict: bool) -> list[dict]:
             "name": t["name"], "description": t.get("description", ""),
             "parameters": clean_schema(t.get("input_schema") or {"type": "object", "properties": {}}, strict)}}
             for t in tools]
-        if len(_FUNCTIONS) >= _FUNCTIONS_MAX:
-            _FUNCTIONS.pop(next(iter(_FUNCTIONS)))  # oldest first: dicts keep insertion order
-        _FUNCTIONS[key] = hit
+        # the key's JSON copied to its own size: orjson's output keeps the larger buffer it was written into
+        _FUNCTIONS.put((strict, bytes(memoryview(key[1]))), hit, len(key[1]) * _ENTRY_PER_JSON_BYTE)
     return hit
 
 

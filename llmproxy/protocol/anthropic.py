@@ -25,6 +25,7 @@ from llmproxy.protocol.anthropic_blocks import (
     check_message,
     check_typed_objects,
 )
+from llmproxy.protocol.toolcache import ToolListCache
 from llmproxy.protocol.validate import (
     MAX_NAME_CHARS,
     check_depth,
@@ -69,9 +70,9 @@ def _system(v: Any, path: str) -> None:
 
 
 #: tool lists already found valid, by their JSON: Claude Code sends the same 20-30 tools (most of a request's
-#: validation work: their schemas) every turn, so a known list is not walked again
-_VALID_TOOLS: dict[bytes, None] = {}
-_VALID_TOOLS_MAX = 32
+#: validation work: their schemas) every turn, so a known list is not walked again. Bounded by bytes (the keys'
+#: size): a list over 256 KiB of JSON is checked every time rather than kept
+_VALID_TOOLS: ToolListCache[None] = ToolListCache()
 
 
 def _tools_key(tools: Any) -> bytes | None:
@@ -84,9 +85,8 @@ def _tools_key(tools: Any) -> bytes | None:
 
 
 def _remember_tools(key: bytes) -> None:
-    if len(_VALID_TOOLS) >= _VALID_TOOLS_MAX:
-        _VALID_TOOLS.pop(next(iter(_VALID_TOOLS)))
-    _VALID_TOOLS[key] = None
+    # a copy of its own size: orjson's output keeps the larger buffer it was written into (+25 %)
+    _VALID_TOOLS.put(bytes(memoryview(key)), None, len(key))
 
 
 def _tools(v: Any, path: str) -> None:
