@@ -1,9 +1,10 @@
 """The origin guard: one middleware in front of every route, so no web page can drive the daemon.
 
 - **Host** (DNS rebinding). Without proxy keys, a request must be addressed to this machine by a name we know:
-  a loopback name (``localhost``, ``*.localhost``, ``127.0.0.1``…, ``::1``), the configured ``server.host``, or
-  the address the connection came in on. A page whose own name was rebound to 127.0.0.1 sends its own name
-  and gets a 403 on every route (``/health``, ``/metrics``, ``/ui``, ``/v1/*``, ``/api/*``, ``/p/<profile>/…``).
+  a loopback name (``localhost``, ``*.localhost``, ``127.0.0.1``…, ``::1``), the configured ``server.host`` or
+  ``--host``, or the address the connection came in on. A page whose own name was rebound to 127.0.0.1 sends
+  its own name and gets a 403 on every route (``/health``, ``/metrics``, ``/ui``, ``/v1/*``, ``/api/*``,
+  ``/p/<profile>/…``).
   With proxy keys set the Host is not checked: the key protects (``--allow-remote`` setups reached by any name).
 - **Origin** (cross-site request forgery). A state-changing request (any method but GET, HEAD and OPTIONS) from
   another site's page is refused, keys or not: an ``Origin`` that is neither this request's Host nor a local
@@ -78,7 +79,8 @@ def is_local(name: str, request: web.Request, cfg: Config) -> bool:
             return True
     except ValueError:
         pass
-    if name == host_name(cfg.server.host) or name == cfg.server.host.lower():
+    listening = request.app[STATE].options.host  # --host, as given (a name, perhaps)
+    if name in {host_name(h) for h in (cfg.server.host, listening) if h} | {cfg.server.host.lower()}:
         return True
     sock = request.transport.get_extra_info("sockname") if request.transport is not None else None
     return bool(sock) and isinstance(sock, tuple) and name == str(sock[0]).lower()

@@ -13,9 +13,11 @@ import re
 import aiohttp
 import anthropic
 import pytest
+from aiohttp.test_utils import TestServer
 
-from llmproxy.server.app import create_app
+from llmproxy.server.app import create_app, load_runtime
 from llmproxy.server.guard import SAFE_METHODS, host_name
+from llmproxy.server.state import Options, State
 from tests.conftest import PROXY_KEY
 
 MSG = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hello there"}]}
@@ -130,6 +132,20 @@ async def test_local_names_are_served_and_other_names_refused(proxy):
         for host in LOCAL + OTHER:
             async with s.get(url + "/health", headers={"Host": host}) as r:
                 assert r.status == (200 if host in LOCAL else 403), host
+
+
+async def test_the_name_given_to_host_is_served(home):
+    """``serve --host mybox.lan --allow-remote`` without keys: that name is ours too, others are not."""
+    opts = Options(simulate=True, host="MyBox.lan", allow_remote=True)
+    server = TestServer(create_app(State(runtime=load_runtime(opts), options=opts)), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as s:
+            for host, status in (("mybox.lan:3456", 200), ("evil.example", 403)):
+                async with s.get(str(server.make_url("/health")), headers={"Host": host}) as r:
+                    assert r.status == status, host
+    finally:
+        await server.close()
 
 
 @pytest.mark.parametrize("value,name", [
