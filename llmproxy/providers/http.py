@@ -4,14 +4,16 @@ errors mapped at the edge).
 
 Timeouts, per provider (see docs/operations.md): ``connect_timeout`` for the TCP/TLS connect (waiting for
 a pooled connection is not counted: the pool has no per-host cap), ``ttfb_timeout`` from sending the
-request to the response headers and its first event, ``idle_timeout`` between two reads of a stream, and
-``total_timeout`` for the whole exchange.
+request to the response headers and its first event (a non-streaming answer: to its headers, with the
+time to write it added), ``idle_timeout`` between two reads of a stream or of a non-streaming body once its
+headers are in, and ``total_timeout`` for the whole exchange.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
+from contextvars import ContextVar
 
 import aiohttp
 import orjson
@@ -99,6 +101,8 @@ async def post(session: aiohttp.ClientSession, provider: ProviderConfig, url: st
     finally:
         payload.handed()
     await check_status(resp, provider, on_status)
+    if (budget := _WHOLE_ANSWER.get()) is not None:
+        budget.reschedule(None)  # the answer has begun: read_json's idle bound takes over
     return resp
 
 
@@ -151,16 +155,27 @@ def retry_after(headers) -> str | None:
 SLOWEST_TOKENS_PER_SECOND = 20
 
 
+#: the whole-answer budget of the non-streaming request this task is waiting for (``first_response``); ``post``
+#: lifts it once the response headers are in, from when ``idle_timeout`` bounds each read (``read_json``)
+_WHOLE_ANSWER: ContextVar[asyncio.Timeout | None] = ContextVar("llmproxy_whole_answer", default=None)
+
+
 async def first_response(coro, provider: ProviderConfig, spec: ModelSpec | None, *, whole_tokens: int = 0):
     """Await ``coro`` (the request and its first event) within the time-to-first-byte budget. For a
-    non-streaming request (``whole_tokens`` = its max_tokens) the first byte is the whole answer: the budget
-    adds the time to write that many tokens at the slowest rate we accept, within ``total_timeout``."""
+    non-streaming request (``whole_tokens`` = its max_tokens) nothing is sent until the answer is whole: the
+    budget for the response headers adds the time to write that many tokens at the slowest rate we accept,
+    within ``total_timeout``. Once the headers are in, bytes flow: ``idle_timeout`` bounds each read of the
+    body instead (an upstream that sends headers or half a body and falls silent costs that, not the budget)."""
     limit = ttfb_timeout(provider, spec)
     if whole_tokens:
         limit = min(provider.total_timeout, limit + whole_tokens / SLOWEST_TOKENS_PER_SECOND)
     try:
-        async with asyncio.timeout(limit):
-            return await coro
+        async with asyncio.timeout(limit) as budget:
+            token = _WHOLE_ANSWER.set(budget if whole_tokens else None)
+            try:
+                return await coro
+            finally:
+                _WHOLE_ANSWER.reset(token)
     except TimeoutError:
         raise UpstreamTimeout(f"{provider.name}: no response within {limit:g} s") from None
 
@@ -272,13 +287,21 @@ async def primed(gen: AsyncIterator[list[Frame]]) -> tuple[list[Frame], AsyncIte
 
 
 async def read_json(resp: aiohttp.ClientResponse, provider: ProviderConfig) -> tuple[bytes, object]:
-    """The whole body and its parsed JSON; a body that is not JSON is an upstream error (retryable)."""
+    """The whole body and its parsed JSON, at most ``idle_timeout`` between two reads (the first included:
+    the headers are in); a body that is not JSON is an upstream error (retryable)."""
+    watch = IdleWatch(resp, provider)
+    parts: list[bytes] = []
     try:
-        raw = await resp.read()
+        watch.waiting = True
+        async for chunk in resp.content.iter_any():
+            parts.append(chunk)
+            watch.waiting = True  # the wait starts again
     except (TimeoutError, aiohttp.ClientError) as exc:
         raise map_transport_error(exc, provider) from exc
     finally:
+        watch.cancel()
         resp.release()
+    raw = parts[0] if len(parts) == 1 else b"".join(parts)
     try:
         return raw, orjson.loads(raw)
     except orjson.JSONDecodeError:

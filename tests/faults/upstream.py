@@ -14,7 +14,7 @@ Modes (``FAULTS`` lists the ones the matrix runs; ``ok`` answers normally):
 ``truncated``       the stream ends cleanly without ``message_stop`` / ``[DONE]`` / a finish reason
                     (JSON: a clean EOF after half the body)
 ``429`` / ``429ms`` a 429 with ``retry-after: 0.1`` / ``retry-after-ms: 100``
-``500`` ``503`` ``529`` ``401`` ``400``  that status with the kind's error body
+``500`` ``503`` ``529`` ``401`` ``400`` ``404``  that status with the kind's error body
 ``huge``            a complete answer of about ``HUGE_BYTES`` of text
 ``redirect``        307 to ``/leak`` on this server, which counts what reaches it (``leaked``): nothing must
 
@@ -31,9 +31,9 @@ from aiohttp import web
 
 TEXT = "Hello from the fault upstream, one two three four five six seven eight."
 HUGE_BYTES = 2 * 1024 * 1024
-STATUS_MODES = {"429": 429, "429ms": 429, "500": 500, "503": 503, "529": 529, "401": 401, "400": 400}
+STATUS_MODES = {"429": 429, "429ms": 429, "500": 500, "503": 503, "529": 529, "401": 401, "400": 400, "404": 404}
 _ANTHROPIC_ERROR_TYPES = {429: "rate_limit_error", 500: "api_error", 503: "overloaded_error", 529: "overloaded_error",
-                          401: "authentication_error", 400: "invalid_request_error"}
+                          401: "authentication_error", 400: "invalid_request_error", 404: "not_found_error"}
 
 
 def closed_url() -> str:
