@@ -215,3 +215,47 @@ def test_env_command(home, shell, line):
 def test_demo_says_how_to_get_missing_tools(home, tmp_path):
     r = cli("demo", "--claude", str(tmp_path / "no-such-claude"), home=home)
     assert r.returncode == 1 and "install-claude" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_log_pane_keeps_the_deepseek_target_whole_and_shows_when_requests_ended():
+    from llmproxy.demo.logpane import render
+
+    rec = {"time": "2026-01-01T10:00:00.000+00:00", "request_id": "r", "profile": "intelligent",
+           "decision": {"scenario": "keyword", "concept": "planning"}, "status": 200, "simulated": True,
+           "target": "openrouter/deepseek/deepseek-r1-0528", "duration_ms": 2612.0, "cost_usd": 0.0}
+    line = render(rec, 120, color=False)
+    assert line.startswith("10:00:02 intelligent")  # started 10:00:00, ended (and logged) 2.6 s later
+    assert "openrouter/deepseek/deepseek-r1-0528  sim 200" in line
+    live = render({**rec, "simulated": False, "target": "groq/llama-3.1-8b-instant"}, 120, color=False)
+    assert live.index("200") == line.index("200")  # the status stays in its column without "sim"
+    refused = render({"time": rec["time"], "profile": "fast", "status": 400, "duration_ms": 0.2,
+                      "error": "messages: List should have at least 1 item"}, 120, color=False)
+    assert "not routed" in refused and "None" not in refused and refused.index("400") == line.index("200")
+
+
+def test_demo_status_lists_this_demos_requests_one_per_line(home):
+    import time
+
+    from llmproxy.cli.democmd import session_lines
+    from llmproxy.demo.state import DemoState
+    from llmproxy.demo.stop import status
+
+    started = time.time() - 60
+    iso = lambda t: time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime(t))  # noqa: E731
+    recs = [{"time": iso(started - 600), "request_id": "old", "profile": "intelligent", "status": 200,
+             "decision": {"scenario": "default", "concept": None}, "target": "anthropic/claude-opus-4-8"},
+            {"time": iso(started + 5), "request_id": "a", "profile": "intelligent", "status": 200,
+             "decision": {"scenario": "keyword", "concept": "planning"}, "target": "openrouter/deepseek/deepseek-r1-0528"},
+            {"time": iso(started + 9), "request_id": "b", "profile": "intelligent", "status": 400,
+             "error": "messages: List should have at least 1 item"}]
+    log = home / "logs" / "requests.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    DemoState(socket="llmproxy-test-nonexistent", sessions=[], started=started).save()
+    routes = status()["routes"]["intelligent"]
+    assert [r["target"] for r in routes] == ["openrouter/deepseek/deepseek-r1-0528", None]  # not the older demo's
+    lines = [t.plain for t in session_lines("llmproxy-intelligent", {"exists": True, "claude": True}, routes)]
+    assert lines[0].split() == ["llmproxy-intelligent", "Claude", "Code", "up"]
+    assert lines[1].endswith("keyword:planning → openrouter/deepseek/deepseek-r1-0528  200")
+    assert "not routed  400  messages: List should have at least 1 item" in lines[2]
+    assert not any("None" in line for line in lines)

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from rich.text import Text
+
 from llmproxy import paths
 from llmproxy.cli.common import simulated_providers
 from llmproxy.cli.console import CLIError, err, out
@@ -148,14 +150,35 @@ def demo_status(json_out: bool) -> int:
         out.print("no demo is running")
         return 1
     for name, info in st["sessions"].items():
-        state = ("[green]Claude Code up[/]" if info["claude"] else f"[yellow]{info.get('command')}[/]") \
-            if info["exists"] else "[red]gone[/]"
-        profile = name.removeprefix("llmproxy-")
-        routes = "; ".join(f"{r['scenario']}{':' + r['concept'] if r['concept'] else ''} → {r['target']}"
-                           for r in st["routes"].get(profile, [])) or "no requests yet"
-        out.print(f"{name:<22} {state:<30} {routes}")
+        for line in session_lines(name, info, st["routes"].get(name.removeprefix("llmproxy-"), [])):
+            out.print(line, soft_wrap=True)
     out.print(f"grid session: {'up' if st.get('grid') else 'gone'}; proxy {st.get('base_url')}")
     return 0 if st["running"] else 1
+
+
+def session_lines(name: str, info: dict, routes: list[dict]) -> list[Text]:
+    """A session's line (is Claude Code up?) and, under it, one line per request of this demo, oldest first:
+    ``10:00:02  keyword:planning → openrouter/deepseek/deepseek-r1-0528  200``."""
+    from llmproxy.cli.format import UNROUTED
+
+    state = (("Claude Code up", "green") if info["claude"] else (str(info.get("command")), "yellow")) \
+        if info["exists"] else ("gone", "red")
+    lines = [Text.assemble((f"{name:<22} ", "bold"), state)]
+    for r in routes:
+        when = str(r.get("time") or "")[11:19]
+        if r.get("scenario"):
+            where = r["scenario"] + (f":{r['concept']}" if r.get("concept") else "") + f" → {r.get('target') or '…'}"
+        else:
+            where = UNROUTED
+        status = r.get("status")
+        line = Text(f"    {when}  {where}  ")
+        line.append(str(status if status is not None else "-"), "green" if status and status < 400 else "red")
+        if r.get("error"):
+            line.append(f"  {r['error']}", "red")
+        lines.append(line)
+    if not routes:
+        lines.append(Text("    no requests yet", style="dim"))
+    return lines
 
 
 def demo_stop() -> int:

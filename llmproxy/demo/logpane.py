@@ -1,5 +1,6 @@
 """The demo grid's log pane: ``llmproxy logs -f``, one request per screen line, cut to the pane's width (a
 wrapped line would push the others out of a pane only a few rows high), and no empty row under the last one.
+Each row carries the time its request ended: rows arrive in that order.
 
 Run as ``python -m llmproxy.demo.logpane [-n N]``; reads ``$LLMPROXY_HOME``'s request log.
 """
@@ -9,10 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import datetime, timedelta
 
 from llmproxy import paths
 from llmproxy.obs.reader import Filter, follow, read
 
+UNROUTED = "not routed"  # as cli/format.py says it (this module stays free of Rich)
 DIM, BOLD, MAGENTA, CYAN, YELLOW, GREEN, RED, RESET = ("\x1b[2m", "\x1b[1m", "\x1b[35m", "\x1b[36m", "\x1b[33m",
                                                         "\x1b[32m", "\x1b[31m", "\x1b[0m")
 
@@ -23,16 +26,25 @@ def _ms(v) -> str:
     return f"{v / 1000:.1f}s" if v >= 1000 else f"{v:.0f}ms"
 
 
+def ended(rec: dict) -> str:
+    """HH:MM:SS at which the request ended (its start plus its duration): the log is written in the order
+    requests end, so the pane's times read in order."""
+    try:
+        t = datetime.fromisoformat(str(rec["time"])) + timedelta(milliseconds=float(rec.get("duration_ms") or 0))
+    except (KeyError, ValueError, TypeError):
+        return str(rec.get("time", ""))[11:19]
+    return t.strftime("%H:%M:%S")
+
+
 def row(rec: dict) -> list[tuple[str, str]]:
-    """(style, text) pieces of one request, most important first after the time: profile, scenario, target,
-    status, duration, cost."""
+    """(style, text) pieces of one request, most important first after the time it ended: profile, scenario,
+    target (wide enough for openrouter/deepseek/deepseek-r1-0528), status, duration, cost."""
     d = rec.get("decision") or {}
-    scen = str(d.get("scenario") or "-") + (f":{d['concept']}" if d.get("concept") else "")
+    scen = str(d["scenario"]) + (f":{d['concept']}" if d.get("concept") else "") if d.get("scenario") else UNROUTED
     status = rec.get("status")
-    pieces = [(DIM, str(rec.get("time", ""))[11:19] + " "), (BOLD, f"{rec.get('profile') or '-':<11} "),
-              (MAGENTA, f"{scen:<16} "), (CYAN, f"{rec.get('target') or d.get('target') or '-':<34} ")]
-    if rec.get("simulated"):
-        pieces.append((YELLOW, "sim "))
+    pieces = [(DIM, ended(rec) + " "), (BOLD, f"{rec.get('profile') or '-':<11} "),
+              (MAGENTA, f"{scen:<16} "), (CYAN, f"{rec.get('target') or d.get('target') or '':<37} ")]
+    pieces.append((YELLOW, "sim " if rec.get("simulated") else "    "))  # the status stays in its column
     pieces.append((GREEN if status and status < 400 else RED, f"{status if status is not None else '-':>3} "))
     pieces.append(("", f"{_ms(rec.get('duration_ms')):>6} "))
     if isinstance(rec.get("cost_usd"), (int, float)):

@@ -33,6 +33,7 @@ class DemoState:
     workdir: str = ""
     daemon_pid: int | None = None  # the daemon the demo started: `demo stop` stops that process, no other
     grid_pids: list[int] = field(default_factory=list)  # the grid's nested clients and log pane
+    started: float = 0.0  # when the demo started (epoch seconds): `demo status` shows the routes since then
 
     @staticmethod
     def path() -> Path:

@@ -34,14 +34,21 @@ def status() -> dict:
             info = {"exists": True, "claude": pane.pane_current_command in ("claude", "node"),
                     "command": pane.pane_current_command}
         out["sessions"][name] = info
-        recent = read(paths.request_log(), Filter(profile=profile), last=3)
-        out["routes"][profile] = [{"time": r.get("time"), "scenario": (r.get("decision") or {}).get("scenario"),
-                                   "concept": (r.get("decision") or {}).get("concept"), "target": r.get("target"),
-                                   "status": r.get("status")} for r, _ in recent]
+        # this demo's requests: the profile's, since the demo started (an older demo's are not its)
+        recent = read(paths.request_log(), Filter(profile=profile, since=state.started or None), last=3)
+        out["routes"][profile] = [route(r) for r, _ in recent]
     out["running"] = any(s["exists"] for s in out["sessions"].values())
     out["grid"] = alive and srv.has_session(S.GRID)
     out["base_url"] = state.base_url
     return out
+
+
+def route(rec: dict) -> dict:
+    """One logged request as `demo status` lists it (``scenario`` None: refused before routing)."""
+    d = rec.get("decision") or {}
+    return {"time": rec.get("time"), "scenario": d.get("scenario"), "concept": d.get("concept"),
+            "target": rec.get("target") or d.get("target"), "status": rec.get("status"),
+            "error": rec.get("error") or rec.get("stream_error")}
 
 
 def _pid_alive(pid: int) -> bool:

@@ -75,7 +75,8 @@ def start(*, claude: str, socket: str | None, workdir: Path, base_url: str, toke
     size = {"fast": (g.left, g.top), "intelligent": (g.right, g.top), "balanced": (g.left, g.bottom),
             "cheap": (g.right, g.bottom)}
     state = DemoState(socket=socket, sessions=[], started_daemon=started_daemon, started_server=started_server,
-                      base_url=base_url, workdir=str(workdir), daemon_pid=daemon_pid if started_daemon else None)
+                      base_url=base_url, workdir=str(workdir), daemon_pid=daemon_pid if started_daemon else None,
+                      started=time.time())
     state.save()  # before anything exists: a failure below still leaves `demo stop` able to clean up
     for profile in S.PROFILES:
         cfg_dir = home / profile
