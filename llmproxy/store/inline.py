@@ -104,11 +104,12 @@ async def inline_files(body: dict, store: Store | None, *, max_bytes: int) -> di
     """``body`` with every file reference replaced by the file's content; ``body`` itself (the same object)
     when it references none. An unknown ``file_id`` is a 400 naming it; inlined files adding up to more than
     ``max_bytes`` (``files.max_inline_bytes``) a 413 naming the block that crosses the limit."""
-    if not _file_refs(body):
+    refs = _file_refs(body)
+    if not refs:
         return body
+    metas = await _plan(refs, store, max_bytes)  # nothing copied or read for a request refused here
     body = copy.deepcopy(body)
     refs = _file_refs(body)
-    metas = await _plan(refs, store, max_bytes)
     sources: dict[str, dict] = {}  # file id -> its encoded source, shared by every block that references it
     for path, block in refs:
         fid = block["source"]["file_id"]
