@@ -109,6 +109,26 @@ async def test_with_a_fallback_the_open_target_is_still_skipped(fault_proxy, fau
     assert not any(r.get("breaker_panic") for r in records)
 
 
+async def test_batch_items_meeting_an_open_circuit_are_tried(fault_proxy, fault_upstream, home):
+    client, _, state = await single_target(fault_proxy)
+    fault_upstream.mode = "500"
+    for _ in range(5):
+        await ask(client)
+    assert state.breakers.snapshot()[FAULTY]["state"] == "open"
+    fault_upstream.mode = "ok"
+    params = {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": MESSAGES}
+    batch = await client.messages.batches.create(requests=[{"custom_id": f"r{i}", "params": params}
+                                                           for i in range(3)])
+    for _ in range(400):
+        batch = await client.messages.batches.retrieve(batch.id)
+        if batch.processing_status == "ended":
+            break
+        await asyncio.sleep(0.05)
+    assert batch.processing_status == "ended"
+    results = [r.result.type async for r in await client.messages.batches.results(batch.id)]
+    assert results == ["succeeded"] * 3 and fault_upstream.hits == 8
+
+
 # ------------------------------------------------------------------- non-streaming: bounded after headers
 
 @pytest.mark.parametrize("kind", ["anthropic", "openai"])
