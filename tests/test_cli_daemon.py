@@ -42,12 +42,12 @@ def test_statusline_after_a_request_through_the_daemon(home, daemon):
     t0 = time.monotonic()
     res = subprocess.run([sys.executable, "-m", "llmproxy", "statusline"], input=json.dumps(SESSION),
                          capture_output=True, text=True, timeout=30, cwd=REPO,
-                         env={**os.environ, "LLMPROXY_HOME": str(home)})
+                         env={**os.environ, "LLMPROXY_HOME": str(home), "COLUMNS": "200"})
     took = time.monotonic() - t0
     line = res.stdout.strip()
     assert res.returncode == 0 and "\n" not in line
-    assert line.startswith("llmproxy intelligent · keyword:planning → "), line
-    assert "(simulated)" in line and "$" in line and "not running" not in line
+    assert line.startswith("llmproxy intelligent · keyword:planning · sim · $"), line
+    assert line.endswith(" · openrouter/deepseek/deepseek-r1-0528") and "not running" not in line
     assert took < 5  # a loose bound for a loaded CI box; the real figure is measured in the closing note
 
 
