@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any
 
 import orjson
@@ -74,12 +75,16 @@ class Hygiene:
 
 
 def reason(exc: HttpProcessingError) -> str:
-    """The parser's reason without the request bytes it quotes, redacted: ``Invalid header value char``."""
-    text = str(exc.message or type(exc).__name__)
-    for cut in ("\n", ": b'", ': b"', ": bytearray("):
-        text = text.split(cut, 1)[0]
-    text = text.strip().rstrip(":").strip() or type(exc).__name__
-    return redact_text(text[:REASON_MAX])
+    """The parser's reason without the request bytes it quotes, redacted: ``Invalid header value char``.
+    aiohttp quotes what it read after a newline, a colon or in quotes (``{line!r}``, ``b'…'``,
+    ``bytearray(…)``): everything from the first newline, quote or ``bytearray(`` on is dropped."""
+    text = _QUOTED.split(str(exc.message or "")[:REASON_MAX], maxsplit=1)[0]
+    text = _TAIL.sub("", text) or type(exc).__name__
+    return redact_text(text)
+
+
+_QUOTED = re.compile(r"[\n'\"]|bytearray\(")
+_TAIL = re.compile(r"(?:[:\s]+b)?[\s:]*$")  # what is left of ``: b'…'`` once the quote is cut
 
 
 class Connection(RequestHandler):

@@ -13,8 +13,10 @@ import logging
 
 import pytest
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, BadStatusLine, InvalidHeader, LineTooLong
 
 from llmproxy.server.app import create_app, load_runtime
+from llmproxy.server.connection import reason
 from llmproxy.server.run import make_runner
 from llmproxy.server.state import Options, State
 from tests.conftest import write_config
@@ -161,3 +163,19 @@ async def test_a_header_line_over_the_parsers_limit_gets_the_api_shape(served, c
     assert json.loads(body)["type"] == "error" and SECRET not in body.decode()
     assert SECRET[10:] not in caplog.text
     assert metric(state, "llmproxy_bad_requests_total", "LineTooLong") == 1
+
+
+@pytest.mark.parametrize("exc,expected", [
+    (BadHttpMessage(f"Invalid header value char:\n\n  b'Authorization: Bearer {SECRET}\\x01'\n  ^"),
+     "Invalid header value char"),
+    (LineTooLong(f"Bearer {SECRET}".encode(), 8190), "Got more than 8190 bytes when reading"),
+    (LineTooLong(bytearray(f"/v1/{SECRET}".encode()), 8190), "Got more than 8190 bytes when reading"),
+    (InvalidHeader(f"x-api-key: {SECRET}".encode()), "Invalid HTTP header"),
+    (InvalidHeader(f"x-api-key: {SECRET}"), "Invalid HTTP header"),
+    (BadStatusLine(f"GET /{SECRET} HTTP/1.1"), "Bad status line"),
+    (BadHttpMethod(f"{SECRET} / HTTP/1.1"), "Bad HTTP method in status line"),
+    (BadHttpMessage("Duplicate 'Host' header found."), "Duplicate"),
+    (BadHttpMessage(""), "BadHttpMessage"),
+])
+def test_the_logged_reason_never_quotes_the_request(exc, expected):
+    assert reason(exc) == expected
