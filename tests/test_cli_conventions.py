@@ -171,7 +171,9 @@ def test_metavars_and_profile_short_option(home):
                    (("serve",), ("logs",), ("stats",), ("route-test",), ("batches", "submit"), ("batches", "show")))
     assert "<list[Path]>" not in text and "<str>" not in text.split("Arguments:")[0]
     assert "--profile-dir DIR" in text and "--config FILE" in text and "BATCH_ID" in text
-    assert "{batch_id}" not in text and "{file}" not in text
+    assert "{batch_id}" not in text and "{file}" not in text and "{BATCH_ID}" not in text
+    assert "Usage: llmproxy batches show [OPTIONS] BATCH_ID\n" in text
+    assert "Usage: llmproxy route-test [OPTIONS] [TEXT]\n" in text
     assert "-p, --profile NAME" in pipe("logs", "-h", home=home, columns=200).stdout
 
 

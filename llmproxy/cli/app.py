@@ -135,7 +135,7 @@ def reload() -> None:
 
 @app.command("route-test")
 def route_test(
-    text: Annotated[str | None, typer.Argument(metavar="[TEXT]", help="the user's prompt")] = None,
+    text: Annotated[str | None, typer.Argument(metavar="TEXT", help="the user's prompt")] = None,
     profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME", help="one profile, explained in detail (default: every profile, one row each)")] = None,
     all_profiles: Annotated[bool, typer.Option("--all-profiles", help="one row per profile (the default without --profile)")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="print the Decision(s) as JSON")] = False,
@@ -202,7 +202,7 @@ def config_check(config: ConfigOpt = None, profile_dir: ProfileDirOpt = None) ->
 
 @kg_app.command("check")
 def kg_check(
-    profile: Annotated[str | None, typer.Argument(metavar="[PROFILE]", help="profile (default: all)")] = None,
+    profile: Annotated[str | None, typer.Argument(metavar="PROFILE", help="profile (default: all)")] = None,
     config: ConfigOpt = None,
     profile_dir: ProfileDirOpt = None,
 ) -> None:

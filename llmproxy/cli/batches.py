@@ -8,6 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
+
+
+class Command(TyperCommand):
+    """A command whose usage line names a required argument plainly (``BATCH_ID``, not Typer's ``{BATCH_ID}``)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        return [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
+
 
 batches_app = typer.Typer(no_args_is_help=True, help="Message Batches run by the daemon (any provider, any profile).")
 
@@ -98,7 +107,7 @@ def _counts(b: dict) -> str:
     return " ".join(f"{k} {c[k]}" for k in ("processing", "succeeded", "errored", "canceled", "expired") if c.get(k))
 
 
-@batches_app.command("list")
+@batches_app.command("list", cls=Command)
 def list_cmd(limit: Annotated[int, typer.Option(metavar="N", help="how many, newest first")] = 20, json_out: JsonOpt = False) -> None:
     """The daemon's batches, newest first."""
     from llmproxy.cli.console import fit_width, out
@@ -128,7 +137,7 @@ def batch_lines(rows: list[tuple[str, ...]], width: int | None) -> list[str]:
     return [short[0]] + [x for line, r in zip(short[1:], rows, strict=True) for x in (line, f"    {r[4]}") if x.strip()]
 
 
-@batches_app.command("show")
+@batches_app.command("show", cls=Command)
 def show(batch_id: BatchId, json_out: JsonOpt = False) -> None:
     """One batch: status, counts, times, where its results are."""
     from llmproxy.cli.console import out
@@ -142,7 +151,7 @@ def show(batch_id: BatchId, json_out: JsonOpt = False) -> None:
             out.print(f"  {key:20} {b[key]}", markup=False, soft_wrap=True)  # a URL is never split
 
 
-@batches_app.command("results")
+@batches_app.command("results", cls=Command)
 def results(batch_id: BatchId,
             output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="write the JSONL here (default: stdout)")] = None
             ) -> None:
@@ -161,7 +170,7 @@ def results(batch_id: BatchId,
             sink.flush()
 
 
-@batches_app.command("cancel")
+@batches_app.command("cancel", cls=Command)
 def cancel(batch_id: BatchId) -> None:
     """Stop a batch: in-flight requests finish, the rest end as canceled."""
     from llmproxy.cli.console import out
@@ -202,7 +211,7 @@ def sys_stdin_text() -> str:
     return sys.stdin.read()
 
 
-@batches_app.command("submit")
+@batches_app.command("submit", cls=Command)
 def submit(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="JSONL: one {\"custom_id\", \"params\"} per line (- for stdin)")],
     profile: Annotated[str | None, typer.Option("--profile", "-p", metavar="NAME", help="profile to route through (default: server.default_profile)")] = None,
