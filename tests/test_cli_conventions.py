@@ -257,3 +257,16 @@ def test_a_wrong_proxy_key_says_what_to_fix(home):
         assert cli("batches", "list", home=home, env=key).returncode == 0
     finally:
         cli("stop", home=home, env=key)
+
+
+@pytest.mark.parametrize("batch, counts", [
+    ({"request_counts": {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0},
+      "llmproxy_progress": {"processing": 7, "succeeded": 2, "errored": 1, "canceled": 0, "expired": 0}},
+     "processing 7 succeeded 2 errored 1"),  # live progress while the API's counts stay zero
+    ({"request_counts": {"processing": 0, "succeeded": 9, "errored": 1, "canceled": 0, "expired": 0}},
+     "succeeded 9 errored 1"),  # a daemon without the field: the API's counts
+])
+def test_batch_counts_read_live_progress_when_the_daemon_sends_it(batch, counts):
+    from llmproxy.cli.batches import _counts
+
+    assert _counts(batch) == counts
