@@ -59,6 +59,7 @@ class Decision:
             "chain": [{"provider": t.provider, "model": t.model} for t in self.chain],
             "matches": [{"term": m.term, "concept": m.concept, "start": m.start, "end": m.end,
                          **({"as": m.surface} if m.surface else {}),
+                         **({"typo_of": m.typo} if m.typo else {}),
                          **({"suppressed": m.suppressed} if m.suppressed else {})} for m in self.matches],
             "reasons": self.reasons, "estimated_tokens": self.estimated_tokens,
         }
@@ -155,6 +156,7 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         first = next(m for m in matches if m.concept == concept.name and m.suppressed is None)
         chain = concept.routes or (route(concept.scenario or "keyword") or default)
         written = f" as {first.surface!r}" if first.surface else ""
+        written += f" (typo of {first.typo!r})" if first.typo else ""
         why = f"concept {concept.name!r} matched {first.term!r}{written} (priority {concept.priority})"
         d = done("keyword", chain, why, concept=concept.name, matches=matches)
         d.reasons += suppressed

@@ -23,6 +23,8 @@ import ahocorasick
 from llmproxy.config import SCENARIOS, Target
 from llmproxy.routing.context import suppression
 from llmproxy.routing.mask import mask, span_kind
+from llmproxy.routing.smalltask import small_task
+from llmproxy.routing.typos import TypoIndex, build_index, correct
 
 
 class KGError(Exception):
@@ -60,6 +62,7 @@ class Match:
     end: int
     surface: str = ""  # the text as written when it differs from the term (a derived form: "rethinking")
     suppressed: str | None = None  # the rule that kept this match from firing
+    typo: str = ""  # the term word a misspelt word of the text was read as ("thnik" -> "think")
 
 
 # derived forms: a prefix before a term's first word, an inflection after its last word
@@ -74,6 +77,7 @@ class KnowledgeGraph:
     duplicates: list[tuple[str, str, str]] = field(default_factory=list)  # (term, kept concept, dropped)
     hooks: dict[str, Concept] = field(default_factory=dict)  # request signal (e.g. plan_mode) -> concept
     _automaton: object | None = None
+    typos: TypoIndex = field(default_factory=TypoIndex)
 
     @property
     def term_count(self) -> int:
@@ -118,24 +122,26 @@ class KnowledgeGraph:
             return None, []
         masked, spans = mask(text)
         low = masked.lower()
-        cands = [(s, -(e - s), 1 if form else 0, term, concept, e, form)
-                 for s, e, term, concept, form in self.candidates(low)]
+        cands = [(s, -(e - s), bool(form) + bool(fix), term, concept, e, form, fix)
+                 for s, e, term, concept, form, fix in self._typo_candidates(low)]
         cands.sort()
         chosen: list[Match] = []
         last_end = -1
-        for start, _neg, _derived, term, concept, end, form in cands:
+        for start, _neg, _derived, term, concept, end, form, fix in cands:
             if start < last_end:
                 continue
             last_end = end
             c = self.concepts[concept]
-            surface = text[start:end] if form else ""
+            surface = text[start:end] if form or fix else ""
             why = None
             if not c.absorber:
                 if form.rstrip("-") in HEDGE_PREFIXES:
                     why = f"{form!r} prefix reads as too much of it (hedge)"
                 else:
                     why = suppression(low, masked, start, end)
-            chosen.append(Match(term, concept, start, end, surface, why))
+                if why is None and " " not in term:
+                    why = small_task(low, start, end)
+            chosen.append(Match(term, concept, start, end, surface, why, fix))
         if spans:
             chosen += self._masked_matches(text, spans, chosen)
             chosen.sort(key=lambda m: m.start)
@@ -145,6 +151,19 @@ class KnowledgeGraph:
             if not c.absorber and m.suppressed is None and (best is None or c.priority > best.priority):
                 best = c
         return best, chosen
+
+    def _typo_candidates(self, low: str) -> list[tuple[int, int, str, str, str, str]]:
+        """``candidates`` with misspelt words read as the term words they are one edit from; a match that covers
+        a corrected word carries that word (positions are mapped back into ``low``)."""
+        fixed, pos, fixes = correct(low, self.typos)
+        if pos is None:
+            return [(s, e, term, concept, form, "") for s, e, term, concept, form in self.candidates(low)]
+        out = []
+        for s, e, term, concept, form in self.candidates(fixed):
+            s0, e0 = pos[s], pos[e - 1] + 1
+            fix = next((w for a, b, w in fixes if a < e0 and s0 < b), "")
+            out.append((s0, e0, term, concept, form, fix))
+        return out
 
     def _masked_matches(self, text: str, spans: list, chosen: list[Match]) -> list[Match]:
         """Routing terms hidden by the mask, reported with the mask that hid them."""
@@ -183,7 +202,8 @@ def _is_word(ch: str) -> bool:
 
 def _is_cjk(ch: str) -> bool:
     o = ord(ch)
-    return 0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF66 <= o <= 0xFF9F
+    return (0x3040 <= o <= 0x30FF or 0x3400 <= o <= 0x9FFF or 0xF900 <= o <= 0xFAFF or 0xFF66 <= o <= 0xFF9F
+            or 0xAC00 <= o <= 0xD7A3)  # Hangul syllables: Korean attaches endings to the word (설계해줘)
 
 
 def parse_concept(path: Path) -> Concept:
@@ -258,6 +278,7 @@ def build(concepts: list[Concept]) -> KnowledgeGraph:
     if owner:
         auto.make_automaton()
         kg._automaton = auto
+        kg.typos = build_index(sorted(t for t, c in owner.items() if not kg.concepts[c].absorber))
     return kg
 
 
