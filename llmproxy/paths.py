@@ -74,8 +74,10 @@ def make_private() -> None:
 
 def tighten(root: Path) -> None:
     """``root`` itself and llmproxy's entries in it (``OWN_ENTRIES``), recursively, made private. Symlinks and
-    what another user owns are left alone; a file that vanishes meanwhile is no error."""
-    _private(root)
+    what another user owns are left alone; a file that vanishes meanwhile is no error. A home that is a
+    shared directory (sticky, like /tmp) or the user's own home directory keeps its mode; its entries do not."""
+    if not _shared(root):
+        _private(root)
     for name in OWN_ENTRIES:
         top = root / name
         if not _private(top) or not top.is_dir() or top.is_symlink():
@@ -84,6 +86,13 @@ def tighten(root: Path) -> None:
             dirnames[:] = [d for d in dirnames if _private(Path(dirpath, d)) and d not in NOT_WALKED]
             for f in filenames:
                 _private(Path(dirpath, f))
+
+
+def _shared(path: Path) -> bool:
+    try:
+        return bool(os.stat(path).st_mode & stat.S_ISVTX) or path.resolve() == Path.home().resolve()
+    except (OSError, RuntimeError):
+        return True
 
 
 def _private(path: Path) -> bool:

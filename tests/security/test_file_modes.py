@@ -106,3 +106,15 @@ async def test_store_files_are_private_whatever_the_umask(tmp_path, umask_022):
         assert modes(tmp_path) == {}
     finally:
         await store.close()
+
+
+def test_a_shared_home_keeps_its_own_mode(tmp_path):
+    """LLMPROXY_HOME set to a sticky shared directory (like /tmp): its entries are tightened, not the directory."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / "config.toml").write_text("")
+    (shared / "config.toml").chmod(0o644)
+    paths.tighten(shared)
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o1777
+    assert stat.S_IMODE((shared / "config.toml").stat().st_mode) == 0o600
