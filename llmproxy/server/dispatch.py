@@ -92,7 +92,8 @@ async def open_chain(state: State, decision: Decision, rec: RequestRecord, attem
     """Try each target of the chain in order until one answers; see the module docstring for the rules."""
     rec.attempts = []
     breakers = state.breakers
-    targets = [(i, t, p) for i, t in enumerate(decision.chain) if (p := state.runtime.providers.get(t.provider))]
+    targets = [(i, t, p) for i, t in enumerate(decision.chain)
+               if (p := state.runtime.providers.get(t.provider)) is not None]
     order, panic = breakers.route([str(t) for _, t, _ in targets])
     skipped = [str(t) for _, t, _ in targets if str(t) not in order]
     if panic:  # every target's circuit is open: the one recovering first is tried all the same
