@@ -8,7 +8,7 @@ request; ``llmproxy route-test`` and ``POST /api/route`` call the very same func
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import orjson
 
@@ -16,8 +16,13 @@ from llmproxy.config import Config, ProfileConfig, Target
 from llmproxy.errors import InvalidRequest
 from llmproxy.protocol import tokens
 from llmproxy.routing import scenarios as sc
-from llmproxy.routing.kg import KnowledgeGraph, Match
-from llmproxy.routing.text import latest_human_text, turn_messages
+from llmproxy.routing.kg import Concept, KnowledgeGraph, Match
+from llmproxy.routing.text import keyword_window, latest_human_text, turn_messages
+
+#: keyword matching is skipped (the default route, saying why) when the text it reads holds more occurrences of
+#: the profile's terms than this: each occurrence is weighed in its context, and a text made of little else
+#: (a term repeated thousands of times) is no request to route by; real prompts hold a few, pasted documents tens
+MAX_KEYWORD_HITS = 512
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,24 @@ def parse_override(model: str, cfg: Config) -> tuple[Target | None, str | None]:
     return None, None
 
 
+def _keywords(kg: KnowledgeGraph, human: str) -> tuple[Concept | None, list[Match], str | None, str]:
+    """Keyword matching on the part of the human text it reads (``keyword_window``): (concept, matches with
+    offsets into ``human``, the reason when it is past the budget and nothing was matched, a note on the part
+    read when it is not the whole text)."""
+    start = keyword_window(human)
+    window = human[start:]
+    note = f"keywords read the last {len(window)} of {len(human)} characters of the text" if start else ""
+    hits = len(kg.candidates(window.lower()))
+    if hits > MAX_KEYWORD_HITS:
+        where = f"the last {len(window)} characters of the text" if start else "the text"
+        return None, [], (f"routing budget: {hits} occurrences of keyword terms in {where} (limit "
+                          f"{MAX_KEYWORD_HITS}); keywords not matched"), note
+    concept, matches = kg.match(window)
+    if start:
+        matches = [replace(m, start=m.start + start, end=m.end + start) for m in matches]
+    return concept, matches, None, note
+
+
 def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[str, CompiledProfile],
            headers: Mapping[str, str] | None = None, raw_len: int | None = None,
            endpoint: str = "messages") -> Decision:
@@ -143,14 +166,17 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         return done("subagent", route("subagent") or default, subagent_why)
     if endpoint == "count_tokens":
         return done("default", default, "count_tokens: keywords are not matched")
-    concept, matches = profile.kg.match(human)
-    suppressed = [f"{m.surface or m.term!r} ({m.concept}) suppressed: {m.suppressed}" for m in matches if m.suppressed]
+    concept, matches, over_budget, note = _keywords(profile.kg, human)
+    if over_budget:
+        return done("default", default, over_budget)
+    extra = [note] if note else []
+    extra += [f"{m.surface or m.term!r} ({m.concept}) suppressed: {m.suppressed}" for m in matches if m.suppressed]
     hook = profile.kg.hooks.get("plan_mode")
     if hook is not None and (plan_why := sc.plan_mode(messages)) and (concept is None or hook.priority > concept.priority):
         chain = hook.routes or (route(hook.scenario or "keyword") or default)
         d = done("keyword", chain, f"concept {hook.name!r} fired by plan mode: {plan_why}", concept=hook.name,
                  matches=matches)
-        d.reasons += suppressed
+        d.reasons += extra
         return d
     if concept is not None:
         first = next(m for m in matches if m.concept == concept.name and m.suppressed is None)
@@ -159,12 +185,12 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         written += f" (typo of {first.typo!r})" if first.typo else ""
         why = f"concept {concept.name!r} matched {first.term!r}{written} (priority {concept.priority})"
         d = done("keyword", chain, why, concept=concept.name, matches=matches)
-        d.reasons += suppressed
+        d.reasons += extra
         return d
     if (why := sc.think(body, human, claude_code, p.think_budget_threshold, turn)) and route("think"):
         d = done("think", route("think"), why, matches=matches)
     else:
         reason = "no scenario fired" if human or not messages else "no human text and no scenario fired"
         d = done("default", default, reason, matches=matches)
-    d.reasons += suppressed
+    d.reasons += extra
     return d

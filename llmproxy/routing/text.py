@@ -36,6 +36,30 @@ def _strip_tags(text: str) -> str:
     return _DROP_RE.sub("", text)
 
 
+#: keyword matching reads at most the last this many characters of the human text: a pasted log or file of any
+#: size costs routing no more than this much (see ``keyword_window``)
+KEYWORD_WINDOW = 32 * 1024
+
+
+def keyword_window(text: str) -> int:
+    """Where the part of ``text`` keyword matching reads begins: 0 for a text of up to ``KEYWORD_WINDOW``
+    characters, else the first line (or word) that starts in its last ``KEYWORD_WINDOW`` characters. When that
+    point lies inside a fenced code block, the part begins after the block: its content is masked anyway, and
+    read from the middle its closing fence would open a block that masks the request after it."""
+    cut = len(text) - KEYWORD_WINDOW
+    if cut <= 0:
+        return 0
+    for sep in ("\n", " "):
+        i = text.find(sep, cut, cut + 1024)
+        if i >= 0:
+            cut = i + 1
+            break
+    if text.count("```", 0, cut) % 2:  # fences pair left to right, as mask() pairs them
+        close = text.find("```", cut)
+        cut = len(text) if close < 0 else close + 3
+    return cut
+
+
 def message_texts(message: dict) -> list[str]:
     """The human text blocks of one user message (wrappers removed, empty ones dropped)."""
     content = message.get("content")
