@@ -128,15 +128,22 @@ def is_authorised(request: web.Request) -> bool:
     return ok
 
 
+#: what a refused client should fix, named in the 401 (Claude Code shows the message as it is)
+_WHERE_KEYS = ("send one of the keys in [auth] api_keys of the proxy's config.toml (or in the variable "
+               "[auth] api_keys_env names, LLMPROXY_API_KEYS by default); Claude Code sends "
+               "ANTHROPIC_AUTH_TOKEN (or ANTHROPIC_API_KEY), the SDKs their api_key")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
     path = request.path
     if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and not _is_profile_root(path) \
             and not is_authorised(request):
         if client_credential(request) is None:
-            exc = AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer)")
+            exc = AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer): "
+                                       f"{_WHERE_KEYS}")
         else:
-            exc = AuthenticationFailed("invalid proxy API key")
+            exc = AuthenticationFailed(f"invalid proxy API key: {_WHERE_KEYS}")
         raise reject(request, exc, "auth")
     return await handler(request)
 

@@ -125,3 +125,15 @@ def test_the_rate_limit_never_grants_more_than_its_burst_and_rate(rate, burst, g
     assert granted <= burst + rate * now[0] + 1e-6
     if len(gaps) >= burst and sum(gaps[:burst]) == 0:
         assert granted >= burst  # the burst is there at once
+
+
+async def test_a_wrong_or_missing_key_says_what_to_fix_without_echoing_it(proxy_factory):
+    """Claude Code shows a 401's message as it is: it names the setting and the variables to fix."""
+    url, _ = await proxy_factory(KEYED)
+    async with aiohttp.ClientSession() as s:
+        for headers in ({"x-api-key": "wrong-key-123456"}, {"authorization": "Bearer wrong-key-123456"}, {}):
+            async with s.post(url + "/v1/messages", json=MSG, headers=headers) as r:
+                assert r.status == 401
+                message = (await r.json())["error"]["message"]
+            assert "[auth] api_keys" in message and "ANTHROPIC_AUTH_TOKEN" in message, message
+            assert "wrong-key" not in message and PROXY_KEY not in message
