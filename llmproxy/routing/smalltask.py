@@ -46,8 +46,10 @@ _QUESTIONS = re.compile(
 
 def small_task(low: str, start: int, end: int) -> str | None:
     s = max((m.end() for m in _SENTENCE_END.finditer(low, max(0, start - 200), start)), default=0)
-    m = _SENTENCE_END.search(low, end)
+    m = _SENTENCE_END.search(low, end, end + 400)
     e = m.start() if m else len(low)
+    if e - s > 400:  # no small edit; reading a long sentence whole for each match was quadratic
+        return None
     sentence = low[s:e].strip()
     words = sentence.split()
     if not words or len(words) > MAX_WORDS or _QUESTIONS.search(sentence):

@@ -112,6 +112,8 @@ def correct(low: str, index: TypoIndex) -> tuple[str, list[int] | None, list[tup
         if n >= MAX_WORDS:
             break
         word = m.group(0)
+        if len(word) > 40:  # far longer than any term word; its deletions would cost len(word)**2
+            continue
         if not word.isascii() and any(ord(ch) >= 0x2E80 for ch in word):
             continue
         fix = index.lookup(word)
