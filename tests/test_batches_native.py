@@ -9,7 +9,7 @@ import json
 import anthropic
 from aiohttp import web
 
-from tests.conftest import start_fake
+from tests.conftest import start_fake, wait_log
 
 
 class FakeBatchAPI:
@@ -97,6 +97,8 @@ async def _setup(proxy_factory, home):
         api_key_env = "ANTHROPIC_API_KEY"
         [providers.nat.models.claude-sonnet-4-5]
         context_window = 200000
+        input_price = 3.0
+        output_price = 15.0
     """)
     return fake, server, url
 
@@ -136,6 +138,10 @@ async def test_native_batch_submitted_mirrored_and_served(proxy_factory, home):
             results = {r.custom_id: r.result async for r in await c.messages.batches.results(batch.id)}
         assert results["b"].message.content[0].text == "native answer 1"
         assert {k for k, *_ in fake.calls} >= {"create", "get", "results"}
+        # costed as billed: the batch tier is half the list price ((10 * $3 + 5 * $15) / 1M, halved)
+        recs = [r for r in await wait_log(home, 3) if r.get("native_batch")]
+        assert len(recs) == 3 and {r["cost_usd"] for r in recs} == {round((10 * 3 + 5 * 15) / 1e6 / 2, 8)}
+        assert {r["usage"]["service_tier"] for r in recs} == {"batch"}
     finally:
         await server.close()
 

@@ -144,7 +144,7 @@ class Native:
                 self._record(batch, provider, cid, result, status=exc.status)
 
     def _record(self, batch: Batch, provider: str, cid: str, result: dict, status: int = 400) -> None:
-        """One request-log record per item, as for locally run items (cost at list price: an upper bound)."""
+        """One request-log record per item, as for locally run items (cost as billed: the batch tier's half)."""
         rec = RequestRecord(request_id=new_request_id(), endpoint="messages",
                             client={"address": None, "user_agent": "llmproxy-batch"})
         rec.extra.update(batch_id=batch.id, custom_id=cid, native_batch=True)
@@ -153,7 +153,8 @@ class Native:
         if isinstance(msg, dict):
             rec.target, rec.simulated = Target(provider, str(msg.get("model"))), False
             rec.status, rec.stop_reason = 200, msg.get("stop_reason")
-            rec.usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+            usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+            rec.usage = {**usage, "service_tier": usage.get("service_tier") or "batch"}  # billed as a batch
         else:
             rec.status = status if result.get("type") == "errored" else 499
             err = result.get("error") if isinstance(result.get("error"), dict) else {}
