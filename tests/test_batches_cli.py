@@ -50,9 +50,9 @@ def test_batches_submit_watch_list_show_results(home, daemon, tmp_path):
     r = cli("batches", "show", "msgbatch_nope", home=home)
     assert r.returncode == 1 and "msgbatch_nope" in r.stderr and "not found" in r.stderr
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"custom_id": "a", "params": {"model": "m", "max_tokens": 1, "messages": []}}\n')
+    bad.write_text('{"custom_id": "a", "params": ["not", "an", "object"]}\n')  # refused at create
     r = cli("batches", "submit", str(bad), home=home)
-    assert r.returncode == 1 and "requests.0 (custom_id 'a')" in r.stderr
+    assert r.returncode == 1 and "requests.0 (custom_id 'a'): params" in r.stderr
 
 
 def test_files_upload_list_show_download_delete(home, daemon, tmp_path):

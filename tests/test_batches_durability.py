@@ -45,7 +45,7 @@ def stored_counts(home, batch_id: str) -> dict:
     async def read():
         store = open_store(home)
         try:
-            return (await store.get_batch(batch_id)).request_counts()
+            return (await store.get_batch(batch_id)).progress()
         finally:
             await store.close()
 
@@ -63,7 +63,7 @@ def test_kill_9_mid_batch_then_resume(home):
                 for i in range(N)]
         batch = c.messages.batches.create(requests=reqs)
         deadline = time.monotonic() + 60
-        while c.messages.batches.retrieve(batch.id).request_counts.succeeded < N // 3:
+        while c.messages.batches.retrieve(batch.id).llmproxy_progress["succeeded"] < N // 3:
             assert time.monotonic() < deadline
             time.sleep(0.02)
     finally:

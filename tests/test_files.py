@@ -1,6 +1,7 @@
 """The Files API through the official anthropic SDK (GA ``client.files`` and ``client.beta.files``): upload,
-list in both pagination styles, metadata, download, delete; bad uploads; path-traversal filenames; unknown
-ids; and messages referencing uploaded files, inlined for an Anthropic-kind and an OpenAI-kind upstream."""
+list in both pagination styles, metadata, download refused (uploads are not downloadable), delete; bad
+uploads; path-traversal filenames refused or kept as metadata only; unknown ids; and messages referencing
+uploaded files, inlined for an Anthropic-kind and an OpenAI-kind upstream."""
 
 from __future__ import annotations
 
@@ -36,15 +37,15 @@ async def test_upload_list_get_download_delete(proxy, home):
         img = await c.files.upload(file=("pixel.png", PNG, "image/png"))
         assert img.id.startswith("file_") and img.type == "file"
         assert (img.filename, img.mime_type, img.size_bytes) == ("pixel.png", "image/png", len(PNG))
-        assert img.downloadable is True and img.created_at is not None
+        assert img.downloadable is False and img.created_at is not None
         # the beta surface (sends the files-api beta header) works the same
         doc = await c.beta.files.upload(file=("report.txt", TEXT.encode(), "text/plain"),
                                         betas=["files-api-2025-04-14"])
         assert doc.mime_type == "text/plain"
         meta = await c.files.retrieve_metadata(img.id)
         assert meta.filename == "pixel.png" and meta.size_bytes == len(PNG)
-        data = await (await c.files.download(doc.id)).read()
-        assert data == TEXT.encode()
+        with pytest.raises(anthropic.BadRequestError, match="downloadable"):  # as on the API: uploads are not
+            await c.files.download(doc.id)
         assert (home / "files" / doc.id).read_bytes() == TEXT.encode()
         listed = [f.id async for f in c.files.list()]
         assert listed == [doc.id, img.id]  # newest first
@@ -55,8 +56,8 @@ async def test_upload_list_get_download_delete(proxy, home):
         with pytest.raises(anthropic.NotFoundError, match=img.id):
             await c.files.retrieve_metadata(img.id)
     async with aiohttp.ClientSession() as s, s.get(f"{url}/v1/files/{doc.id}/content") as r:
-        assert r.headers["content-type"].startswith("text/plain")
-        assert int(r.headers["content-length"]) == len(TEXT.encode())
+        err = await r.json()
+    assert r.status == 400 and err["error"]["details"] == {"error_code": "file_not_downloadable"}
 
 
 async def test_both_pagination_styles(proxy):
@@ -106,17 +107,23 @@ async def test_bad_uploads(proxy_factory, home):
             assert r.status == 400 and "malformed multipart" in (await r.json())["error"]["message"]
 
 
-@pytest.mark.parametrize("name, kept", [("../../evil.txt", "evil.txt"), (r"..\\..\\win.txt", "win.txt"),
-                                        ("/etc/passwd", "passwd"), ("..", "upload"), ("a%01b%7F.txt", "ab.txt"),
-                                        ("..%2F..%2Fenc.txt", "enc.txt")])
+@pytest.mark.parametrize("name, kept", [("../../evil.txt", None), (r"..\\..\\win.txt", None),
+                                        ("/etc/passwd", None), ("..", ".."), ("a%01b%7F.txt", "a%01b%7F.txt"),
+                                        ("..%2F..%2Fenc.txt", "..%2F..%2Fenc.txt")])
 async def test_path_traversal_filenames_are_metadata_only(proxy, home, name, kept):
+    """A name with a path separator is refused (the Files API's filename rule); any other is kept exactly as
+    sent, as metadata: the body is stored by id and nothing is written anywhere else."""
     url, _ = proxy
     body, ctype = multipart([("file", name, b"payload")])
     async with aiohttp.ClientSession() as s, s.post(url + "/v1/files", data=body, headers={"content-type": ctype}) as r:
         meta = await r.json()
-    assert r.status == 200, meta
-    assert meta["filename"] == kept
-    assert sorted(p.name for p in (home / "files").iterdir()) == [meta["id"]]
+    if kept is None:
+        assert r.status == 400 and meta["error"]["message"].startswith("filename: must not contain"), meta
+        assert list((home / "files").iterdir()) == []
+    else:
+        assert r.status == 200, meta
+        assert meta["filename"] == kept
+        assert sorted(p.name for p in (home / "files").iterdir()) == [meta["id"]]
     assert not (home.parent / "evil.txt").exists() and not (home / "evil.txt").exists()
 
 

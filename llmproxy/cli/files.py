@@ -1,5 +1,6 @@
 """``llmproxy files list|upload|show|download|delete``: the daemon's Files API from the shell. Uploads are
-streamed from disk (multipart, never read whole), downloads streamed to disk."""
+streamed from disk (multipart, never read whole). ``download`` copies a file out of the local store (the API
+does not serve uploaded files' content), streamed to disk."""
 
 from __future__ import annotations
 
@@ -49,12 +50,15 @@ def upload(path: Annotated[Path, typer.Argument(help="the file to store")],
 
     from llmproxy.cli.batches import _print_json
     from llmproxy.cli.console import CLIError, out
+    from llmproxy.store import filename_problem
 
     if not path.is_file():
         raise CLIError(f"{path}: no such file")
     mime = mime_type or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     boundary = "llmproxy-" + secrets.token_hex(12)
-    name = path.name.replace('"', "_").replace("\r", "_").replace("\n", "_")
+    if problem := filename_problem(path.name):  # the daemon would refuse it: say so before sending anything
+        raise CLIError(f"{path}: {problem}; rename the file (the name is kept as it is, never rewritten)")
+    name = path.name
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
             f"Content-Type: {mime}\r\n\r\n").encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
@@ -93,29 +97,49 @@ def show(file_id: str, json_out: JsonOpt = False) -> None:
 def download(file_id: str,
              output: Annotated[Path | None, typer.Option("--output", "-o", help="where to write (default: the stored filename in the current directory; - for stdout)")] = None,
              force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False) -> None:
-    """A file's content."""
+    """A stored file's content, read from this machine's store ($LLMPROXY_HOME). The API never serves an
+    uploaded file's content (it is downloadable: false, as on Anthropic's API); your own copy is here."""
+    import asyncio
     import sys
 
+    from llmproxy import paths
     from llmproxy.cli.console import CLIError, err
-    from llmproxy.store import clean_filename
+    from llmproxy.store import open_store
 
-    d = _daemon()
-    if output is None:
-        output = Path(clean_filename(d.json("GET", f"/v1/files/{file_id}")["filename"]))  # never a path
-    if str(output) != "-" and output.exists() and not force:
-        raise CLIError(f"{output} exists; use --force or --output")
-    resp = d.open("GET", f"/v1/files/{file_id}/content")
-    sink = sys.stdout.buffer if str(output) == "-" else output.open("wb")
-    n = 0
-    try:
-        while chunk := resp.read(256 * 1024):
-            sink.write(chunk)
-            n += len(chunk)
-    finally:
-        if sink is not sys.stdout.buffer:
-            sink.close()
-    if str(output) != "-":
-        err.print(f"wrote {n} bytes to {output}", markup=False)
+    async def copy() -> int:
+        store = open_store(paths.home())
+        try:
+            meta = await store.get_file(file_id)
+            if meta is None:
+                raise CLIError(f"file {file_id!r} is not in the store under {paths.home()}")
+            dest = output if output is not None else local_name(meta.filename, meta.id)
+            if str(dest) != "-" and dest.exists() and not force:
+                raise CLIError(f"{dest} exists; use --force or --output")
+            sink = sys.stdout.buffer if str(dest) == "-" else dest.open("wb")
+            n = 0
+            try:
+                async for chunk in store.file_content(meta.id):
+                    sink.write(chunk)
+                    n += len(chunk)
+            finally:
+                if sink is not sys.stdout.buffer:
+                    sink.close()
+            if str(dest) != "-":
+                err.print(f"wrote {n} bytes to {dest}", markup=False)
+            return n
+        finally:
+            await store.close()
+
+    asyncio.run(copy())
+
+
+def local_name(filename: str, file_id: str) -> Path:
+    """The stored filename as a name in the current directory: never a path (a filename is the client's
+    metadata), and the id when the name would not do (empty, ``.``, ``..``, or starting with ``-``)."""
+    name = filename.replace("/", "_").replace("\\", "_").replace("\0", "_")
+    if name in ("", ".", "..") or name.startswith("-"):
+        name = file_id
+    return Path(name)
 
 
 @files_app.command("delete")

@@ -1,7 +1,10 @@
 """The Message Batches API (``/v1/messages/batches``, also under every ``/p/<profile>`` prefix), run by the
-proxy for any provider behind any profile. The batch is validated and stored at once; the executor
-(``llmproxy/server/batch/executor.py``) works through it in the background. ``results_url`` points at this proxy,
-as the client reached it (prefix included)."""
+proxy for any provider behind any profile. Create refuses what the API refuses there (the batch's structure:
+``custom_id``s, the limits, ``stream: true``, a ``params`` that is not an object) and stores the batch; each
+request's ``params`` are validated when the executor (``llmproxy/server/batch/executor.py``) processes it, so
+one invalid request ends ``errored`` and the others run. ``request_counts`` are the API's (zero outcomes until
+the batch has ended); the live counts are in ``llmproxy_progress``. ``results_url`` points at this proxy, as
+the client reached it (prefix included); under ``/p/<profile>`` the list holds that profile's batches."""
 
 from __future__ import annotations
 
@@ -17,12 +20,12 @@ from aiohttp import web
 from llmproxy import paths
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json, validate_messages
-from llmproxy.routing import PROFILE_HEADER
+from llmproxy.routing import PROFILE_HEADER, CompiledProfile
 from llmproxy.server.batch.executor import Executor
 from llmproxy.server.batch.native import Native
 from llmproxy.server.edge import int_param, json_response
 from llmproxy.server.files import STORE, cursors, store_of
-from llmproxy.server.state import STATE
+from llmproxy.server.state import STATE, State
 from llmproxy.store import Batch, open_store
 from llmproxy.store.sqlite import now_iso
 
@@ -47,11 +50,13 @@ async def store_context(app: web.Application) -> AsyncIterator[None]:
 # ------------------------------------------------------------------------------------------------ shapes
 
 def batch_object(batch: Batch, request: web.Request) -> dict:
+    """The API's MessageBatch, plus ``llmproxy_progress`` (this proxy's extension: the counts as they move)."""
     ended = batch.status == "ended"
     return {"id": batch.id, "type": "message_batch", "processing_status": batch.status,
             "request_counts": batch.request_counts(), "ended_at": batch.ended_at, "created_at": batch.created_at,
             "expires_at": batch.expires_at, "archived_at": None, "cancel_initiated_at": batch.cancel_initiated_at,
-            "results_url": results_url(request, batch.id) if ended else None}
+            "results_url": results_url(request, batch.id) if ended else None,
+            "llmproxy_progress": batch.progress()}
 
 
 def results_url(request: web.Request, batch_id: str) -> str:
@@ -76,7 +81,10 @@ async def read_limited(request: web.Request, limit: int) -> bytes:
 
 
 def validate_batch(data: object, max_requests: int) -> list[tuple[str, bytes]]:
-    """Every item checked up front; a problem is a 400 naming the item. Returns (custom_id, params JSON)."""
+    """What the API refuses at create, a 400 naming the request and the rule: the batch's shape, a missing,
+    malformed or duplicate ``custom_id``, too many requests, a ``params`` that is not an object, ``stream:
+    true``. Anything else about ``params`` is checked when the request is processed (its result is then
+    ``errored``). Returns (custom_id, params JSON)."""
     if not isinstance(data, dict):
         raise InvalidRequest("request body must be a JSON object with a 'requests' list")
     reqs = data.get("requests")
@@ -95,23 +103,54 @@ def validate_batch(data: object, max_requests: int) -> list[tuple[str, bytes]]:
         if cid is None:
             raise InvalidRequest(f"{where}.custom_id: Field required")
         if not isinstance(cid, str) or not CUSTOM_ID.match(cid):
-            raise InvalidRequest(f"{where}.custom_id: must be 1-64 characters of letters, digits, '_' and '-'"
-                                 f", got {cid!r}")
+            raise InvalidRequest(f"{where}.custom_id: must match ^[a-zA-Z0-9_-]{{1,64}}$ (1-64 letters, digits, "
+                                 f"'_' and '-'), got {cid!r}")
         if cid in seen:
             raise InvalidRequest(f"{where}.custom_id: duplicate custom_id {cid!r} (also requests.{seen[cid]})")
         seen[cid] = i
-        where = f"{where} (custom_id {cid!r})"
         params = item.get("params")
-        if params is None:
-            raise InvalidRequest(f"{where}: params: Field required")
-        try:
-            validate_messages(params)
-        except InvalidRequest as exc:
-            raise InvalidRequest(f"{where}: params.{exc.message}") from None
-        if params.get("stream"):
-            raise InvalidRequest(f"{where}: params.stream: batch requests cannot stream")
+        if not isinstance(params, dict):
+            what = "Field required" if params is None else "Input should be an object (a Messages request)"
+            raise InvalidRequest(f"{where} (custom_id {cid!r}): params: {what}")
+        if params.get("stream") is True:
+            raise InvalidRequest(f"{where} (custom_id {cid!r}): params.stream: batch requests cannot stream")
         out.append((cid, orjson.dumps(params)))
     return out
+
+
+def credential_problem(state: State, profile: CompiledProfile) -> str | None:
+    """Why a batch cannot run on ``profile``: a live provider it may route to has no key of its own and uses
+    the client's (``forward_client_key``). Items run after the create request has ended and the proxy does
+    not keep clients' credentials, so such a batch is refused rather than failing every item."""
+    rt = state.runtime
+    for name in sorted(reachable_providers(profile)):
+        prov, live = rt.cfg.providers.get(name), rt.providers.get(name)
+        if prov is None or live is None or live.simulated_reason is not None:
+            continue
+        if prov.forward_client_key and not prov.api_key():
+            return (f"profile {profile.name!r} may route to provider {name!r}, which has no key of its own and "
+                    f"forwards the client's credential (forward_client_key); batch requests run after this "
+                    f"request has ended and the proxy does not keep client credentials, so batches cannot "
+                    f"run on it: give {name!r} a key (api_key_env) or use another profile")
+    return None
+
+
+def reachable_providers(profile: CompiledProfile) -> set[str]:
+    """Every provider ``profile`` can route to: default, scenarios, knowledge-graph routes, fallbacks."""
+    cfg, kg = profile.config, profile.kg
+    chains = [cfg.default, *cfg.scenarios.values(), *(c.routes for c in kg.concepts.values()),
+              *(c.routes for c in kg.hooks.values())]
+    return {t.provider for chain in chains for t in chain}
+
+
+def params_valid(items: list[tuple[str, bytes]]) -> bool:
+    """Whether every request's params pass the Messages validation (only then may a batch go native)."""
+    try:
+        for _cid, raw in items:
+            validate_messages(orjson.loads(raw))
+    except InvalidRequest:
+        return False
+    return True
 
 
 async def create(request: web.Request) -> web.Response:
@@ -120,12 +159,14 @@ async def create(request: web.Request) -> web.Response:
     profile = state.runtime.router.profile(request.match_info.get("profile"), request.headers.get(PROFILE_HEADER))
     raw = await read_limited(request, cfg.max_bytes)
     items = validate_batch(parse_json(raw), cfg.max_requests)
+    if problem := credential_problem(state, profile):
+        raise InvalidRequest(problem)
     now = datetime.now(UTC)
     batch = Batch(id=new_batch_id(), profile=profile.name, created_at=now_iso(),
                   expires_at=(now + timedelta(hours=cfg.expiry_hours)).isoformat(timespec="milliseconds")
                   .replace("+00:00", "Z"), total=len(items))
     ex = request.app[EXECUTOR]
-    if profile.config.native_batches:
+    if profile.config.native_batches and params_valid(items):
         try:
             batch.native = await ex.native.submit(batch, items, profile)
         except ProxyError as exc:  # the provider's batch API failed: run it here instead
@@ -158,8 +199,11 @@ async def get(request: web.Request) -> web.Response:
 async def list_batches(request: web.Request) -> web.Response:
     limit = int_param(request, "limit", 20, 1, 1000)
     before, after = cursors(request)
+    profile = request.match_info.get("profile")  # under /p/<profile>: that profile's batches; the root: all
+    if profile is not None:
+        profile = request.app[STATE].runtime.router.profile(profile, None).name
     try:
-        page, more = await store_of(request).list_batches(limit, before, after)
+        page, more = await store_of(request).list_batches(limit, before, after, profile=profile)
     except KeyError as exc:
         raise InvalidRequest(f"unknown message batch id {exc.args[0]!r} in pagination cursor") from None
     data = [batch_object(b, request) for b in page]

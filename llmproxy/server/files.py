@@ -1,11 +1,13 @@
 """The Files API (``/v1/files``, with or without the ``files-api`` beta header): multipart upload streamed to
-the store under a size limit, list (both pagination styles the SDKs use), metadata, download, delete. And
-``inline_request``: the hook the Messages handlers call so a message may reference an uploaded file."""
+the store under a size limit, list (both pagination styles the SDKs use), metadata, delete. As on the API,
+an uploaded file is ``downloadable: false`` and its content endpoint answers the documented 400
+(``file_not_downloadable``): only files the platform creates can be downloaded, and this proxy creates none.
+``llmproxy files download`` reads a stored file from the store on the same machine. And ``inline_request``:
+the hook the Messages handlers call so a message may reference an uploaded file."""
 
 from __future__ import annotations
 
 import mimetypes
-import re
 
 import orjson
 from aiohttp import BodyPartReader, web
@@ -14,10 +16,22 @@ from aiohttp.http_exceptions import HttpProcessingError
 from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
 from llmproxy.server.edge import int_param, json_response
 from llmproxy.server.state import STATE
-from llmproxy.store import FileTooLarge, Store, clean_filename
+from llmproxy.store import FileTooLarge, Store, filename_problem
 from llmproxy.store.inline import inline_files
 
 STORE = web.AppKey("store", object)
+#: room for the multipart framing around the file in an upload's Content-Length
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class FileNotDownloadable(InvalidRequest):
+    """The API's answer for the content of a file with ``downloadable: false`` (the SDKs raise
+    ``FileNotDownloadableError`` on its ``error.details.error_code``)."""
+
+    def body(self, request_id: str | None = None) -> dict:
+        out = super().body(request_id)
+        out["error"]["details"] = {"error_code": "file_not_downloadable"}
+        return out
 
 
 def store_of(request: web.Request) -> Store:
@@ -70,6 +84,9 @@ async def upload(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise InvalidRequest(f"expected a multipart/form-data body with a 'file' part, got "
                              f"{request.content_type or 'no content type'}")
+    if request.content_length is not None and request.content_length > limit + MULTIPART_OVERHEAD:
+        raise RequestTooLarge(f"upload of {request.content_length} bytes exceeds the {limit} byte file limit "
+                              f"(files.max_bytes)")
     try:
         reader = await request.multipart()
     except (ValueError, AssertionError) as exc:
@@ -83,22 +100,28 @@ async def upload(request: web.Request) -> web.Response:
         if part is None:
             break
         if isinstance(part, BodyPartReader) and part.name == "file" and meta is None:
-            filename = clean_filename(part.filename)
-
-            async def chunks(p=part):
-                while chunk := await p.read_chunk(256 * 1024):
-                    yield chunk
-
-            try:
-                meta = await store.put_file(filename, mime_of(part.headers.get("content-type"), filename),
-                                            chunks(), limit)
-            except FileTooLarge:
-                raise RequestTooLarge(f"file exceeds the {limit} byte limit (files.max_bytes)") from None
+            meta = await _store_part(store, part, limit)
         else:
             await part.release()
     if meta is None:
         raise InvalidRequest("multipart body has no 'file' part")
     return json_response(meta.to_api())
+
+
+async def _store_part(store: Store, part: BodyPartReader, limit: int):
+    """The ``file`` part streamed into the store, its filename kept exactly as sent or refused (400)."""
+    filename = part.filename
+    if problem := filename_problem(filename):
+        raise InvalidRequest(problem)
+
+    async def chunks():
+        while chunk := await part.read_chunk(256 * 1024):
+            yield chunk
+
+    try:
+        return await store.put_file(filename, mime_of(part.headers.get("content-type"), filename), chunks(), limit)
+    except FileTooLarge:
+        raise RequestTooLarge(f"file exceeds the {limit} byte limit (files.max_bytes)") from None
 
 
 async def list_files(request: web.Request) -> web.Response:
@@ -128,17 +151,10 @@ async def get_file(request: web.Request) -> web.Response:
     return json_response((await _meta(request)).to_api())
 
 
-async def download(request: web.Request) -> web.StreamResponse:
+async def download(request: web.Request) -> web.Response:
     meta = await _meta(request)
-    quoted = meta.filename.replace("\\", "_").replace('"', "_")
-    ascii_name = re.sub(r"[^\x20-\x7e]", "_", quoted)
-    resp = web.StreamResponse(headers={"content-type": meta.mime_type, "content-length": str(meta.size_bytes),
-                                       "content-disposition": f'attachment; filename="{ascii_name}"'})
-    await resp.prepare(request)
-    async for chunk in store_of(request).file_content(meta.id):
-        await resp.write(chunk)
-    await resp.write_eof()
-    return resp
+    raise FileNotDownloadable(f"file {meta.id!r} has downloadable: false; only files created by the platform "
+                              f"(such as the code execution tool) can be downloaded, not uploaded ones")
 
 
 async def delete_file(request: web.Request) -> web.Response:

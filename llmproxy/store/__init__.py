@@ -13,28 +13,33 @@ Guarantees every implementation gives:
 from __future__ import annotations
 
 import secrets
-import unicodedata
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import unquote
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 STATUSES = ("in_progress", "canceling", "ended")
 
 
 FILENAME_MAX = 255
+#: what the Files API refuses in a filename (its documented rule): these characters and U+0000-U+001F
+FILENAME_FORBIDDEN = frozenset('<>:"|?*\\/') | frozenset(chr(c) for c in range(32))
 
 
-def clean_filename(name: str | None) -> str:
-    """The client's filename as metadata: its last path component, no control characters, bounded. It is
-    never used as a path (bodies are stored by id)."""
-    name = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if unicodedata.category(c)[0] != "C").strip()
-    if name in ("", ".", ".."):
-        name = "upload"
-    return name[:FILENAME_MAX]
+def filename_problem(name: str | None) -> str | None:
+    """Why ``name`` is not an acceptable filename under the Files API's rule, or None. A filename is kept
+    exactly as sent (metadata only: bodies are stored by id, so it never becomes a path)."""
+    if not name:
+        return "filename: Field required (the 'file' part must carry a filename)"
+    if len(name) > FILENAME_MAX:
+        return f"filename: must be 1-{FILENAME_MAX} characters, got {len(name)}"
+    bad = sorted({c for c in name if c in FILENAME_FORBIDDEN})
+    if bad:
+        shown = ", ".join(repr(c) for c in bad)
+        return (f"filename: must not contain < > : \" | ? * \\ / or control characters (U+0000-U+001F); "
+                f"found {shown}")
+    return None
 
 
 def new_id(prefix: str) -> str:
@@ -58,6 +63,15 @@ class Batch:
     native: dict | None = None          # {"provider", "id"} when Anthropic runs it (native_batches)
 
     def request_counts(self) -> dict[str, int]:
+        """As the API documents them: until the batch has ended every request counts as ``processing`` and
+        the four outcomes are zero; once ended, the final counts."""
+        if self.status != "ended":
+            return {"processing": self.total, **dict.fromkeys(RESULT_TYPES, 0)}
+        return self.progress()
+
+    def progress(self) -> dict[str, int]:
+        """The live counts (the proxy's ``llmproxy_progress`` extension): results stored so far, or the
+        upstream's own counts while a native batch has none stored yet."""
         mirrored = (self.native or {}).get("request_counts")
         if self.status != "ended" and isinstance(mirrored, dict) and not any(self.counts.values()):
             return {k: int(mirrored.get(k) or 0) for k in ("processing", *RESULT_TYPES)}  # the upstream's
@@ -79,7 +93,7 @@ class FileMeta:
     mime_type: str
     size_bytes: int
     created_at: str
-    downloadable: bool = True
+    downloadable: bool = False         # uploads never are (only files the platform creates)
 
     def to_api(self) -> dict:
         return {"id": self.id, "type": "file", "filename": self.filename, "mime_type": self.mime_type,
@@ -99,10 +113,11 @@ class Store(Protocol):
 
     async def get_batch(self, batch_id: str) -> Batch | None: ...
 
-    async def list_batches(self, limit: int, before_id: str | None = None,
-                           after_id: str | None = None) -> tuple[list[Batch], bool]:
-        """Newest first; ``after_id``: the page after (older than) that id, ``before_id``: newer than it.
-        Returns (page, has_more). Raises KeyError naming an unknown cursor id."""
+    async def list_batches(self, limit: int, before_id: str | None = None, after_id: str | None = None,
+                           profile: str | None = None) -> tuple[list[Batch], bool]:
+        """Newest first; ``after_id``: the page after (older than) that id, ``before_id``: newer than it;
+        ``profile``: only that profile's batches. Returns (page, has_more). Raises KeyError naming an unknown
+        cursor id (one of another profile's batches is unknown here)."""
 
     async def unfinished_batches(self) -> list[Batch]:
         """Every batch not ended (in_progress or canceling), oldest first: what a restart resumes."""
@@ -138,7 +153,8 @@ class Store(Protocol):
         """Newest first, paged like ``list_batches``."""
 
     def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
-        """A stored file's bytes in chunks."""
+        """A stored file's bytes in chunks (the API never serves an upload's content: ``llmproxy files
+        download`` reads it here)."""
 
     async def read_file(self, file_id: str) -> bytes:
         """A stored file's whole content (for inlining into a request)."""

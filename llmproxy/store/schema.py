@@ -57,6 +57,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
     """),
     ("0003_native_batches", "ALTER TABLE batches ADD COLUMN native TEXT;"),
+    ("0004_batches_by_profile", "CREATE INDEX batches_profile ON batches(profile, seq);"),
 ]
 
 BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
@@ -99,22 +100,27 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
 
 
 def page_rows(conn: sqlite3.Connection, table: str, cols: str, limit: int, before_id: str | None,
-              after_id: str | None) -> tuple[list[tuple], bool]:
-    """Newest first (by insertion order). Raises KeyError naming a cursor id that does not exist."""
+              after_id: str | None, where: dict[str, object] | None = None) -> tuple[list[tuple], bool]:
+    """Newest first (by insertion order), only rows whose columns equal ``where``'s values. Raises KeyError
+    naming a cursor id that does not exist among those rows."""
+    cond = "".join(f" AND {col} = ?" for col in where or {})
+    args = tuple((where or {}).values())
+
     def seq(cursor: str) -> int:
-        row = conn.execute(f"SELECT seq FROM {table} WHERE id = ?", (cursor,)).fetchone()
+        row = conn.execute(f"SELECT seq FROM {table} WHERE id = ?{cond}", (cursor, *args)).fetchone()
         if row is None:
             raise KeyError(cursor)
         return row[0]
 
     if before_id is not None:
-        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq > ? ORDER BY seq ASC LIMIT ?",
-                            (seq(before_id), limit + 1)).fetchall()
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq > ?{cond} ORDER BY seq ASC LIMIT ?",
+                            (seq(before_id), *args, limit + 1)).fetchall()
         more = len(rows) > limit
         return list(reversed(rows[:limit])), more
     if after_id is not None:
-        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq < ? ORDER BY seq DESC LIMIT ?",
-                            (seq(after_id), limit + 1)).fetchall()
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE seq < ?{cond} ORDER BY seq DESC LIMIT ?",
+                            (seq(after_id), *args, limit + 1)).fetchall()
     else:
-        rows = conn.execute(f"SELECT {cols} FROM {table} ORDER BY seq DESC LIMIT ?", (limit + 1,)).fetchall()
+        rows = conn.execute(f"SELECT {cols} FROM {table} WHERE 1{cond} ORDER BY seq DESC LIMIT ?",
+                            (*args, limit + 1)).fetchall()
     return rows[:limit], len(rows) > limit

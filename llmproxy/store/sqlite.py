@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -48,12 +49,14 @@ class SqliteStore:
             with contextlib.suppress(OSError):
                 if part.stat().st_mtime < stale:
                     part.unlink()
-        os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))  # 0600, and so its -wal and -shm
-        conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        migrate(conn)
+        with open_lock(self.db_path):
+            os.close(os.open(self.db_path, os.O_RDWR | os.O_CREAT, 0o600))  # 0600, and so its -wal and -shm
+            conn = sqlite3.connect(self.db_path, isolation_level=None, check_same_thread=False,
+                                   timeout=BUSY_TIMEOUT_S)
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            migrate(conn)
         self._conn = conn
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -96,9 +99,11 @@ class SqliteStore:
 
         return await self._run(q)
 
-    async def list_batches(self, limit: int, before_id: str | None = None,
-                           after_id: str | None = None) -> tuple[list[Batch], bool]:
-        rows, more = await self._run(lambda c: page_rows(c, "batches", BATCH_COLS, limit, before_id, after_id))
+    async def list_batches(self, limit: int, before_id: str | None = None, after_id: str | None = None,
+                           profile: str | None = None) -> tuple[list[Batch], bool]:
+        where = {"profile": profile} if profile is not None else None
+        rows, more = await self._run(lambda c: page_rows(c, "batches", BATCH_COLS, limit, before_id, after_id,
+                                                         where))
         return [batch_row(r) for r in rows], more
 
     async def unfinished_batches(self) -> list[Batch]:

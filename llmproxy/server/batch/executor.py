@@ -7,6 +7,8 @@ traffic (non-streaming), and writes each result as it finishes.
   ``batches.per_provider_concurrency`` batch items per provider (the route's first target) across batches.
 * Live traffic first: while ``batches.yield_in_flight`` or more interactive requests are in flight, each
   batch keeps at most one item in flight (it still progresses, slowly).
+* Each item's params are validated when it is processed (``checked``): an invalid one ends ``errored`` with
+  an ``invalid_request_error`` naming the field, and the batch goes on.
 * Each item is a request-log record (endpoint ``messages``, with ``batch_id`` and ``custom_id``), so logs,
   stats, metrics and cost cover batch work. Items never count towards ``server.max_concurrent_requests``.
 * Cancel: dispatching stops, in-flight items finish, the rest become ``canceled``; expiry likewise with
@@ -26,6 +28,7 @@ from multidict import CIMultiDict
 from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, ProxyError
 from llmproxy.protocol.adapt import adapt_for_model
+from llmproxy.protocol.anthropic import validate_messages
 from llmproxy.providers import Call, Provider, Reply
 from llmproxy.server import dispatch
 from llmproxy.server.middleware import new_request_id
@@ -50,6 +53,16 @@ def parse_time(text: str) -> datetime:
 
 def result_line(custom_id: str, result: dict) -> bytes:
     return orjson.dumps({"custom_id": custom_id, "result": result})
+
+
+def checked(params: dict) -> dict:
+    """One request's params validated as ``/v1/messages`` validates a body, when it is processed (as the API
+    does): an invalid one is an InvalidRequest naming the field (``params.messages: …``), so that request
+    alone ends ``errored``."""
+    try:
+        return validate_messages(params)
+    except InvalidRequest as exc:
+        raise InvalidRequest(f"params.{exc.message}") from None
 
 
 class Executor:
@@ -184,7 +197,9 @@ class Executor:
         body = None
         try:
             body = orjson.loads(item.params)
-            rec.requested_model = body.get("model")
+            if isinstance(model := body.get("model"), str):
+                rec.requested_model = model
+            checked(body)
             sent = await inline_files(body, self.store, max_bytes=state.runtime.cfg.files.max_inline_bytes)
             decision = state.runtime.router.decide(sent, batch.profile, raw_len=len(item.params))
             rec.profile, rec.decision = decision.profile, decision
