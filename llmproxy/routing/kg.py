@@ -87,6 +87,8 @@ class KnowledgeGraph:
         """Every boundary-respecting occurrence in ``low``: (start, end, term, concept, how it was written)."""
         n = len(low)
         out = []
+        if self._automaton is None:  # a profile without a knowledge graph
+            return out
         for last, (term, concept) in self._automaton.iter(low):  # type: ignore[attr-defined]
             start, end = last - len(term) + 1, last + 1
             form = ""
