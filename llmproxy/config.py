@@ -76,6 +76,8 @@ class ProfileConfig:
     long_context_threshold: int = 60_000
     think_budget_threshold: int = 0  # thinking.budget_tokens above this counts as an explicit think request
     background_models: tuple[str, ...] = ("haiku",)  # substrings of requested model names that mark side tasks
+    intent_threshold: float = 0.0  # learned intent score that escalates without a KG match (0 = signal off)
+    intent_veto: float = 0.0  # a KG match with an intent score below this is a small task and does not escalate
     kg_dir: str | None = None  # directory of concept markdown files
     native_batches: bool = False  # batches whose items all route to Anthropic go to Anthropic's batch API
 
@@ -189,6 +191,8 @@ def load_profile(path: Path, problems: list[str]) -> ProfileConfig | None:
         long_context_threshold=r.get(routing, "long_context_threshold", int, 60_000, "routing"),
         think_budget_threshold=r.get(routing, "think_budget_threshold", int, 0, "routing"),
         background_models=tuple(r.get(routing, "background_models", list, ["haiku"], "routing")),
+        intent_threshold=r.get(routing, "intent_threshold", float, 0.0, "routing"),
+        intent_veto=r.get(routing, "intent_veto", float, 0.0, "routing"),
         kg_dir=kg_dir, native_batches=r.get(data, "native_batches", bool, False, ""),
     )
 

@@ -16,6 +16,7 @@ from llmproxy.config import Config, ProfileConfig, Target
 from llmproxy.errors import InvalidRequest
 from llmproxy.protocol import tokens
 from llmproxy.routing import scenarios as sc
+from llmproxy.routing.intent import INTENT_MIN_WORDS, VETO_MIN_WORDS, IntentModel
 from llmproxy.routing.kg import Concept, KnowledgeGraph, Match
 from llmproxy.routing.text import keyword_window, latest_human_text, turn_messages
 
@@ -29,6 +30,7 @@ MAX_KEYWORD_HITS = 512
 class CompiledProfile:
     config: ProfileConfig
     kg: KnowledgeGraph
+    intent: IntentModel | None = None  # the learned signal, when the profile sets routing.intent_threshold
 
     @property
     def name(self) -> str:
@@ -45,6 +47,8 @@ class Decision:
     matches: list[Match] = field(default_factory=list)
     estimated_tokens: int = 0
     text: str = ""  # the latest human text the decision read (the simulator echoes it)
+    intent: float | None = None  # the learned signal's score, when the profile uses it
+    signal: str = ""  # which signal decided: keyword:CONCEPT, intent:SCORE, or a keyword match the intent vetoed
 
     @property
     def target(self) -> Target:
@@ -53,6 +57,8 @@ class Decision:
     def header(self, served_by: Target | None = None) -> str:
         """The ``x-llmproxy-route`` value; ``served_by`` is the target that answered, when it was a fallback."""
         out = f"profile={self.profile}; scenario={self.scenario}; target={served_by or self.target}"
+        if self.signal:
+            out += f"; signal={self.signal}"
         if self.concept:
             out += f"; concept={self.concept}"
         return out
@@ -67,6 +73,7 @@ class Decision:
                          **({"typo_of": m.typo} if m.typo else {}),
                          **({"suppressed": m.suppressed} if m.suppressed else {})} for m in self.matches],
             "reasons": self.reasons, "estimated_tokens": self.estimated_tokens,
+            **({"intent": round(self.intent, 4), "signal": self.signal} if self.intent is not None else {}),
         }
 
 
@@ -113,6 +120,31 @@ def _keywords(kg: KnowledgeGraph, human: str) -> tuple[Concept | None, list[Matc
     if start:
         matches = [replace(m, start=m.start + start, end=m.end + start) for m in matches]
     return concept, matches, None, note
+
+
+def _intent(profile: CompiledProfile, human: str, concept: Concept | None) -> tuple[float | None, str, str]:
+    """The combination rule of the two signals: (score, signal, reason). The knowledge graph decides when it
+    matches, unless the learned score is below ``intent_veto`` (a trigger word inside a small task: no
+    escalation; a request shorter than VETO_MIN_WORDS words is never vetoed); without a graph match the score
+    escalates when it reaches ``intent_threshold`` on a request of INTENT_MIN_WORDS words or more."""
+    p, model = profile.config, profile.intent
+    if model is None or not human:
+        return None, "", ""
+    reading = model.read(human)
+    score, words = reading.score, reading.words
+    top = ", ".join(f"{name!r} {w:+.2f}" for name, w in reading.top)
+    if concept is not None:
+        if score < p.intent_veto and words >= VETO_MIN_WORDS:
+            return score, f"keyword:{concept.name} vetoed by intent {score:.2f}", (
+                f"keyword:{concept.name} vetoed by intent {score:.2f} (small task: below the veto "
+                f"{p.intent_veto:.2f}; top features {top})")
+        return score, f"keyword:{concept.name}", (f"intent {score:.2f} does not veto (veto below {p.intent_veto:.2f}, "
+                                                  f"on {VETO_MIN_WORDS}+ words)")
+    if score >= p.intent_threshold and words >= INTENT_MIN_WORDS:
+        return score, f"intent:{score:.2f}", (f"intent:{score:.2f} escalates without a keyword match (threshold "
+                                              f"{p.intent_threshold:.2f}; top features {top})")
+    short = f", and fewer than {INTENT_MIN_WORDS} words" if words < INTENT_MIN_WORDS else ""
+    return score, "", f"intent {score:.2f} below the threshold {p.intent_threshold:.2f}{short} (top features {top})"
 
 
 def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[str, CompiledProfile],
@@ -178,19 +210,24 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
                  matches=matches)
         d.reasons += extra
         return d
-    if concept is not None:
+    score, signal, intent_why = _intent(profile, human, concept)
+    extra += [intent_why] if intent_why else []
+    if concept is not None and "vetoed" not in signal:
         first = next(m for m in matches if m.concept == concept.name and m.suppressed is None)
         chain = concept.routes or (route(concept.scenario or "keyword") or default)
         written = f" as {first.surface!r}" if first.surface else ""
         written += f" (typo of {first.typo!r})" if first.typo else ""
         why = f"concept {concept.name!r} matched {first.term!r}{written} (priority {concept.priority})"
-        d = done("keyword", chain, why, concept=concept.name, matches=matches)
+        d = done("keyword", chain, why, concept=concept.name, matches=matches, intent=score, signal=signal)
         d.reasons += extra
         return d
     if (why := sc.think(body, human, claude_code, p.think_budget_threshold, turn)) and route("think"):
-        d = done("think", route("think"), why, matches=matches)
+        d = done("think", route("think"), why, matches=matches, intent=score, signal=signal)
+    elif signal.startswith("intent:"):
+        d = done("keyword", route("keyword") or default, intent_why, matches=matches, intent=score, signal=signal)
+        extra.remove(intent_why)
     else:
         reason = "no scenario fired" if human or not messages else "no human text and no scenario fired"
-        d = done("default", default, reason, matches=matches)
+        d = done("default", default, reason, matches=matches, intent=score, signal=signal)
     d.reasons += extra
     return d

@@ -20,6 +20,7 @@ from llmproxy.config import Config
 from llmproxy.routing.decide import CompiledProfile, decide
 
 NONE = "none"
+INTENT = "intent"  # escalated by the learned signal alone (no concept): counts as an escalation, never as a concept
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def run(rows: Iterable[dict], cfg: Config, profiles: Mapping[str, CompiledProfil
     for row in rows:
         body = claude_code_turn(row["text"])
         d = decide(body, profiles[row["profile"]], cfg, profiles, raw_len=len(row["text"]) + 600)
-        got = d.concept if d.scenario == "keyword" and d.concept else NONE
+        got = (d.concept or (INTENT if d.signal.startswith("intent:") else NONE)) if d.scenario == "keyword" else NONE
         term = next((m.term for m in d.matches if m.concept == d.concept), None) if d.concept else None
         out.append(Result(row, got, term, tuple(d.reasons)))
     return out
@@ -90,7 +91,7 @@ def escalation(results: Iterable[Result]) -> dict:
 
 def per_concept(results: list[Result]) -> dict[tuple[str, str], dict]:
     """(profile, concept) -> exact-concept precision/recall and support."""
-    keys = sorted({(r.row["profile"], c) for r in results for c in (r.expected, r.got) if c != NONE})
+    keys = sorted({(r.row["profile"], c) for r in results for c in (r.expected, r.got) if c not in (NONE, INTENT)})
     table = {}
     for prof, concept in keys:
         rs = [r for r in results if r.row["profile"] == prof]
@@ -120,7 +121,8 @@ def report(results: list[Result], title: str) -> str:
         lines.append(f"escalation [{name}]: precision {e['precision']:.3f} recall {e['recall']:.3f} "
                      f"(tp {e['tp']} fp {e['fp']} fn {e['fn']} tn {e['tn']})")
     acc = sum(r.ok for r in results) / len(results) if results else 1.0
-    lines.append(f"exact concept accuracy: {acc:.3f}")
+    lines.append(f"exact concept accuracy: {acc:.3f} (escalated by the learned signal alone, no concept: "
+                 f"{sum(r.got == INTENT for r in results)})")
     wrong = [r for r in results if not r.ok]
     if wrong:
         lines.append(f"confusions ({len(wrong)}):")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from llmproxy.config import Config
 from llmproxy.errors import InvalidRequest
+from llmproxy.routing import intent
 from llmproxy.routing.decide import CompiledProfile, Decision, decide
 from llmproxy.routing.kg import KnowledgeGraph, load_dir
 
@@ -32,11 +33,12 @@ class UnknownProfile(InvalidRequest):
 
 
 def compile_profiles(cfg: Config) -> dict[str, CompiledProfile]:
-    """Build every profile's automaton. Raises KGError on a malformed concept file."""
+    """Build every profile's automaton, and load the learned intent model for the profiles that use it (one copy
+    per process). Raises KGError on a malformed concept file."""
     out = {}
     for name, prof in cfg.profiles.items():
         kg = load_dir(prof.kg_dir) if prof.kg_dir else KnowledgeGraph()
-        out[name] = CompiledProfile(prof, kg)
+        out[name] = CompiledProfile(prof, kg, intent.load() if prof.intent_threshold > 0 else None)
     return out
 
 

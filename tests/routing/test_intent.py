@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from llmproxy import config, routing
-from llmproxy.routing import typos
+from llmproxy.routing import intent, typos
 from tests.routing import shapes as S
 
 CFG, _ = config.load(strict=False)
@@ -132,3 +134,90 @@ def test_small_edit_with_a_trigger_word_in_its_object_stays_default(text):
 ])
 def test_requests_around_small_edits_still_escalate(text, concept):
     assert decide(text).concept == concept
+
+
+# ------------------------------------------------------------------------------------- the learned signal
+
+MODEL = PS["intelligent"].intent
+
+
+def test_the_model_ships_in_the_package_and_loads():
+    import importlib.resources
+    import tomllib
+    from fnmatch import fnmatch
+    from pathlib import Path
+
+    res = importlib.resources.files("llmproxy").joinpath("data/intent_model.json")
+    assert res.is_file()
+    model = intent.loads(res.read_text(encoding="utf-8"))
+    assert len(model.weights) == 1 << model.bits and model.trained_on
+    pyproject = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["llmproxy"]
+    assert any(fnmatch("data/intent_model.json", p) for p in patterns)
+    assert any(fnmatch("data/typo_real_words.txt", p) for p in patterns)
+    assert MODEL is not None and PS["fast"].intent is None  # only the profile that sets a threshold loads it
+
+
+def test_scores_do_not_depend_on_the_process_hash_seed():
+    import subprocess
+    import sys
+    code = ("from llmproxy.routing import intent; m = intent.load(); "
+            "print(repr(m.score('why would the retry fire twice after a timeout on the gateway')))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                           env={"PYTHONHASHSEED": seed, "PATH": ""}).stdout for seed in ("1", "2")}
+    assert len(outs) == 1
+    assert float(outs.pop()) == MODEL.score("why would the retry fire twice after a timeout on the gateway")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=3000))
+def test_score_bounds_and_reading(text):
+    r = MODEL.read(text)
+    assert 0.0 <= r.score <= 1.0 and r.words >= 0 and len(r.top) <= 3
+    assert r == MODEL.read(text)  # deterministic
+    assert len(intent.prepare(text)) <= intent.MAX_CHARS + 1
+
+
+def constant(score: float) -> intent.IntentModel:
+    """A model whose every reading is ``score`` (no weights, only the bias)."""
+    from array import array
+    return intent.IntentModel(4, math.log(score / (1 - score)), 1.0, array("b", bytes(16)), "constant")
+
+
+GRAPH_LONG = "please debug the flaky login test in the auth package today"  # 11 words, graph: debugging
+GRAPH_SHORT = "debug the login"
+PLAIN_LONG = "the numbers in the weekly report look off for some users again"  # 12 words, no graph term
+PLAIN_SHORT = "numbers look off"
+
+
+@pytest.mark.parametrize("text,score,scenario,concept,signal", [
+    (GRAPH_LONG, 0.50, "keyword", "debugging", "keyword:debugging"),  # the graph decides, no veto
+    (GRAPH_LONG, 0.10, "keyword", "debugging", "keyword:debugging"),  # at the veto: not below it
+    (GRAPH_LONG, 0.05, "default", None, "keyword:debugging vetoed by intent 0.05"),  # small task: vetoed
+    (GRAPH_SHORT, 0.05, "keyword", "debugging", "keyword:debugging"),  # too short to veto
+    (PLAIN_LONG, 0.95, "keyword", None, "intent:0.95"),  # the learned signal alone
+    (PLAIN_LONG, 0.90, "default", None, ""),  # below the threshold
+    (PLAIN_SHORT, 0.99, "default", None, ""),  # too short to escalate on its own
+])
+def test_the_combination_rule(text, score, scenario, concept, signal):
+    from dataclasses import replace
+    base = PS["intelligent"]
+    prof = replace(base, config=replace(base.config, intent_threshold=0.92, intent_veto=0.10), intent=constant(score))
+    d = routing.decide(S.main_turn(text), prof, CFG, PS)
+    assert (d.scenario, d.concept, d.signal) == (scenario, concept, signal), d.reasons
+    assert d.intent == pytest.approx(score)
+    assert any(f"{score:.2f}" in r for r in d.reasons)
+    if signal:
+        assert f"signal={signal}" in d.header() and d.to_dict()["signal"] == signal
+
+
+def test_route_reasons_name_the_score_and_top_features():
+    d = decide("so the weekly report sometimes counts sunday's orders twice for users in sydney, what is going on")
+    assert d.intent is not None and d.signal
+    line = next(r for r in d.reasons if "intent" in r)
+    assert f"{d.intent:.2f}" in line and "top features" in line
+
+
+def test_profiles_without_a_threshold_never_read_the_model():
+    d = decide(PLAIN_LONG, "fast")
+    assert d.intent is None and d.signal == "" and "intent" not in d.to_dict()
