@@ -263,3 +263,48 @@ def test_batch_tier_costs_half(usage, expected):
 
     spec = ModelSpec(id="m", input_price=3.0, output_price=15.0, cache_read_price=0.3, cache_write_price=3.75)
     assert cost_usd(usage, spec) == expected
+
+
+# ------------------------------------------------------------------------------- the CLI's files commands
+
+def test_cli_download_copies_from_the_store(home, tmp_path, monkeypatch):
+    """The API never serves an upload's content; `llmproxy files download` copies it out of the local store,
+    naming the copy after the stored filename only when that is a plain name (else the file id)."""
+    from typer.testing import CliRunner
+
+    from llmproxy.cli.app import app
+    from llmproxy.store import open_store
+
+    async def put(name: str, data: bytes) -> str:
+        async def chunks():
+            yield data
+
+        store = open_store(home)
+        try:
+            return (await store.put_file(name, "text/plain", chunks(), 1000)).id
+        finally:
+            await store.close()
+
+    plain, dots = asyncio.run(put("notes.txt", b"my notes\n")), asyncio.run(put("..", b"dots\n"))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    r = runner.invoke(app, ["files", "download", plain])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "notes.txt").read_bytes() == b"my notes\n"
+    r = runner.invoke(app, ["files", "download", dots])
+    assert r.exit_code == 0 and (tmp_path / dots).read_bytes() == b"dots\n", r.output
+    r = runner.invoke(app, ["files", "download", plain])  # never overwrites without --force
+    assert r.exit_code == 1 and "exists" in r.output
+    r = runner.invoke(app, ["files", "download", "file_nope"])
+    assert r.exit_code == 1 and "file_nope" in r.output
+
+
+def test_cli_upload_refuses_a_name_the_api_refuses(home, tmp_path):
+    from typer.testing import CliRunner
+
+    from llmproxy.cli.app import app
+
+    src = tmp_path / "a:b.txt"
+    src.write_text("x")
+    r = CliRunner().invoke(app, ["files", "upload", str(src)])  # refused before any daemon is asked
+    assert r.exit_code == 1 and "filename: must not contain" in r.output and "':'" in r.output, r.output
