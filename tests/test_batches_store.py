@@ -9,6 +9,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmproxy.store import Batch, FileTooLarge, filename_problem, open_store
 from llmproxy.store.schema import MIGRATIONS
@@ -186,3 +188,16 @@ async def test_listing_one_profiles_batches(tmp_path):
         assert len(page) == 6
     finally:
         await store.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from('<>:"|?*\\/\t\n\x00\x1f'), max_size=300))
+def test_filename_rule_property(name):
+    """Accepted exactly when 1-255 characters with none forbidden; a refusal names every forbidden character
+    found (so the client can fix the name), and an accepted name is kept as it is (never rewritten)."""
+    forbidden = set('<>:"|?*\\/') | {chr(c) for c in range(32)}
+    got = filename_problem(name)
+    ok = 1 <= len(name) <= 255 and not (set(name) & forbidden)
+    assert (got is None) == ok
+    if got is not None and 1 <= len(name) <= 255:
+        assert all(repr(c) in got for c in set(name) & forbidden)
