@@ -62,7 +62,7 @@ def serve(opts: ServeOptions) -> int:
 def _spawn_daemon(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
     """Fork the already-configured process into the background (new session, output to daemon.log through
     the log pump) and return once the child answers /health (asked with the configured key) — no second
-    interpreter start, no second import of aiohttp."""
+    import of aiohttp, no second reading of the config."""
     from llmproxy.cli.common import simulated_providers
 
     logf = paths.daemon_log()
