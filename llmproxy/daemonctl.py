@@ -11,8 +11,12 @@ import time
 
 from llmproxy import paths
 
-#: ``key=CONFIGURED``: present the key of the configuration this process reads
-CONFIGURED = "<configured>"
+
+class _Configured:
+    """``key=CONFIGURED``: present the key of the configuration this process reads."""
+
+
+CONFIGURED = _Configured()
 
 
 def configured_key() -> str | None:
@@ -28,12 +32,13 @@ def configured_key() -> str | None:
     return cfg.api_keys[0] if cfg.api_keys else None
 
 
-def _key_header(key: str | None) -> dict[str, str]:
-    key = configured_key() if key == CONFIGURED else key
+def _key_header(key: str | _Configured | None) -> dict[str, str]:
+    key = configured_key() if isinstance(key, _Configured) else key
     return {"x-api-key": key} if key else {}
 
 
-def get_health(host: str, port: int, timeout: float = 1.0, *, key: str | None = CONFIGURED) -> dict | None:
+def get_health(host: str, port: int, timeout: float = 1.0, *,
+               key: str | _Configured | None = CONFIGURED) -> dict | None:
     """The daemon's ``/health``: the whole picture with its key (by default the configured one), only
     ``{"status": "ok"}`` without. ``key=None`` for a port that may not be ours (the key is not sent there)."""
     import http.client
@@ -49,7 +54,7 @@ def get_health(host: str, port: int, timeout: float = 1.0, *, key: str | None = 
         conn.close()
 
 
-def post_json(host: str, port: int, path: str, data: dict, *, key: str | None = CONFIGURED,
+def post_json(host: str, port: int, path: str, data: dict, *, key: str | _Configured | None = CONFIGURED,
               timeout: float = 30.0) -> tuple[int, object] | None:
     """POST ``data`` as JSON to the daemon with its key (by default the configured one); (status, decoded
     body or None), or None if it does not answer."""
