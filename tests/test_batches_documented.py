@@ -230,21 +230,37 @@ async def test_filename_refused_naming_the_rule(proxy, home, name, rule):
     assert list((home / "files").iterdir()) == []
 
 
+async def declared_only(url: str, path: str, ctype: str, length: int) -> tuple[bytes, bytes]:
+    """POST announcing ``length`` bytes but sending only a few: the (head, body) of the answer."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {ctype}\r\n"
+                 f"Content-Length: {length}\r\n\r\n--XyZ\r\n".encode())
+    await writer.drain()
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    size = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
+    body = await asyncio.wait_for(reader.readexactly(size), 10)
+    writer.close()
+    return head, body
+
+
 async def test_upload_over_the_limit_refused_before_reading(proxy_factory, home):
     """The declared Content-Length alone is refused (413): the client has sent only the head of its body."""
     url, _ = await proxy_factory("[files]\nmax_bytes = 1000\n")
-    host, port = url.removeprefix("http://").split(":")
-    announced = 1000 + 64 * 1024 + 1
-    reader, writer = await asyncio.open_connection(host, int(port))
-    writer.write(f"POST /v1/files HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: multipart/form-data; "
-                 f"boundary=XyZ\r\nContent-Length: {announced}\r\n\r\n--XyZ\r\n".encode())
-    await writer.drain()
-    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
-    length = int(next(h.split(b":")[1] for h in head.split(b"\r\n") if h.lower().startswith(b"content-length")))
-    body = await asyncio.wait_for(reader.readexactly(length), 10)
-    writer.close()
+    head, body = await declared_only(url, "/v1/files", "multipart/form-data; boundary=XyZ", 1000 + 64 * 1024 + 1)
     assert head.startswith(b"HTTP/1.1 413") and b"files.max_bytes" in body, (head, body)
     assert list((home / "files").iterdir()) == []
+
+
+async def test_the_apis_batch_limits_hold_whatever_the_config(proxy_factory):
+    """batches.max_requests / max_bytes may lower the API's 100,000 requests and 256 MB, never raise them."""
+    url, _ = await proxy_factory("[batches]\nmax_requests = 200000\nmax_bytes = 1073741824\n")
+    rows = [{"custom_id": f"r{i}", "params": {}} for i in range(100_001)]
+    async with aiohttp.ClientSession() as s, s.post(url + "/v1/messages/batches", json={"requests": rows}) as r:
+        err = await r.json()
+    assert r.status == 400 and "100001 requests exceed the limit of 100000" in err["error"]["message"], err
+    head, body = await declared_only(url, "/v1/messages/batches", "application/json", 256 * 1024 * 1024 + 1)
+    assert head.startswith(b"HTTP/1.1 413") and b"268435456 byte limit" in body, (head, body)
 
 
 # ------------------------------------------------------------------------------- cost as billed

@@ -32,6 +32,9 @@ from llmproxy.store.sqlite import now_iso
 log = logging.getLogger("llmproxy")
 EXECUTOR = web.AppKey("batch_executor", Executor)
 CUSTOM_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: the API's limits per batch; ``batches.max_requests`` / ``batches.max_bytes`` may only lower them
+API_MAX_REQUESTS = 100_000
+API_MAX_BYTES = 256 * 1024 * 1024
 
 
 async def store_context(app: web.Application) -> AsyncIterator[None]:
@@ -69,13 +72,15 @@ def results_url(request: web.Request, batch_id: str) -> str:
 
 async def read_limited(request: web.Request, limit: int) -> bytes:
     """The body, refusing more than ``limit`` bytes (batches may be larger than server.max_body_bytes)."""
+    too_large = RequestTooLarge(f"batch request body exceeds the {limit} byte limit (the API's 256 MB, or "
+                                f"batches.max_bytes when smaller)")
     if request.content_length is not None and request.content_length > limit:
-        raise RequestTooLarge(f"batch request body exceeds the {limit} byte limit (batches.max_bytes)")
+        raise too_large
     chunks, size = [], 0
     async for chunk in request.content.iter_chunked(1 << 20):
         size += len(chunk)
         if size > limit:
-            raise RequestTooLarge(f"batch request body exceeds the {limit} byte limit (batches.max_bytes)")
+            raise too_large
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -92,7 +97,7 @@ def validate_batch(data: object, max_requests: int) -> list[tuple[str, bytes]]:
         raise InvalidRequest("requests: Field required (a non-empty list of {custom_id, params})")
     if len(reqs) > max_requests:
         raise InvalidRequest(f"requests: {len(reqs)} requests exceed the limit of {max_requests} per batch "
-                             f"(batches.max_requests)")
+                             f"(the API's 100,000, or batches.max_requests when smaller)")
     seen: dict[str, int] = {}
     out = []
     for i, item in enumerate(reqs):
@@ -157,8 +162,8 @@ async def create(request: web.Request) -> web.Response:
     state = request.app[STATE]
     cfg = state.runtime.cfg.batches
     profile = state.runtime.router.profile(request.match_info.get("profile"), request.headers.get(PROFILE_HEADER))
-    raw = await read_limited(request, cfg.max_bytes)
-    items = validate_batch(parse_json(raw), cfg.max_requests)
+    raw = await read_limited(request, min(cfg.max_bytes, API_MAX_BYTES))
+    items = validate_batch(parse_json(raw), min(cfg.max_requests, API_MAX_REQUESTS))
     if problem := credential_problem(state, profile):
         raise InvalidRequest(problem)
     now = datetime.now(UTC)
