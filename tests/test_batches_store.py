@@ -80,8 +80,12 @@ def test_workers_opening_a_new_store_at_once_migrate_it_once(tmp_path):
         first.execute("BEGIN IMMEDIATE")
         first.execute("CREATE TABLE being_created (x)")
         go.set()
-        while not pids <= _flock_waiters(home / "llmproxy.db.lock") and all(p.is_alive() for p in procs):
+        for _ in range(6000):  # until every opener waits on the lock (or one has exited: that fails below)
+            if pids <= _flock_waiters(home / "llmproxy.db.lock") or not all(p.is_alive() for p in procs):
+                break
             procs[0].join(0.01)
+        else:
+            raise AssertionError(f"the openers never queued on the lock: {open('/proc/locks').read()}")
         first.execute("ROLLBACK")
         first.close()
     for p in procs:
