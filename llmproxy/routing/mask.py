@@ -53,6 +53,18 @@ _PATTERNS: list[tuple[str, str, re.Pattern[str]]] = [
 ]
 
 
+# Quotes with distinct opening and closing marks (“…”, „…“, «…», 「…」, 『…』, ‘…’): the text from an opening mark
+# to the next closing mark on its line, 1-200 characters. Read forwards, every opening mark in a run of them
+# (“““…) scans up to 200 characters; read backwards from each closing mark, the scan stops at the previous
+# closing mark, so each character is read at most twice. These run on the reversed text, one per kind of quote
+# (greedy: the farthest opening mark within 200 characters is the leftmost one, as a forward scan finds it).
+_REVERSED_QUOTES: list[tuple[str, re.Pattern[str]]] = [
+    (opening, re.compile(f"{close}[^{inner}\\n]{{1,200}}{opening}"))
+    for opening, close, inner in (("“", "”", "”"), ("„", "[“”]", "“”"), ("«", "»", "»"), ("「", "」", "」"),
+                                  ("『", "』", "』"), ("‘", "’", "’"))
+]
+
+
 class Spans(list):
     """The spans of one ``mask()``, sorted; ``kind_at`` answers "which span holds [start, end)" by bisection
     (keyword matching asks it once per term occurrence: a scan of every span each time was quadratic)."""
@@ -75,18 +87,6 @@ class Spans(list):
             return self[i][2]
         return None
 
-
-
-# Quotes with distinct opening and closing marks (“…”, „…“, «…», 「…」, 『…』, ‘…’): the text from an opening mark
-# to the next closing mark on its line, 1-200 characters. Read forwards, every opening mark in a run of them
-# (“““…) scans up to 200 characters; read backwards from each closing mark, the scan stops at the previous
-# closing mark, so each character is read at most twice. These run on the reversed text, one per kind of quote
-# (greedy: the farthest opening mark within 200 characters is the leftmost one, as a forward scan finds it).
-_REVERSED_QUOTES: list[tuple[str, re.Pattern[str]]] = [
-    (opening, re.compile(f"{close}[^{inner}\\n]{{1,200}}{opening}"))
-    for opening, close, inner in (("“", "”", "”"), ("„", "[“”]", "“”"), ("«", "»", "»"), ("「", "」", "」"),
-                                  ("『", "』", "』"), ("‘", "’", "’"))
-]
 
 def _blank(segment: str) -> str:
     return "\n".join(" " * len(line) for line in segment.split("\n"))
