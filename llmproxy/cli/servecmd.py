@@ -15,6 +15,7 @@ from llmproxy.cli.console import CLIError, note, out
 from llmproxy.cli.options import ServeOptions
 from llmproxy.cli.reloadcmd import print_reload
 from llmproxy.daemonctl import get_health, running
+from llmproxy.demo.daemon import port_message
 from llmproxy.obs.logfile import mark, read_since
 
 PUMP_CODE = ("import sys; sys.path.insert(0, sys.argv[1]); from llmproxy.obs.logfile import main; "
@@ -54,6 +55,8 @@ def serve(opts: ServeOptions) -> int:
         note(stale)
     if live:
         raise CLIError(f"llmproxy is already running (pid {live['pid']} on {live['host']}:{live['port']})")
+    if (taken := port_message(host, port, "serve")) is not None:  # what holds it, said before anything forks
+        raise CLIError(taken)
     if opts.daemon:
         return _spawn_daemon(cfg, profiles, host, port, opts)
     return _foreground(cfg, profiles, host, port, opts)
