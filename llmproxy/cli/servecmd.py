@@ -13,7 +13,6 @@ from typing import NoReturn
 from llmproxy import paths
 from llmproxy.cli.console import CLIError, note, out
 from llmproxy.cli.options import ServeOptions
-from llmproxy.cli.reloadcmd import print_reload
 from llmproxy.daemonctl import get_health, running
 from llmproxy.demo.daemon import port_message
 from llmproxy.obs.logfile import mark, read_since
@@ -188,9 +187,6 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
             out.print(line, soft_wrap=True)
 
     def listener(rec: dict) -> None:
-        if rec.get("event") == "reload":  # the daemon's console (daemon.log) says how a reload went
-            print_reload(rec.get("problems") or [])
-            return
         if opts.verbose:
             out.print(request_row(rec), soft_wrap=True)
             if opts.verbose >= 2:
