@@ -137,14 +137,14 @@ def _intent(profile: CompiledProfile, human: str, concept: Concept | None) -> tu
         if score < p.intent_veto and words >= VETO_MIN_WORDS:
             return score, f"keyword:{concept.name} vetoed by intent {score:.2f}", (
                 f"keyword:{concept.name} vetoed by intent {score:.2f} (small task: below the veto "
-                f"{p.intent_veto:.2f}; top features {top})")
-        return score, f"keyword:{concept.name}", (f"intent {score:.2f} does not veto (veto below {p.intent_veto:.2f}, "
+                f"{p.intent_veto:g}; top features {top})")
+        return score, f"keyword:{concept.name}", (f"intent {score:.2f} does not veto (veto below {p.intent_veto:g}, "
                                                   f"on {VETO_MIN_WORDS}+ words)")
     if score >= p.intent_threshold and words >= INTENT_MIN_WORDS:
         return score, f"intent:{score:.2f}", (f"intent:{score:.2f} escalates without a keyword match (threshold "
-                                              f"{p.intent_threshold:.2f}; top features {top})")
+                                              f"{p.intent_threshold:g}; top features {top})")
     short = f", and fewer than {INTENT_MIN_WORDS} words" if words < INTENT_MIN_WORDS else ""
-    return score, "", f"intent {score:.2f} below the threshold {p.intent_threshold:.2f}{short} (top features {top})"
+    return score, "", f"intent {score:.2f} below the threshold {p.intent_threshold:g}{short} (top features {top})"
 
 
 def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[str, CompiledProfile],

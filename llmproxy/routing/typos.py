@@ -47,7 +47,8 @@ def real_words() -> frozenset[str]:
 class TypoIndex:
     vocab: frozenset[str] = frozenset()  # term words of 5+ letters, as written in terms
     real: frozenset[str] = frozenset()  # real words one edit from a term word: never corrected
-    deletes: dict[str, tuple[str, ...]] = field(default_factory=dict)  # word or one-deletion -> vocab words
+    # a word or one of its one-letter deletions -> the vocab word (most keys have one: a str, no tuple to allocate)
+    deletes: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
 
     def lookup(self, word: str) -> str | None:
         """The term word one edit from ``word`` (or from its stem, the suffix kept: "diagnsoed" -> "diagnosed"),
@@ -65,7 +66,8 @@ class TypoIndex:
     def _lookup(self, word: str) -> str | None:
         found: list[str] = []
         for key in (word, *(word[:i] + word[i + 1:] for i in range(len(word)))):
-            for v in self.deletes.get(key, ()):
+            hit = self.deletes.get(key, ())
+            for v in (hit,) if isinstance(hit, str) else hit:
                 if v not in found and one_edit(word, v):
                     found.append(v)
         return min(found) if found else None
@@ -84,7 +86,8 @@ def build_index(terms: list[str]) -> TypoIndex:
     for v in sorted(vocab):
         for key in {v, *(v[:i] + v[i + 1:] for i in range(len(v)))}:
             deletes.setdefault(key, []).append(v)
-    return TypoIndex(frozenset(vocab), real_words(), {k: tuple(vs) for k, vs in deletes.items()})
+    return TypoIndex(frozenset(vocab), real_words(), {k: vs[0] if len(vs) == 1 else tuple(vs)
+                                                      for k, vs in deletes.items()})
 
 
 def one_edit(a: str, b: str) -> bool:
