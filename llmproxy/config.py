@@ -27,6 +27,7 @@ from llmproxy.settings import (
     Quirks,
     Reader,
     ServerConfig,
+    StoreConfig,
     option_names,
     unalias,
 )
@@ -37,7 +38,7 @@ __all__ = ["PROVIDER_KINDS", "REASONING_STYLES", "SCENARIOS", "STRUCTURED_OUTPUT
 
 _Reader = Reader  # the old private name
 SECTIONS = {"server": ServerConfig, "log": LogConfig, "auth": AuthConfig, "batches": BatchConfig,
-            "files": FilesConfig}  # plus [providers.NAME]
+            "files": FilesConfig, "store": StoreConfig}  # plus [providers.NAME]
 SCENARIOS = ("override", "image", "long_context", "web_search", "background", "compact", "subagent",
              "keyword", "think", "default")
 
@@ -93,6 +94,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)  # as written; api_keys above adds api_keys_env's keys
     batches: BatchConfig = field(default_factory=BatchConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def target_problem(self, t: Target) -> str | None:
         """Why a target cannot be served from the catalog, or None if it can."""
@@ -216,7 +218,7 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
     for key in data:
         if key not in (*SECTIONS, "providers"):
             r.problem(key, "unknown key")
-    server, log, auth, batches, files = (r.section(cls, data, key) for key, cls in SECTIONS.items())
+    server, log, auth, batches, files, store = (r.section(cls, data, key) for key, cls in SECTIONS.items())
     keys = list(auth.api_keys)
     if auth.api_keys_env and os.environ.get(auth.api_keys_env):
         keys += [k.strip() for k in os.environ[auth.api_keys_env].split(",") if k.strip()]
@@ -235,7 +237,7 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
                 if prof is not None:
                     profiles[prof.name] = prof
     cfg = Config(server=server, log=log, api_keys=tuple(keys), providers=providers,
-                 profiles=profiles, source=source, auth=auth, batches=batches, files=files)
+                 profiles=profiles, source=source, auth=auth, batches=batches, files=files, store=store)
     problems += check_references(cfg)
     if strict and problems:
         raise ConfigError(problems)

@@ -190,6 +190,18 @@ class FilesConfig:
     max_inline_bytes: int = opt(32 * 1024 * 1024, gt=0)
 
 
+#: the environment variable naming the store's database; when set it wins over ``[store] url``
+DATABASE_URL_ENV = "LLMPROXY_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Where batches and files are kept (docs/scaling.md): SQLite under LLMPROXY_HOME unless a PostgreSQL URL
+    is given here or in $LLMPROXY_DATABASE_URL (which wins)."""
+    url: str = ""  # postgresql://user:password@host:port/db (its password is never shown); "" = SQLite
+    pool_size: int = opt(10, gt=0)  # connections this instance keeps to PostgreSQL at most
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 _BAD = object()  # a value that failed its check (the problem is already recorded)

@@ -1,22 +1,27 @@
 """The store behind Message Batches and Files: one small async interface (batches, their items and results,
 files). Nothing outside this package may assume how it is kept; ``open_store`` returns the SQLite one
-(``llmproxy/store/sqlite.py``), a later one may keep the same data on a shared server.
+(``llmproxy/store/sqlite.py``), or the PostgreSQL one (``postgres.py``) shared by several instances when a
+database URL is configured (docs/scaling.md).
 
 Guarantees every implementation gives:
 
 * ``put_result`` stores at most one result per item (the first one wins and ``True`` says it was stored),
   so an item re-run after a crash never ends with two results;
 * ``pending_items`` yields exactly the items without a stored result;
+* ``claim_items`` hands an item to one claimer at a time while its lease runs (see there);
 * a file's content is complete or absent (written aside, then moved into place), stored under its id.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
+
+from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 STATUSES = ("in_progress", "canceling", "ended")
@@ -131,6 +136,17 @@ class Store(Protocol):
     async def pending_items(self, batch_id: str, after_index: int = -1, limit: int = 500) -> list[Item]:
         """Items without a result, by index, starting after ``after_index``."""
 
+    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int) -> list[Item]:
+        """Up to ``limit`` items without a result whose lease is free or expired, by index, now leased to
+        ``owner`` for ``lease_seconds``: atomically, so concurrent claimers (other tasks, processes or
+        instances) never receive the same item while its lease runs. A lease ends when its time passes (its
+        owner died or is stuck: the item may then be claimed again, and ``put_result``'s first write keeps it
+        at one result) or by ``release_items``. A claimer's own unexpired leases are not handed back to it."""
+
+    async def release_items(self, batch_id: str, owner: str, indexes: list[int] | None = None) -> int:
+        """End ``owner``'s leases in the batch (only on ``indexes`` if given), so the items without a result
+        can be claimed at once (an instance stopping cleanly); how many were released."""
+
     async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
         """Store one item's result line (JSON ``{custom_id, result}``) unless it has one already."""
 
@@ -164,8 +180,17 @@ class Store(Protocol):
     async def close(self) -> None: ...
 
 
-def open_store(home: Path) -> Store:
-    """The store under ``home`` (``llmproxy.db`` and ``files/``)."""
+def open_store(home: Path, settings: StoreConfig | None = None) -> Store:
+    """PostgreSQL when a database URL is set ($LLMPROXY_DATABASE_URL, else ``[store] url``): shared by every
+    instance naming it. Otherwise the SQLite store under ``home`` (``llmproxy.db`` and ``files/``)."""
+    settings = settings or StoreConfig()
+    url = os.environ.get(DATABASE_URL_ENV) or settings.url
+    if url:
+        try:
+            from llmproxy.store.postgres import PostgresStore
+        except ModuleNotFoundError as e:
+            raise RuntimeError(f"a PostgreSQL store needs {e.name}: pip install 'llmproxy[postgres]'") from None
+        return PostgresStore(url, pool_size=settings.pool_size)
     from llmproxy.store.sqlite import SqliteStore
 
     return SqliteStore(home / "llmproxy.db", home / "files")

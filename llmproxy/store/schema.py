@@ -58,6 +58,11 @@ MIGRATIONS: list[tuple[str, str]] = [
     """),
     ("0003_native_batches", "ALTER TABLE batches ADD COLUMN native TEXT;"),
     ("0004_batches_by_profile", "CREATE INDEX batches_profile ON batches(profile, seq);"),
+    #: who holds an item and until when (epoch seconds): ``claim_items``
+    ("0005_item_leases", """
+        ALTER TABLE batch_items ADD COLUMN lease_owner TEXT;
+        ALTER TABLE batch_items ADD COLUMN lease_until REAL;
+    """),
 ]
 
 BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "

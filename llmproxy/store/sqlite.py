@@ -87,7 +87,7 @@ class SqliteStore:
                              "VALUES (?, ?, ?, ?, ?, ?, ?)",
                              (batch.id, batch.profile, batch.created_at, batch.expires_at, batch.total,
                               batch.status, orjson.dumps(batch.native) if batch.native else None))
-                conn.executemany("INSERT INTO batch_items VALUES (?, ?, ?, ?)",
+                conn.executemany("INSERT INTO batch_items (batch_id, idx, custom_id, params) VALUES (?, ?, ?, ?)",
                                  ((batch.id, i, cid, params) for i, (cid, params) in enumerate(items)))
 
         await self._run(tx)
@@ -145,6 +145,36 @@ class SqliteStore:
             return [Item(idx, cid, bytes(params)) for idx, cid, params in rows]
 
         return await self._run(q)
+
+    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int) -> list[Item]:
+        """One write transaction (other processes on this database wait for it); leases in this machine's
+        clock (epoch seconds)."""
+        def tx(conn: sqlite3.Connection) -> list[Item]:
+            now = time.time()
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                rows = conn.execute(
+                    "SELECT i.idx, i.custom_id, i.params FROM batch_items i WHERE i.batch_id = ? "
+                    "AND (i.lease_until IS NULL OR i.lease_until <= ?) AND NOT EXISTS "
+                    "(SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx) "
+                    "ORDER BY i.idx LIMIT ?", (batch_id, now, limit)).fetchall()
+                conn.executemany("UPDATE batch_items SET lease_owner = ?, lease_until = ? WHERE batch_id = ? "
+                                 "AND idx = ?", ((owner, now + lease_seconds, batch_id, r[0]) for r in rows))
+            return [Item(idx, cid, bytes(params)) for idx, cid, params in rows]
+
+        return await self._run(tx)
+
+    async def release_items(self, batch_id: str, owner: str, indexes: list[int] | None = None) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            sql = ("UPDATE batch_items SET lease_owner = NULL, lease_until = NULL "
+                   "WHERE batch_id = ? AND lease_owner = ?")
+            if indexes is None:
+                return conn.execute(sql, (batch_id, owner)).rowcount
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                return sum(conn.execute(sql + " AND idx = ?", (batch_id, owner, i)).rowcount for i in indexes)
+
+        return await self._run(tx)
 
     async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
         if kind not in RESULT_TYPES:

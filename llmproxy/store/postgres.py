@@ -1,0 +1,249 @@
+"""The store in PostgreSQL (asyncpg, one pool per instance): the same data and guarantees as ``sqlite.py``,
+shared by every instance that names the same database (docs/scaling.md).
+
+* The pool is opened on first use, on the event loop that uses it (``open_store`` runs in a thread), and
+  the migrations are applied then, under an advisory lock (``pg_schema.migrate``).
+* One result per item is enforced by the primary key: ``INSERT … ON CONFLICT DO NOTHING``, and the batch's
+  counter moves in the same transaction only when the row was stored.
+* Items are claimed under a lease with ``SELECT … FOR UPDATE SKIP LOCKED`` inside one ``UPDATE …
+  RETURNING``: concurrent claimers (any instance) never receive the same item while its lease runs. Lease
+  times are the database's clock, so instances need not agree on theirs.
+* A file's content is written as it arrives, in ``CHUNK_BYTES`` rows, inside the transaction that finally
+  inserts its metadata: complete or absent, never the whole file in memory; read back the same way.
+* The URL's password never appears in an error or a repr (``pg_schema.redact_url``/``scrub``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import orjson
+
+from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
+from llmproxy.store.pg_schema import CHUNK_BYTES, migrate, page_rows, redact_url, scrub
+from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, now_iso
+
+#: seconds to wait for a connection to the server before the store answers StoreUnavailable
+CONNECT_TIMEOUT_S = 10.0
+
+PENDING = "NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx)"
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or opened; the message names it without its password."""
+
+
+class PostgresStore:
+    def __init__(self, url: str, pool_size: int = 10):
+        self.name = redact_url(url)
+        if urlsplit(url).scheme not in ("postgresql", "postgres"):
+            raise ValueError(f"store url must start with postgresql://, got {self.name}")
+        self._url, self.pool_size = url, pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._opening: asyncio.Lock | None = None
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.name})"
+
+    # ------------------------------------------------------------------ plumbing
+    async def _db(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._opening = self._opening or asyncio.Lock()
+            async with self._opening:
+                if self._pool is None:
+                    self._pool = await self._connect()
+        return self._pool
+
+    async def _connect(self) -> asyncpg.Pool:
+        try:
+            pool = await asyncpg.create_pool(self._url, min_size=1, max_size=self.pool_size,
+                                             timeout=CONNECT_TIMEOUT_S, command_timeout=None)
+        except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as e:
+            raise StoreUnavailable(f"cannot open the store at {self.name}: "
+                                   f"{type(e).__name__}: {scrub(str(e), self._url)}") from None
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await pool.close()
+            raise
+        return pool
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+    # ------------------------------------------------------------------ batches
+    async def create_batch(self, batch: Batch, items: list[tuple[str, bytes]]) -> None:
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO batches (id, profile, created_at, expires_at, total, status, native) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                batch.id, batch.profile, batch.created_at, batch.expires_at, batch.total, batch.status,
+                orjson.dumps(batch.native).decode() if batch.native else None)
+            if items:
+                await conn.copy_records_to_table(
+                    "batch_items", columns=["batch_id", "idx", "custom_id", "params"],
+                    records=((batch.id, i, cid, params) for i, (cid, params) in enumerate(items)))
+
+    async def get_batch(self, batch_id: str) -> Batch | None:
+        row = await (await self._db()).fetchrow(f"SELECT {BATCH_COLS} FROM batches WHERE id = $1", batch_id)
+        return batch_row(tuple(row)) if row else None
+
+    async def list_batches(self, limit: int, before_id: str | None = None, after_id: str | None = None,
+                           profile: str | None = None) -> tuple[list[Batch], bool]:
+        where = {"profile": profile} if profile is not None else None
+        async with (await self._db()).acquire() as conn:
+            rows, more = await page_rows(conn, "batches", BATCH_COLS, limit, before_id, after_id, where)
+        return [batch_row(r) for r in rows], more
+
+    async def unfinished_batches(self) -> list[Batch]:
+        rows = await (await self._db()).fetch(
+            f"SELECT {BATCH_COLS} FROM batches WHERE status != 'ended' ORDER BY seq")
+        return [batch_row(tuple(r)) for r in rows]
+
+    async def update_batch(self, batch_id: str, **fields: Any) -> None:
+        allowed = {"status", "ended_at", "cancel_initiated_at", "native"}
+        if not fields or set(fields) - allowed:
+            raise ValueError(f"cannot update {sorted(set(fields) - allowed)}")
+        if fields.get("native") is not None:
+            fields["native"] = orjson.dumps(fields["native"]).decode()
+        sets = ", ".join(f"{k} = ${i}" for i, k in enumerate(fields, start=2))
+        await (await self._db()).execute(f"UPDATE batches SET {sets} WHERE id = $1", batch_id, *fields.values())
+
+    async def delete_batch(self, batch_id: str) -> None:
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM batch_results WHERE batch_id = $1", batch_id)
+            await conn.execute("DELETE FROM batch_items WHERE batch_id = $1", batch_id)
+            await conn.execute("DELETE FROM batches WHERE id = $1", batch_id)
+
+    async def pending_items(self, batch_id: str, after_index: int = -1, limit: int = 500) -> list[Item]:
+        rows = await (await self._db()).fetch(
+            f"SELECT i.idx, i.custom_id, i.params FROM batch_items i WHERE i.batch_id = $1 AND i.idx > $2 "
+            f"AND {PENDING} ORDER BY i.idx LIMIT $3", batch_id, after_index, limit)
+        return [Item(idx, cid, bytes(params)) for idx, cid, params in rows]
+
+    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int) -> list[Item]:
+        rows = await (await self._db()).fetch(
+            "UPDATE batch_items t SET lease_owner = $2, "
+            "lease_until = clock_timestamp() + make_interval(secs => $3) "
+            "FROM (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 "
+            "      AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
+            f"     AND {PENDING} ORDER BY i.idx LIMIT $4 FOR UPDATE SKIP LOCKED) picked "
+            "WHERE t.batch_id = $1 AND t.idx = picked.idx RETURNING t.idx, t.custom_id, t.params",
+            batch_id, owner, float(lease_seconds), limit)
+        return sorted((Item(idx, cid, bytes(params)) for idx, cid, params in rows), key=lambda it: it.index)
+
+    async def release_items(self, batch_id: str, owner: str, indexes: list[int] | None = None) -> int:
+        sql = ("UPDATE batch_items SET lease_owner = NULL, lease_until = NULL "
+               "WHERE batch_id = $1 AND lease_owner = $2")
+        args: list[Any] = [batch_id, owner]
+        if indexes is not None:
+            sql += " AND idx = ANY($3::integer[])"
+            args.append(list(indexes))
+        status = await (await self._db()).execute(sql, *args)
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
+        if kind not in RESULT_TYPES:
+            raise ValueError(kind)
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            stored = await conn.fetchval(
+                "INSERT INTO batch_results (batch_id, idx, kind, body) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT DO NOTHING RETURNING 1", batch_id, index, kind, body)
+            if stored is None:
+                return False
+            await conn.execute(f"UPDATE batches SET {kind} = {kind} + 1 WHERE id = $1", batch_id)
+            return True
+
+    async def finish_pending(self, batch_id: str, kind: str) -> int:
+        if kind not in RESULT_TYPES:
+            raise ValueError(kind)
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            n = await conn.fetchval(
+                "WITH ins AS (INSERT INTO batch_results (batch_id, idx, kind, body) "
+                "SELECT i.batch_id, i.idx, $2, convert_to('{\"custom_id\":' || to_json(i.custom_id)::text || "
+                "',\"result\":{\"type\":' || to_json($2::text)::text || '}}', 'UTF8') "
+                f"FROM batch_items i WHERE i.batch_id = $1 AND {PENDING} "
+                "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins", batch_id, kind)
+            await conn.execute(f"UPDATE batches SET {kind} = {kind} + $2 WHERE id = $1", batch_id, n)
+            return int(n)
+
+    async def results(self, batch_id: str, page: int = 1000) -> AsyncIterator[bytes]:
+        last = -1
+        while True:
+            rows = await (await self._db()).fetch(
+                "SELECT idx, body FROM batch_results WHERE batch_id = $1 AND idx > $2 ORDER BY idx LIMIT $3",
+                batch_id, last, page)
+            for idx, body in rows:
+                last = idx
+                yield bytes(body)
+            if len(rows) < page:
+                return
+
+    # ------------------------------------------------------------------ files
+    async def put_file(self, filename: str, mime_type: str, chunks: AsyncIterable[bytes],
+                       max_bytes: int) -> FileMeta:
+        file_id, size, n, buf = new_id("file_"), 0, 0, bytearray()
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            insert = "INSERT INTO file_chunks (file_id, n, data) VALUES ($1, $2, $3)"
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise FileTooLarge(max_bytes)  # the transaction is rolled back: nothing is kept
+                buf += chunk
+                while len(buf) >= CHUNK_BYTES:
+                    await conn.execute(insert, file_id, n, bytes(buf[:CHUNK_BYTES]))
+                    del buf[:CHUNK_BYTES]
+                    n += 1
+            if buf:
+                await conn.execute(insert, file_id, n, bytes(buf))
+            meta = FileMeta(id=file_id, filename=filename, mime_type=mime_type, size_bytes=size,
+                            created_at=now_iso())
+            await conn.execute("INSERT INTO files (id, filename, mime_type, size_bytes, created_at) "
+                               "VALUES ($1, $2, $3, $4, $5)",
+                               meta.id, meta.filename, meta.mime_type, meta.size_bytes, meta.created_at)
+        return meta
+
+    async def get_file(self, file_id: str) -> FileMeta | None:
+        row = await (await self._db()).fetchrow(f"SELECT {FILE_COLS} FROM files WHERE id = $1", file_id)
+        return file_row(tuple(row)) if row else None
+
+    async def list_files(self, limit: int, before_id: str | None = None,
+                         after_id: str | None = None) -> tuple[list[FileMeta], bool]:
+        async with (await self._db()).acquire() as conn:
+            rows, more = await page_rows(conn, "files", FILE_COLS, limit, before_id, after_id)
+        return [file_row(r) for r in rows], more
+
+    async def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
+        """One snapshot (a read-only repeatable-read transaction), a row at a time: a delete meanwhile does
+        not cut the stream short, and at most one stored chunk is in memory."""
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            if await conn.fetchval("SELECT 1 FROM files WHERE id = $1", file_id) is None:
+                raise FileNotFoundError(file_id)
+            async for row in conn.cursor("SELECT data FROM file_chunks WHERE file_id = $1 ORDER BY n", file_id,
+                                         prefetch=1):
+                data = row[0]
+                for off in range(0, len(data), chunk_size):
+                    yield bytes(data[off:off + chunk_size])
+
+    async def read_file(self, file_id: str) -> bytes:
+        return b"".join([chunk async for chunk in self.file_content(file_id, CHUNK_BYTES)])
+
+    async def delete_file(self, file_id: str) -> bool:
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            gone = await conn.execute("DELETE FROM files WHERE id = $1", file_id)
+            await conn.execute("DELETE FROM file_chunks WHERE file_id = $1", file_id)
+        return gone != "DELETE 0"
