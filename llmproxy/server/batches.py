@@ -40,7 +40,7 @@ API_MAX_BYTES = 256 * 1024 * 1024
 async def store_context(app: web.Application) -> AsyncIterator[None]:
     """The store and the executor for the app's lifetime; unfinished batches resume on start."""
     state = app[STATE]
-    store = await asyncio.to_thread(open_store, paths.home())
+    store = await asyncio.to_thread(open_store, paths.home(), state.runtime.cfg.store)  # [store] url: shared
     app[STORE] = store
     ex = app[EXECUTOR] = Executor(state, store)
     ex.native = Native(state, store)
