@@ -122,11 +122,14 @@ def _keywords(kg: KnowledgeGraph, human: str) -> tuple[Concept | None, list[Matc
     return concept, matches, None, note
 
 
-def _intent(profile: CompiledProfile, human: str, concept: Concept | None) -> tuple[float | None, str, str]:
+def _intent(profile: CompiledProfile, human: str, concept: Concept | None,
+            matches: list[Match]) -> tuple[float | None, str, str]:
     """The combination rule of the two signals: (score, signal, reason). The knowledge graph decides when it
     matches, unless the learned score is below ``intent_veto`` (a trigger word inside a small task: no
     escalation; a request shorter than VETO_MIN_WORDS words is never vetoed); without a graph match the score
-    escalates when it reaches ``intent_threshold`` on a request of INTENT_MIN_WORDS words or more."""
+    escalates when it reaches ``intent_threshold`` on a request of INTENT_MIN_WORDS words or more — unless a
+    context rule of the graph suppressed a trigger word (negated, a name or value, a small edit): the explicit
+    rule wins. A trigger hidden by masking does not count: the question around a quoted error is the signal."""
     p, model = profile.config, profile.intent
     if model is None or not human:
         return None, "", ""
@@ -140,6 +143,10 @@ def _intent(profile: CompiledProfile, human: str, concept: Concept | None) -> tu
                 f"{p.intent_veto:g}; top features {top})")
         return score, f"keyword:{concept.name}", (f"intent {score:.2f} does not veto (veto below {p.intent_veto:g}, "
                                                   f"on {VETO_MIN_WORDS}+ words)")
+    ruled = next((m for m in matches if m.suppressed and not m.suppressed.startswith("inside ")), None)
+    if ruled is not None and score >= p.intent_threshold:
+        return score, "", (f"intent {score:.2f} does not escalate: the graph suppressed {ruled.surface or ruled.term!r} "
+                           f"({ruled.suppressed})")
     if score >= p.intent_threshold and words >= INTENT_MIN_WORDS:
         return score, f"intent:{score:.2f}", (f"intent:{score:.2f} escalates without a keyword match (threshold "
                                               f"{p.intent_threshold:g}; top features {top})")
@@ -210,7 +217,7 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
                  matches=matches)
         d.reasons += extra
         return d
-    score, signal, intent_why = _intent(profile, human, concept)
+    score, signal, intent_why = _intent(profile, human, concept, matches)
     extra += [intent_why] if intent_why else []
     if concept is not None and "vetoed" not in signal:
         first = next(m for m in matches if m.concept == concept.name and m.suppressed is None)

@@ -67,9 +67,9 @@ def small_task(low: str, start: int, end: int) -> str | None:
     at = low.find(verb, s) if verb in _VERBS else -1
     if 0 <= at < start and (len(head_words) < 2 or head_words[1] not in _PHRASAL) and not any(
             w in low[at:start] for w in _NEW_CLAUSE):
-        return f"inside the object of a small edit ({verb!r} …)"
+        return f"a small edit ({verb!r} …) with the term in its object"
     tail = sentence.rstrip(" ?!.")
     for v in _VERBS_AT_END:
         if tail.endswith(v) and not any(w in low[end:e] for w in _NEW_CLAUSE):
-            return f"inside the object of a small edit (… {v.strip()!r})"
+            return f"a small edit (… {v.strip()!r}) with the term in its object"
     return None

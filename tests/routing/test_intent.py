@@ -221,3 +221,26 @@ def test_route_reasons_name_the_score_and_top_features():
 def test_profiles_without_a_threshold_never_read_the_model():
     d = decide(PLAIN_LONG, "fast")
     assert d.intent is None and d.signal == "" and "intent" not in d.to_dict()
+
+
+@pytest.mark.parametrize("text,rule", [
+    ("I don't think this needs any architecture work at all, just inline the helper", "negated"),
+    ("please add a plan column to the invoices table and backfill it from the old data", "name or value"),
+    ("enable debug logging for the payments client in the staging environment today", "small edit"),
+])
+def test_a_context_rule_of_the_graph_wins_over_the_learned_signal(text, rule):
+    from dataclasses import replace
+    base = PS["intelligent"]
+    prof = replace(base, config=replace(base.config, intent_threshold=0.92, intent_veto=0.10), intent=constant(0.99))
+    d = routing.decide(S.main_turn(text), prof, CFG, PS)
+    assert (d.scenario, d.signal) == ("default", ""), d.reasons
+    assert any("does not escalate: the graph suppressed" in r and rule in r for r in d.reasons), d.reasons
+
+
+def test_a_masked_trigger_does_not_stop_the_learned_signal():
+    from dataclasses import replace
+    base = PS["intelligent"]
+    prof = replace(base, config=replace(base.config, intent_threshold=0.92, intent_veto=0.10), intent=constant(0.99))
+    d = routing.decide(S.main_turn('we keep getting "deadlock detected" in the nightly import, where would that come '
+                                   'from'), prof, CFG, PS)
+    assert d.signal == "intent:0.99", d.reasons
