@@ -1,4 +1,4 @@
-"""Builders for requests shaped like Claude Code's (see shared/claude-code/TRAFFIC.md), in our own words."""
+"""Builders for requests shaped like Claude Code's (the shapes docs/routing.md describes), in our own words."""
 
 from __future__ import annotations
 
