@@ -73,28 +73,31 @@ def pg_cluster():
             pytest.fail("PostgreSQL is not installed; .ci/run must install it (Debian package postgresql)")
         pytest.skip("SKIPPED LOUDLY: PostgreSQL's binaries (initdb, pg_ctl) are not installed "
                     "(apt-get install postgresql); the PostgreSQL store tests need them")
-    root = Path(tempfile.mkdtemp(prefix="llmproxy-pg-"))
+    root_user = os.geteuid() == 0  # initdb refuses to run as root: then the cluster is nobody's
+    root = Path(tempfile.mkdtemp(prefix="llmproxy-pg-", dir="/tmp" if root_user else None))
     as_user: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
+    if root_user:
         nobody = pwd.getpwnam("nobody")
         os.chown(root, nobody.pw_uid, nobody.pw_gid)
         as_user = ["runuser", "-u", "nobody", "--"]
     cluster = Cluster(bindir, root, free_port(), "pw-" + secrets.token_hex(12))
-    pwfile = root / "pwfile"
-    pwfile.write_text(cluster.password + "\n")
-    if as_user:
-        os.chown(pwfile, pwd.getpwnam("nobody").pw_uid, -1)
-    data = root / "data"
-    _run([str(bindir / "initdb"), "-D", str(data), "-U", USER, "-E", "UTF8", "--locale=C", "--no-sync",
-          "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"], as_user, root)
-    opts = (f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200")
-    _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", opts, "-w", "-t", "60",
-          "start"], as_user, root)
+    data, started = root / "data", False
     try:
+        pwfile = root / "pwfile"
+        pwfile.write_text(cluster.password + "\n")
+        if root_user:
+            os.chown(pwfile, nobody.pw_uid, -1)
+        _run([str(bindir / "initdb"), "-D", str(data), "-U", USER, "-E", "UTF8", "--locale=C", "--no-sync",
+              "--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"], as_user, root)
+        opts = (f"-p {cluster.port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+        _run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-o", opts, "-w",
+              "-t", "60", "start"], as_user, root)
+        started = True
         yield cluster
     finally:
-        _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], as_user, root)
+        if started:
+            _run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], as_user, root)
         shutil.rmtree(root, ignore_errors=True)
 
 

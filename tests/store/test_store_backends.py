@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from urllib.parse import quote
 
 import asyncpg
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 from llmproxy.store import Batch, FileTooLarge, open_store, pg_schema, schema
@@ -183,6 +186,10 @@ async def test_files_stored_and_read_in_chunks(store):
     assert b"".join(got) == body and max(map(len, got)) <= 64 * 1024
     assert await store.read_file(meta.id) == body
     assert await store.get_file(meta.id) == meta
+    if isinstance(store, PostgresStore):  # stored as it arrived, in rows of at most 256 KiB
+        rows = await (await store._db()).fetch("SELECT n, length(data) FROM file_chunks WHERE file_id = $1 "
+                                               "ORDER BY n", meta.id)
+        assert [tuple(r) for r in rows] == [(0, 256 * 1024), (1, 256 * 1024), (2, len(body) - 512 * 1024)]
     empty = await store.put_file("empty.txt", "text/plain", chunks(), max_bytes=10)
     assert empty.size_bytes == 0 and await store.read_file(empty.id) == b""
     small = await store.put_file("a.txt", "text/plain", chunks(b"ab", b"cd"), max_bytes=10)
@@ -303,6 +310,21 @@ async def test_the_password_never_shows(pg_cluster, tmp_path, monkeypatch):
     with pytest.raises(ValueError) as err:
         open_store(tmp_path, StoreConfig(url=f"mysql://u:{secret}@h/db"))
     assert secret not in str(err.value)
+
+
+@settings(max_examples=100, deadline=None)
+@given(user=st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True),
+       password=st.text(min_size=4, max_size=24).filter(lambda p: p.strip() == p and p.isprintable()),
+       host=st.sampled_from(["127.0.0.1", "db.internal", "[::1]"]))
+def test_no_password_survives_redaction(user, password, host):
+    """Whatever the password (percent-encoded in the URL, as it must be), neither the store's name nor an
+    error text that quotes it, raw or encoded, shows it."""
+    quoted = quote(password, safe="")
+    url = f"postgresql://{user}:{quoted}@{host}:5432/db"
+    name = pg_schema.redact_url(url)
+    assert name == f"postgresql://{user}:***@{host}:5432/db"
+    message = pg_schema.scrub(f"auth failed for {url} with {password!s} / {quoted}", url)
+    assert password not in message and quoted not in message
 
 
 def test_redact_url():
