@@ -298,7 +298,8 @@ async def test_the_password_never_shows(pg_cluster, tmp_path, monkeypatch):
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     secret = pg_cluster.password
     wrong = pg_cluster.url("postgres").replace(secret, secret + "-wrong")
-    for url in (wrong, pg_cluster.url("no_such_db"), f"postgresql://llmproxy:{secret}@127.0.0.1:1/x"):
+    for url in (wrong, pg_cluster.url("no_such_db"), f"postgresql://llmproxy:{secret}@127.0.0.1:1/x",
+                f"postgresql://llmproxy:{secret}@127.0.0.1:notaport/x"):
         s = open_store(tmp_path, StoreConfig(url=url))
         assert secret not in repr(s) and "***" in repr(s)
         with pytest.raises(StoreUnavailable) as err:
@@ -325,6 +326,27 @@ def test_no_password_survives_redaction(user, password, host):
     assert name == f"postgresql://{user}:***@{host}:5432/db"
     message = pg_schema.scrub(f"auth failed for {url} with {password!s} / {quoted}", url)
     assert password not in message and quoted not in message
+
+
+@pytest.mark.parametrize("table, problem", [
+    ('[store]\npool_size = 0\n', "store.pool_size"),
+    ('[store]\nurl = 5\n', "store.url"),
+    ('[store]\ndatabase = "x"\n', "store.database"),
+])
+def test_store_options_are_checked(home, table, problem):
+    from llmproxy import config
+
+    (home / "config.toml").write_text(table)
+    _, problems = config.load(home / "config.toml", strict=False)
+    assert any(problem in p for p in problems), problems
+
+
+def test_store_options_are_read(home):
+    from llmproxy import config
+
+    (home / "config.toml").write_text('[store]\nurl = "postgresql://u:pw@h/db"\npool_size = 3\n')
+    cfg, problems = config.load(home / "config.toml", strict=False)
+    assert problems == [] and cfg.store == StoreConfig(url="postgresql://u:pw@h/db", pool_size=3)
 
 
 def test_redact_url():
