@@ -25,7 +25,7 @@ from llmproxy.routing.text import KEYWORD_WINDOW
 CFG, _ = config.load(strict=False)
 PS = routing.compile_profiles(CFG)
 BOUND = 1.0  # seconds per rung
-LADDER = (2_000, 10_000, 50_000, 200_000)
+LADDER = (1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000, 128_000, 200_000)  # doubling: a slow rung stops it soon
 
 
 def _fill(unit: str, n: int) -> str:
