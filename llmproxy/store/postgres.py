@@ -29,6 +29,8 @@ from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, no
 
 #: seconds to wait for a connection to the server before the store answers StoreUnavailable
 CONNECT_TIMEOUT_S = 10.0
+#: seconds ``close`` waits for connections still in use before cutting them
+CLOSE_TIMEOUT_S = 5.0
 
 PENDING = "NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx)"
 
@@ -38,8 +40,9 @@ class StoreUnavailable(Exception):
 
 
 class PostgresStore:
-    def __init__(self, url: str, pool_size: int = 10):
+    def __init__(self, url: str, pool_size: int = 10, close_timeout: float = CLOSE_TIMEOUT_S):
         self.name = redact_url(url)
+        self.close_timeout = close_timeout
         if urlsplit(url).scheme not in ("postgresql", "postgres"):
             raise ValueError(f"store url must start with postgresql://, got {self.name}")
         self._url, self.pool_size = url, pool_size
@@ -74,9 +77,14 @@ class PostgresStore:
         return pool
 
     async def close(self) -> None:
+        """Let the pool's connections finish (a reader abandoned mid-file holds one): after
+        ``close_timeout`` seconds they are cut."""
         if self._pool is not None:
             pool, self._pool = self._pool, None
-            await pool.close()
+            try:
+                await asyncio.wait_for(pool.close(), self.close_timeout)
+            except TimeoutError:
+                pool.terminate()
 
     # ------------------------------------------------------------------ batches
     async def create_batch(self, batch: Batch, items: list[tuple[str, bytes]]) -> None:

@@ -349,6 +349,16 @@ def test_store_options_are_read(home):
     assert problems == [] and cfg.store == StoreConfig(url="postgresql://u:pw@h/db", pool_size=3)
 
 
+async def test_close_does_not_wait_forever_on_an_abandoned_reader(pg_url):
+    """A download whose reader went away mid-file still holds a pooled connection (inside its snapshot);
+    closing the store cuts it after close_timeout instead of waiting for it forever."""
+    s = PostgresStore(pg_url, close_timeout=0.2)
+    meta = await s.put_file("f.bin", "application/octet-stream", chunks(b"x" * 300_000), max_bytes=10**6)
+    reader = s.file_content(meta.id, 1000)
+    assert await reader.__anext__() == b"x" * 1000
+    await asyncio.wait_for(s.close(), 10)
+
+
 def test_redact_url():
     assert pg_schema.redact_url("postgresql://u:p%40ss@db.example:5432/x?password=q") == \
         "postgresql://u:***@db.example:5432/x"
