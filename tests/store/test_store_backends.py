@@ -9,7 +9,9 @@ database at the same moment, and the URL's password kept out of every error."""
 from __future__ import annotations
 
 import asyncio
+import queue
 import random
+from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
@@ -267,6 +269,46 @@ async def test_concurrent_claimers_get_every_item_exactly_once(store_settings):
     every = [i for got in per for i in got]
     assert sorted(every) == list(range(n))  # each exactly once
     assert sum(1 for got in per if got) >= 2  # they did share the work
+
+
+def _claim_all_in_a_process(home: str, owner: str, out) -> None:
+    async def go() -> list[int]:
+        s = open_store(Path(home))
+        got: list[int] = []
+        try:
+            while items := await s.claim_items("msgbatch_p", owner, 300, 5):
+                got += [i.index for i in items]
+        finally:
+            await s.close()
+        return got
+
+    out.put(asyncio.run(go()))
+
+
+async def test_sqlite_claimers_in_several_processes_get_every_item_once(tmp_path, monkeypatch):
+    """serve --workers N shares one SQLite file: claims from several processes at once (each claim one
+    write transaction) still hand each item out once."""
+    import multiprocessing
+
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    s = open_store(tmp_path)
+    await s.create_batch(batch("msgbatch_p", 300), [(f"c{i}", b"{}") for i in range(300)])
+    await s.close()
+    ctx = multiprocessing.get_context("fork")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_claim_all_in_a_process, args=(str(tmp_path), f"w{k}", out)) for k in range(3)]
+    for p in procs:
+        p.start()
+    per: list[list[int]] = []
+    while len(per) < len(procs) and not any(p.exitcode for p in procs):  # a failed claimer ends the wait
+        try:
+            per.append(out.get(timeout=0.2))
+        except queue.Empty:
+            pass
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    assert sorted(i for got in per for i in got) == list(range(300))
 
 
 # ---------------------------------------------------------------------------------------------- PostgreSQL only
