@@ -9,7 +9,8 @@ Guarantees every implementation gives:
   so an item re-run after a crash never ends with two results;
 * ``pending_items`` yields exactly the items without a stored result;
 * ``claim_items`` hands an item to one claimer at a time while its lease runs (see there);
-* a file's content is complete or absent (written aside, then moved into place), stored under its id.
+* a file's content is complete or absent (SQLite: written aside, then moved into place; PostgreSQL: its
+  chunk rows and metadata in one transaction), stored under its id, never held whole in memory.
 """
 
 from __future__ import annotations
