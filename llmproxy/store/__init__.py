@@ -10,7 +10,7 @@ Guarantees every implementation gives:
 * ``pending_items`` yields exactly the items without a stored result;
 * ``claim_items`` hands an item to one claimer at a time while its lease runs (see there);
 * a file's content is complete or absent (SQLite: written aside, then moved into place; PostgreSQL: its
-  chunk rows and metadata in one transaction), stored under its id, never held whole in memory.
+  chunk rows and metadata in one transaction), stored under its id as it arrives (never whole in memory).
 """
 
 from __future__ import annotations
