@@ -31,6 +31,23 @@ T = TypeVar("T")
 
 #: an upload's partial file untouched this long was interrupted (a live upload writes to it continuously)
 STALE_PART_SECONDS = 600
+#: how long a statement waits for another process's lock on the database before "database is locked"
+BUSY_TIMEOUT_S = 5.0
+
+
+@contextlib.contextmanager
+def open_lock(db_path: Path) -> Iterator[None]:
+    """Held while a process opens the store: several may open a new one at once (``serve --workers N``), and
+    switching the database to WAL does not wait for another connection's lock (SQLite answers "database is
+    locked" at once, whatever the busy timeout). Under this lock one process creates, switches and migrates
+    it; the others wait here, then find it in WAL mode and up to date. An advisory lock on
+    ``<db>.lock`` (0600), released when the process lets go of it or dies."""
+    fd = os.open(db_path.with_name(db_path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 class SqliteStore:
