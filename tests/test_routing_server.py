@@ -74,7 +74,7 @@ def test_route_test_cli(home, tmp_path):
     assert json.loads(r.stdout)["scenario"] == "subagent"
     r = cli("route-test", "plan the design", "-p", "intelligent", home=home)
     assert "planning" in r.stdout and "chain" in r.stdout
-    assert cli("route-test", "x", "-p", "nope", home=home).returncode == 1
+    assert cli("route-test", "x", "-p", "nope", home=home).returncode == 2  # a usage error, like an unknown concept
 
 
 def _route(port: int, text: str) -> dict:

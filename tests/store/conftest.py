@@ -60,7 +60,8 @@ class Cluster:
 
 
 def _run(cmd: list[str], as_user: list[str], cwd: Path) -> None:
-    out = subprocess.run(as_user + cmd, capture_output=True, text=True, cwd=cwd, timeout=120)
+    out = subprocess.run(as_user + cmd, capture_output=True, text=True, cwd=cwd if cwd.is_dir() else None,
+                         timeout=120)
     if out.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:2])} failed ({out.returncode}): {out.stdout}\n{out.stderr}")
 
