@@ -177,6 +177,16 @@ def test_metavars_and_profile_short_option(home):
     assert "-p, --profile NAME" in pipe("logs", "-h", home=home, columns=200).stdout
 
 
+@pytest.mark.parametrize("command, usage", [
+    ("show", "FILE_ID"), ("download", "FILE_ID"), ("delete", "FILE_ID"), ("upload", "PATH"), ("list", ""),
+])
+def test_files_commands_name_their_arguments_plainly(home, command, usage):
+    text = pipe("files", command, "-h", home=home, columns=200).stdout
+    assert f"Usage: llmproxy files {command} [OPTIONS]{' ' + usage if usage else ''}\n" in text, text
+    assert "{file_id}" not in text and "{FILE_ID}" not in text and "<str>" not in text.split("Arguments:")[0]
+    assert "Options:" in text and "<" not in text.split("Options:")[1], text  # metavars, never <type>
+
+
 @pytest.mark.parametrize("args, code", [
     (("nope",), 2),                                           # Click's usage error
     (("logs", "-n", "many"), 2),

@@ -9,9 +9,12 @@ from typing import Annotated
 
 import typer
 
+from llmproxy.cli.batches import Command
+
 files_app = typer.Typer(no_args_is_help=True, help="Files stored by the daemon (referenced by file_id in messages).")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+FileId = Annotated[str, typer.Argument(metavar="FILE_ID", help="the file's id (file_…)")]
 
 
 def _daemon():
@@ -24,8 +27,8 @@ def _row(f: dict) -> str:
     return f"{f['id']}  {f['size_bytes']:>10}  {f['mime_type']:24}  {f['filename']}"
 
 
-@files_app.command("list")
-def list_cmd(limit: Annotated[int, typer.Option(help="how many, newest first")] = 100, json_out: JsonOpt = False) -> None:
+@files_app.command("list", cls=Command)
+def list_cmd(limit: Annotated[int, typer.Option(metavar="N", help="how many, newest first")] = 100, json_out: JsonOpt = False) -> None:
     """Stored files, newest first."""
     from llmproxy.cli.batches import _print_json
     from llmproxy.cli.console import out
@@ -39,9 +42,9 @@ def list_cmd(limit: Annotated[int, typer.Option(help="how many, newest first")] 
         out.print(_row(f), markup=False, soft_wrap=True)
 
 
-@files_app.command("upload")
-def upload(path: Annotated[Path, typer.Argument(help="the file to store")],
-           mime_type: Annotated[str | None, typer.Option("--mime-type", help="default: guessed from the name")] = None,
+@files_app.command("upload", cls=Command)
+def upload(path: Annotated[Path, typer.Argument(metavar="PATH", help="the file to store")],
+           mime_type: Annotated[str | None, typer.Option("--mime-type", metavar="TYPE", help="default: guessed from the name")] = None,
            json_out: JsonOpt = False) -> None:
     """Store a file; prints its id (use it as source {type: "file", file_id} in a message)."""
     import json
@@ -80,8 +83,8 @@ def upload(path: Annotated[Path, typer.Argument(help="the file to store")],
     out.print(_row(meta), markup=False, soft_wrap=True)
 
 
-@files_app.command("show")
-def show(file_id: str, json_out: JsonOpt = False) -> None:
+@files_app.command("show", cls=Command)
+def show(file_id: FileId, json_out: JsonOpt = False) -> None:
     """One file's metadata."""
     from llmproxy.cli.batches import _print_json
     from llmproxy.cli.console import out
@@ -93,9 +96,9 @@ def show(file_id: str, json_out: JsonOpt = False) -> None:
         out.print(f"{k:13} {meta[k]}", markup=False)
 
 
-@files_app.command("download")
-def download(file_id: str,
-             output: Annotated[Path | None, typer.Option("--output", "-o", help="where to write (default: the stored filename in the current directory; - for stdout)")] = None,
+@files_app.command("download", cls=Command)
+def download(file_id: FileId,
+             output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="where to write (default: the stored filename in the current directory; - for stdout)")] = None,
              force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False) -> None:
     """A stored file's content, read from this machine's store ($LLMPROXY_HOME). The API never serves an
     uploaded file's content (it is downloadable: false, as on Anthropic's API); your own copy is here."""
@@ -142,8 +145,8 @@ def local_name(filename: str, file_id: str) -> Path:
     return Path(name)
 
 
-@files_app.command("delete")
-def delete(file_id: str) -> None:
+@files_app.command("delete", cls=Command)
+def delete(file_id: FileId) -> None:
     """Remove a file (metadata and content)."""
     from llmproxy.cli.console import out
 
