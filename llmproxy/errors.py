@@ -3,6 +3,8 @@ at the server boundary (JSON body, or an SSE ``event: error`` frame once a strea
 
 from __future__ import annotations
 
+from llmproxy.redact import redact_text
+
 
 class ProxyError(Exception):
     status = 500
@@ -117,8 +119,6 @@ def is_context_overflow(err: ProxyError | str) -> bool:
 def from_upstream_status(status: int, message: str, provider: str, retry_after: str | None = None) -> ProxyError:
     """Map an upstream HTTP error to our family (docs/anthropic-api.md §4, docs/providers.md). The message names the provider;
     anything key-shaped in the upstream's text (OpenAI echoes part of a rejected key) is redacted."""
-    from llmproxy.obs.redact import redact_text
-
     message = redact_text(message)
     if status == 401:
         # the proxy's own upstream key was refused: not the client's fault, so not a 401 for the client

@@ -2,7 +2,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.obs.redact import MASK, needs_redaction, redact, redact_text
+from llmproxy.redact import MASK, needs_redaction, redact, redact_text
 
 
 def test_every_secret_form():

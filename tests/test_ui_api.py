@@ -318,7 +318,7 @@ def test_feed_redaction_matches_the_log(value):
     secrets = ("proxy-key-abcdef123456", 's3cr"et-value')
     data = {"client": {"user_agent": value}, "error": value, "decision": {"reasons": [value]}}
     got = json.loads(feed.redacted_json(data, secrets))
-    from llmproxy.obs.redact import redact
+    from llmproxy.redact import redact
 
     assert got == redact(data, extra_secrets=secrets)
     for s in secrets:

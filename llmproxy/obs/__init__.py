@@ -1,1 +1,1 @@
-"""Observability: the request log, redaction, cost."""
+"""Observability: the request log, cost, metrics."""

@@ -26,7 +26,6 @@ from typing import Any
 import orjson
 
 from llmproxy.obs.logfile import RotatingWriter
-from llmproxy.obs.redact import needs_redaction, redact
 from llmproxy.obs.safejson import (
     DEPTH_MARKER,
     LOG_MAX_DEPTH,
@@ -36,6 +35,7 @@ from llmproxy.obs.safejson import (
     safe_scalar,
     safe_str,
 )
+from llmproxy.redact import needs_redaction, redact
 
 __all__ = ["DEPTH_MARKER", "NODES_MARKER", "LOG_MAX_DEPTH", "RequestLog", "RotatingWriter", "make_safe"]
 

@@ -38,7 +38,7 @@ from aiohttp.http_exceptions import HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 
 from llmproxy.errors import InvalidRequest, ProxyError
-from llmproxy.obs.redact import redact_text
+from llmproxy.redact import redact_text
 from llmproxy.server.errors import error_response
 from llmproxy.server.middleware import RateLimit, new_request_id
 from llmproxy.server.state import STATE, State

@@ -26,7 +26,7 @@ from aiohttp import web
 from llmproxy import paths
 from llmproxy.errors import InvalidRequest, NotFound
 from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
-from llmproxy.obs.redact import redact
+from llmproxy.redact import redact
 from llmproxy.server.feed import compact_view
 from llmproxy.server.health import health_info
 from llmproxy.server.state import STATE, State, this_worker
