@@ -97,7 +97,7 @@ PATTERNS += [pytest.param(_reversed(pat), id=f"quote-{opening}") for opening, pa
 @example(spec=[("-", 1, " /")])  # path: a rule of dashes with a / further on
 @example(spec=[("ERROR: x", 1, ""), (" ", 4, "y")])  # log line: a lazy scan with \s*$ over blanks
 @example(spec=[("x", 1, ""), ("\n", 4, "x")])  # stack-frame line: cubic over blank lines
-@example(spec=[(" 2024-01-01T1", 1, ""), ("1", 2, ""), ("A", 2, "")])  # timestamp: cubic over a long token
+@example(spec=[("x", 1, " 2024-01-01T1"), ("1", 2, ""), ("A", 2, "")])  # timestamp: cubic over a long token
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow],
           phases=[Phase.explicit, Phase.generate])  # no shrinking: a slow example is re-run many times
 @given(spec=pieces)
