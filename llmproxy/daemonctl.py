@@ -10,6 +10,7 @@ import signal
 import time
 
 from llmproxy import paths
+from llmproxy.pidfile import is_llmproxy_process, pid_alive, read_pid_file
 
 
 class _Configured:
@@ -23,7 +24,7 @@ def configured_key() -> str | None:
     """The proxy API key the CLI presents to its own daemon: the first of ``auth.api_keys`` (and the keys of
     the variable ``auth.api_keys_env`` names) in the configuration it reads, the daemon's unless that was
     started with ``--config``; None when the proxy needs no key. Never printed."""
-    from llmproxy import config as config_mod
+    from llmproxy import config as config_mod  # here, not at the top: status/stop/reload stay quick to start
 
     try:
         cfg = config_mod.load(strict=False)[0]
@@ -78,8 +79,6 @@ def post_json(host: str, port: int, path: str, data: dict, *, key: str | _Config
 
 def running() -> tuple[dict | None, str | None]:
     """(pid file data of a live llmproxy, or None; note about a stale pid file that was removed)."""
-    from llmproxy.pidfile import is_llmproxy_process, pid_alive, read_pid_file
-
     pf = paths.pid_file()
     data = read_pid_file(pf)
     if data is None:
@@ -96,8 +95,6 @@ def running() -> tuple[dict | None, str | None]:
 
 def terminate(pid: int, grace: float) -> str:
     """SIGTERM, wait for the grace period (+5 s), then SIGKILL. Returns "stopped" or "killed"."""
-    from llmproxy.pidfile import pid_alive
-
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + grace + 5
     while time.monotonic() < deadline:

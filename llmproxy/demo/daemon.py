@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from llmproxy import config
+from llmproxy.daemonctl import get_health, running
 from llmproxy.demo.state import DemoError
 
 
@@ -79,8 +81,6 @@ def port_holder(host: str, port: int) -> tuple[str, str] | None:
     LLMPROXY_HOME, from its /health and /proc) or some other process (its pid and command line)."""
     if port_free(host, port):
         return None
-    from llmproxy.daemonctl import get_health
-
     # no key: whatever holds the port may not be ours (a keyed llmproxy then says only that it is up)
     health = get_health("127.0.0.1" if host in ("0.0.0.0", "::", "") else host, port, key=None) or {}
     pid = health.get("pid")
@@ -122,9 +122,6 @@ def daemon_for(verbose: bool = True, port: int | None = None, command: str = "de
     """(base URL of the running daemon, whether we started it, its pid). With ``port``, start it there; when the
     port is taken, say by what (pid, and LLMPROXY_HOME for another llmproxy) and offer a free port for
     ``llmproxy <command> --port``."""
-    from llmproxy import config
-    from llmproxy.daemonctl import running
-
     live, _ = running()
     if live is not None:
         if port is not None and live["port"] != port:
@@ -146,7 +143,5 @@ def daemon_for(verbose: bool = True, port: int | None = None, command: str = "de
 
 
 def proxy_token() -> str:
-    from llmproxy import config
-
     cfg, _ = config.load(strict=False)
     return cfg.api_keys[0] if cfg.api_keys else "llmproxy-demo"

@@ -11,15 +11,16 @@ from pathlib import Path
 
 from libtmux.exc import LibTmuxException
 
-from llmproxy import paths
+from llmproxy import config, paths
+from llmproxy.daemonctl import running, terminate
 from llmproxy.demo import setup as S
 from llmproxy.demo.state import DemoState
 from llmproxy.demo.tmux import profile_pane, server, socket_path
+from llmproxy.obs.reader import Filter, read
+from llmproxy.pidfile import pid_alive
 
 
 def status() -> dict:
-    from llmproxy.obs.reader import Filter, read
-
     state = DemoState.load()
     out: dict = {"running": False, "sessions": {}, "routes": {}}
     if state is None:
@@ -51,12 +52,6 @@ def route(rec: dict) -> dict:
             "error": rec.get("error") or rec.get("stream_error")}
 
 
-def _pid_alive(pid: int) -> bool:
-    from llmproxy.pidfile import pid_alive
-
-    return pid_alive(pid)
-
-
 def _descendants(pid: int) -> list[int]:
     """All processes below ``pid`` (Linux /proc); Claude Code starts helpers of its own."""
     children: dict[int, list[int]] = {}
@@ -76,9 +71,6 @@ def _descendants(pid: int) -> list[int]:
 
 def stop() -> list[str]:
     """Remove what the demo recorded it created, and nothing else. Returns what was done, one line each."""
-    from llmproxy import config
-    from llmproxy.daemonctl import running, terminate
-
     state = DemoState.load()
     if state is None:
         return ["no demo is recorded; nothing to stop"]
@@ -108,10 +100,10 @@ def stop() -> list[str]:
                 sock.unlink()  # tmux leaves its socket file behind when killed
                 done.append(f"removed the tmux socket {sock}")
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and any(_pid_alive(p) for p in pids):
+    while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.1)
     for p in pids:
-        if _pid_alive(p):
+        if pid_alive(p):
             try:
                 os.kill(p, signal.SIGKILL)
                 done.append(f"killed leftover process {p}")

@@ -14,8 +14,9 @@ import libtmux
 from libtmux.constants import PaneDirection
 from libtmux.exc import LibTmuxException
 
-from llmproxy import paths
+from llmproxy import config, paths
 from llmproxy.demo import setup as S
+from llmproxy.demo.relayout import relayout as apply_layout
 from llmproxy.demo.state import DemoError, DemoState
 
 
@@ -43,8 +44,6 @@ def is_up(state: DemoState) -> bool:
 
 def pane_titles() -> dict[str, str]:
     """``fast · fast & expensive`` … from the profiles' descriptions."""
-    from llmproxy import config
-
     cfg, _ = config.load(strict=False)
     return {p: S.pane_title(p, cfg.profiles[p].description if p in cfg.profiles else "") for p in S.PROFILES}
 
@@ -136,9 +135,7 @@ def _grid(srv: libtmux.Server, socket: str | None, state: DemoState, g: S.Geomet
     relayout = shlex.join([sys.executable, "-m", "llmproxy.demo.relayout"])
     srv.cmd("set-hook", "-w", "-t", wid, "window-resized",
             f"run-shell -b \"{relayout} '#{{socket_path}}' '#{{window_id}}'\"")
-    from llmproxy.demo.relayout import relayout as apply
-
-    apply(srv.cmd("display-message", "-p", "#{socket_path}").stdout[0], wid)
+    apply_layout(srv.cmd("display-message", "-p", "#{socket_path}").stdout[0], wid)
     fast.select()
 
 

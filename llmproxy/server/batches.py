@@ -26,7 +26,7 @@ from llmproxy.server.batch.native import Native
 from llmproxy.server.edge import int_param, json_response
 from llmproxy.server.files import STORE, cursors, store_of
 from llmproxy.server.state import STATE, State
-from llmproxy.store import Batch, open_store
+from llmproxy.store import Batch, new_id, open_store
 from llmproxy.store.sqlite import now_iso
 
 log = logging.getLogger("llmproxy")
@@ -182,8 +182,6 @@ async def create(request: web.Request) -> web.Response:
 
 
 def new_batch_id() -> str:
-    from llmproxy.store import new_id
-
     return new_id("msgbatch_")
 
 
