@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
+from llmproxy.store.keys import ApiKey
 
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 STATUSES = ("in_progress", "canceling", "ended")
@@ -177,6 +178,32 @@ class Store(Protocol):
         """A stored file's whole content (for inlining into a request)."""
 
     async def delete_file(self, file_id: str) -> bool: ...
+
+    # ------------------------------------------------------------------ client keys (store/keys.py)
+    async def create_key(self, key: ApiKey, secret_hash: str) -> None:
+        """Store a new key with the keyed hash of its secret. Raises KeyNameTaken when a live key has its name."""
+
+    async def get_key(self, name: str) -> ApiKey | None:
+        """The live key of that name, else its most recently revoked one."""
+
+    async def list_keys(self) -> list[ApiKey]:
+        """Every key, revoked ones included, oldest first."""
+
+    async def key_by_hash(self, secret_hash: str) -> ApiKey | None:
+        """The key whose secret has this keyed hash (revoked and expired ones too: the caller says why)."""
+
+    async def has_keys(self) -> bool:
+        """Whether any key was ever created (then every request needs a credential)."""
+
+    async def update_key(self, name: str, **fields) -> ApiKey | None:
+        """Set ``keys.UPDATABLE`` fields of the live key ``name``; the key as it is now."""
+
+    async def revoke_key(self, name: str) -> ApiKey | None:
+        """Revoke the live key ``name``; the key as it is now (None: no such name)."""
+
+    async def rotate_key(self, name: str, new_id: str, secret_hash: str) -> ApiKey | None:
+        """Revoke the live key ``name`` and store its successor (``new_id``, the same name and limits,
+        ``rotated_from`` the old id) in one transaction; the new key, or None when no live key has that name."""
 
     async def close(self) -> None: ...
 

@@ -74,6 +74,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE batch_items ADD COLUMN lease_owner TEXT;
         ALTER TABLE batch_items ADD COLUMN lease_until TIMESTAMPTZ;
     """),
+    #: client keys (issue 27): only a keyed hash of each secret (store/keys.py); a name is unique among live keys
+    ("0008_keys", """
+        CREATE TABLE keys (
+            seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL UNIQUE,
+            profiles TEXT NOT NULL DEFAULT '[]',
+            budget_usd DOUBLE PRECISION,
+            budget_period TEXT,
+            rpm INTEGER,
+            tpm INTEGER,
+            expires_at TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            rotated_from TEXT
+        );
+        CREATE UNIQUE INDEX keys_live_name ON keys(name) WHERE revoked_at IS NULL;
+    """),
 ]
 
 
@@ -128,7 +147,7 @@ async def migrate(conn: Any) -> list[str]:
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                            "(name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
         done = {r[0] for r in await conn.fetch("SELECT name FROM schema_migrations")}
-        for name, sql in MIGRATIONS:
+        for name, sql in sorted(MIGRATIONS):  # by name, whatever order they were added in
             if name in done:
                 continue
             for stmt in statements(sql):

@@ -24,6 +24,7 @@ import asyncpg
 import orjson
 
 from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
+from llmproxy.store.pg_keys import PgKeys
 from llmproxy.store.pg_schema import CHUNK_BYTES, migrate, page_rows, redact_url, scrub
 from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, now_iso
 
@@ -39,7 +40,7 @@ class StoreUnavailable(Exception):
     """The database cannot be reached or opened; the message names it without its password."""
 
 
-class PostgresStore:
+class PostgresStore(PgKeys):  # client keys: pg_keys.py
     def __init__(self, url: str, pool_size: int = 10, close_timeout: float = CLOSE_TIMEOUT_S):
         self.name = redact_url(url)
         self.close_timeout = close_timeout

@@ -63,6 +63,25 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE batch_items ADD COLUMN lease_owner TEXT;
         ALTER TABLE batch_items ADD COLUMN lease_until REAL;
     """),
+    #: client keys (issue 27): only a keyed hash of each secret (store/keys.py); a name is unique among live keys
+    ("0008_keys", """
+        CREATE TABLE keys (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            secret_hash TEXT NOT NULL UNIQUE,
+            profiles TEXT NOT NULL DEFAULT '[]',
+            budget_usd REAL,
+            budget_period TEXT,
+            rpm INTEGER,
+            tpm INTEGER,
+            expires_at TEXT,
+            created_at TEXT NOT NULL,
+            revoked_at TEXT,
+            rotated_from TEXT
+        );
+        CREATE UNIQUE INDEX keys_live_name ON keys(name) WHERE revoked_at IS NULL;
+    """),
 ]
 
 BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
@@ -94,7 +113,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     with conn:
         conn.execute("BEGIN IMMEDIATE")
         done = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
-        for name, sql in MIGRATIONS:
+        for name, sql in sorted(MIGRATIONS):  # by name, whatever order they were added in
             if name in done:
                 continue
             for stmt in filter(str.strip, sql.split(";")):

@@ -26,6 +26,7 @@ import orjson
 
 from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
 from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, migrate, now_iso, page_rows
+from llmproxy.store.sqlite_keys import SqliteKeys
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ def open_lock(db_path: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-class SqliteStore:
+class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
     def __init__(self, db_path: Path, files_dir: Path):
         self.db_path, self.files_dir = db_path, files_dir
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmproxy-store")
