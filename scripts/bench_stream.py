@@ -12,8 +12,12 @@ import time
 
 import orjson
 
+from llmproxy.config import ProviderConfig
 from llmproxy.convert.stream import StreamConverter
 from llmproxy.protocol import sse
+from llmproxy.providers.wire import parse_payloads
+
+PROVIDER = ProviderConfig(name="up", kind="openai")
 
 
 def upstream(n_text: int, n_tool: int) -> bytes:
@@ -30,21 +34,27 @@ def upstream(n_text: int, n_tool: int) -> bytes:
     return b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n", len(chunks)
 
 
+def payloads(dec: sse.SSEDecoder, chunk: bytes) -> list:
+    """The JSON payloads of the whole frames that have arrived, as the OpenAI provider reads them."""
+    region = dec.complete(chunk)
+    return parse_payloads(region, PROVIDER) if region else []
+
+
 def convert(data: bytes, network_chunk: int, stream_tool_args: bool) -> int:
     dec, conv, out = sse.SSEDecoder(), StreamConverter("m", stream_tool_args=stream_tool_args), 0
     for i in range(0, len(data), network_chunk):
-        for _e, d in dec.feed(data[i:i + network_chunk]):
+        for d in payloads(dec, data[i:i + network_chunk]):
             if d != "[DONE]":
-                out += len(b"".join(sse.encode(n, p) for n, p in conv.feed(orjson.loads(d))))
+                out += len(b"".join(sse.encode(n, p) for n, p in conv.feed(d)))
     return out + len(b"".join(sse.encode(n, p) for n, p in conv.finish()))
 
 
 def baseline(data: bytes, network_chunk: int) -> int:
     dec, n = sse.SSEDecoder(), 0
     for i in range(0, len(data), network_chunk):
-        for _e, d in dec.feed(data[i:i + network_chunk]):
+        for d in payloads(dec, data[i:i + network_chunk]):
             if d != "[DONE]":
-                n += len(orjson.loads(d))
+                n += len(d)
     return n
 
 

@@ -59,25 +59,13 @@ def encode_data(data: dict | str) -> bytes:
 
 class SSEDecoder:
     """Incremental decoder. ``complete(bytes)`` hands over the whole frames that have arrived, as one piece of
-    bytes (what the providers parse, ``providers/wire.py``); ``feed(bytes) -> [(event, data)]`` decodes them
-    too (comments and ids skipped). At the end of a stream, ``rest()`` / ``flush()`` give what is left."""
+    bytes (what the providers parse, ``providers/wire.py``); at the end of a stream, ``rest()`` gives what is
+    left. ``parse(frame)`` decodes one frame (comments and ids skipped)."""
 
     __slots__ = ("_buf",)
 
     def __init__(self) -> None:
         self._buf = b""
-
-    def feed(self, chunk: bytes) -> list[tuple[str, str]]:
-        region, out, start = self.complete(chunk), [], 0
-        while start < len(region):
-            end = region.find(b"\n\n", start)
-            if end < 0:  # a lone newline left by extra blank lines: an empty frame
-                break
-            ev = self._parse(region[start:end])
-            if ev is not None:
-                out.append(ev)
-            start = end + 2
-        return out
 
     def complete(self, chunk: bytes) -> bytes:
         """Everything that has arrived up to the end of its last complete frame (line endings made LF), in one
@@ -110,19 +98,9 @@ class SSEDecoder:
         buf, self._buf = self._buf.rstrip(b"\r\n"), b""
         return buf
 
-    def flush(self) -> list[tuple[str, str]]:
-        """Whatever complete-looking frame is left when the stream ends without a final blank line."""
-        buf = self.rest()
-        ev = self._parse(buf) if buf else None
-        return [ev] if ev else []
-
     @staticmethod
     def parse(frame: bytes) -> tuple[str, str] | None:
         """(event, data) of one frame without its blank line; None for a frame of comments only."""
-        return SSEDecoder._parse(frame)
-
-    @staticmethod
-    def _parse(frame: bytes) -> tuple[str, str] | None:
         # fast path: the usual two-line frame "event: X\ndata: {...}" (or one "data: ..." line)
         if frame.startswith(b"event: "):
             nl = frame.find(b"\n")

@@ -10,9 +10,13 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from llmproxy.config import ProviderConfig
 from llmproxy.convert.events import assemble, coalesce
 from llmproxy.convert.stream import StreamConverter, message_from_response
 from llmproxy.protocol.sse import SSEDecoder
+from llmproxy.providers.wire import parse_frames
+
+PROVIDER = ProviderConfig(name="up", kind="openai")
 
 
 def chunk(delta, finish=None):
@@ -37,12 +41,15 @@ def sse_bytes(chunks) -> bytes:
 
 
 def run(data: bytes, cuts: list[int]) -> list[tuple[str, dict]]:
+    """The upstream bytes cut at ``cuts``, read as the OpenAI provider does (whole frames from
+    ``SSEDecoder.complete``, parsed by ``wire.parse_frames``) and converted."""
     dec, conv, events, pos = SSEDecoder(), StreamConverter("m", message_id="msg_x"), [], 0
     for cut in sorted(set(cuts)) + [len(data)]:
-        for _e, d in dec.feed(data[pos:cut]):
-            if d != "[DONE]":
-                events += conv.feed(json.loads(d))
+        for frame in parse_frames(dec.complete(data[pos:cut]), PROVIDER, False):
+            if frame.data != "[DONE]":
+                events += conv.feed(frame.data)
         pos = cut
+    assert dec.rest() == b""
     return events + conv.finish()
 
 
