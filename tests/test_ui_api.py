@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from llmproxy.obs.events import EventHub, Overrun
+from llmproxy.obs.hub import EventHub, Overrun
 from llmproxy.server import feed, ui
 from tests.conftest import PROXY_KEY, wait_log
 
@@ -333,7 +333,7 @@ def test_a_credential_named_field_is_masked_whole():
 def test_a_start_whose_end_is_in_the_same_batch_is_brief():
     from types import SimpleNamespace
 
-    from llmproxy.obs.events import Event
+    from llmproxy.obs.hub import Event
 
     rec = SimpleNamespace(time="2026-01-01T00:00:00.000+00:00", request_id="req_1", endpoint="messages",
                           client={"user_agent": "x"}, profile="fast", requested_model="m", stream=False,

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from llmproxy.obs.events import Event
+from llmproxy.obs.hub import Event
 from llmproxy.redact import MASK, SECRET_NAMES, redact, redact_text
 
 BODY_KEYS = ("request_body", "response_body")

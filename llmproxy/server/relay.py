@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from llmproxy.obs.events import EventHub
+from llmproxy.obs.hub import EventHub
 from llmproxy.server.feed import start_view
 from llmproxy.server.state import STATE, this_worker
 

@@ -13,7 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from llmproxy.config import Config
-from llmproxy.obs.events import EventHub
+from llmproxy.obs.hub import EventHub
 from llmproxy.obs.log import RequestLog
 from llmproxy.providers import Provider
 from llmproxy.routing import CompiledProfile, Router

@@ -1,7 +1,7 @@
 """The dashboard: ``GET /ui`` (static files shipped in the package) and its live feed.
 
 - ``GET /api/events``: the live feed as server-sent events (``start`` when a request begins, ``end`` with
-  its record when it is done), read from the event hub (``llmproxy/obs/events.py``). Records are redacted
+  its record when it is done), read from the event hub (``llmproxy/obs/hub.py``). Records are redacted
   as the log redacts them; bodies are not sent (``"bodies": true`` says the log has them).
 - The JSON the page reads (one request, recent records, knowledge graphs, providers) is ``ui_api.py``'s;
   ``add_routes`` here mounts both.
@@ -26,7 +26,7 @@ from aiohttp import web
 
 from llmproxy import __version__
 from llmproxy.errors import NotFound, Overloaded
-from llmproxy.obs.events import Closed, Overrun
+from llmproxy.obs.hub import Closed, Overrun
 from llmproxy.server.feed import render_batch, sse
 from llmproxy.server.state import STATE
 from llmproxy.server.ui_api import bodies_logged, kg, providers, request_detail, secrets_of, stats

@@ -9,7 +9,7 @@ within ``grace_seconds`` and then remove the pid file.
 What the workers share and how: the request log is one file that every worker appends to under a file
 lock (``obs/log.py``); Prometheus metrics are summed across workers through prometheus-client's
 multiprocess mode (a directory under ``$LLMPROXY_HOME/run``); dashboard events reach every worker's feed
-(``obs/events.py``); only worker 1 runs batch work. Circuit breakers are per worker.
+(``obs/hub.py``); only worker 1 runs batch work. Circuit breakers are per worker.
 """
 
 from __future__ import annotations

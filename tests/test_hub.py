@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from llmproxy.obs.events import Closed, EventHub, Overrun
+from llmproxy.obs.hub import Closed, EventHub, Overrun
 
 
 def test_publish_without_subscribers_keeps_nothing():
@@ -65,7 +65,7 @@ async def test_publish_is_constant_time_in_the_number_of_subscribers():
 
 
 def test_render_once_and_let_the_payload_go():
-    from llmproxy.obs.events import Event
+    from llmproxy.obs.hub import Event
 
     ev = Event(1, "end", {"big": "x" * 1000})
     calls = []
