@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 from llmproxy.cli.batches import batches_app
 from llmproxy.cli.files import files_app
+from llmproxy.cli.keys import keys_app
 from llmproxy.cli.main import PipeClosed
 from llmproxy.cli.options import LogsOptions, RouteTestOptions, ServeOptions, Source
 
@@ -62,6 +63,7 @@ demo_app = typer.Typer(invoke_without_command=True, no_args_is_help=False,
 app.add_typer(demo_app, name="demo")
 app.add_typer(batches_app, name="batches")
 app.add_typer(files_app, name="files")
+app.add_typer(keys_app, name="keys")
 
 
 
