@@ -127,6 +127,7 @@ class Provider(Protocol):
 @runtime_checkable
 class ChatProvider(Protocol):
     """A provider that speaks Chat Completions itself: the OpenAI surface hands it the client's request
-    unconverted (``stream`` then yields OpenAI chunk frames, ``message`` is an OpenAI completion)."""
+    unconverted (``stream`` then yields OpenAI chunk frames, ``message`` is an OpenAI completion).
+    ``on_sent`` is called once the request is on the connection (as ``Call.on_sent``)."""
 
-    async def chat(self, request: dict[str, Any], model: str) -> Reply: ...
+    async def chat(self, request: dict[str, Any], model: str, on_sent: Callable[[], None] | None = None) -> Reply: ...

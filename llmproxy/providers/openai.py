@@ -4,7 +4,7 @@ Anthropic events (frames) out. Also a passthrough for the inbound OpenAI surface
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import aiohttp
 import orjson
@@ -125,9 +125,9 @@ class OpenAIProvider:
         return call.estimated_tokens or tokens.estimate(call.body, len(orjson.dumps(call.body)))
 
     # ---------------------------------------------------------------------------- OpenAI passthrough
-    async def chat(self, request: dict, model: str) -> Reply:
+    async def chat(self, request: dict, model: str, on_sent: Callable[[], None] | None = None) -> Reply:
         """Forward an inbound Chat Completions request as it is (model replaced), no conversion; the stream
-        yields the upstream's chunks as frames that keep their bytes."""
+        yields the upstream's chunks as frames that keep their bytes. ``on_sent``: as ``Call.on_sent``."""
         payload = {**request, "model": model}
         spec = self.config.model(model)
         caps = [c for c in (spec.max_output if spec else 0, self.quirks.max_tokens_cap) if c]
@@ -137,11 +137,11 @@ class OpenAIProvider:
                 payload[field] = cap
         whole = 0 if payload.get("stream") else int(payload.get("max_completion_tokens") or payload.get("max_tokens")
                                                     or 4096)
-        return await http.first_response(self._chat(payload), self.config, spec, whole_tokens=whole)
+        return await http.first_response(self._chat(payload, on_sent), self.config, spec, whole_tokens=whole)
 
-    async def _chat(self, payload: dict) -> Reply:
+    async def _chat(self, payload: dict, on_sent: Callable[[], None] | None = None) -> Reply:
         stream = bool(payload.get("stream"))
-        resp = await self._post(http.SentOnce(http.wire_bytes(payload)))
+        resp = await self._post(http.SentOnce(http.wire_bytes(payload), on_sent))
         if stream and resp.content_type == "text/event-stream":
             _, stream = await http.primed(http.frames(resp, self.config, strict=False))
             return Reply(stream=stream, close=resp.close)

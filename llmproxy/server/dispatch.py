@@ -5,8 +5,8 @@ connection failures: capped exponential backoff with jitter, honouring ``retry-a
 provider's ``retry_budget``), then falls back to the next target. A target whose circuit is open is skipped
 only while the route has another target to try; when every target's is open, the one that recovers first is
 tried anyway (panic mode, ``server/breaker.py``): the client hears what the upstream says, never a cooldown
-the proxy made up. Every failed try is recorded; once a reply is open, the caller streams or writes it and
-nothing here runs again.
+the proxy made up. Every failed try is recorded; once a reply is open, the caller (``server/exchange.py``)
+records who answered and writes it, and nothing here runs again.
 """
 
 from __future__ import annotations
@@ -18,12 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
-from aiohttp import web
-
 from llmproxy.config import ProviderConfig, Target
 from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
-from llmproxy.protocol.adapt import adapt_for_model
-from llmproxy.providers import Call, Provider, Reply, Source, top_level_patch
+from llmproxy.providers import Provider, Reply
 from llmproxy.routing import Decision
 from llmproxy.server.breaker import COOLING_STATUSES, Breakers, Policy, health_failure
 from llmproxy.server.record import RequestRecord
@@ -43,19 +40,6 @@ class Opened:
 
 
 Attempt = Callable[[int, Target, Provider], Awaitable[Reply]]
-
-
-def build_call(body: dict, raw: bytes | None, decision: Decision, target: Target, provider: Provider,
-               request: web.Request, client_key: str | None, source: Source | None = None,
-               on_sent: Callable[[], None] | None = None) -> Call:
-    """The request as this target gets it. ``raw`` (the client's bytes) travels only while nothing changed;
-    otherwise the call carries how to undo the change (``Source.keep``)."""
-    spec = provider.config.model(target.model)
-    new_body = adapt_for_model(body, target.model, spec)
-    same = new_body is body
-    return Call(body=new_body, raw=raw if same else None, target=target, spec=spec, decision=decision,
-                headers=request.headers, query=request.query, client_key=client_key, source=source,
-                patch={} if same else top_level_patch(body, new_body), on_sent=on_sent)
 
 
 def send_windows(state: State) -> SendWindows:
@@ -116,7 +100,6 @@ async def open_chain(state: State, decision: Decision, rec: RequestRecord, attem
                     raise
                 last = exc
                 continue
-            rec.target, rec.simulated = target, provider.simulated_reason is not None
             return Opened(reply, target, provider)
     finally:
         if skipped:

@@ -11,10 +11,9 @@ import orjson
 from aiohttp import web
 
 from llmproxy import __version__
-from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
-from llmproxy.providers import Provider, Reply, Source
+from llmproxy.providers import Reply
 from llmproxy.routing import UnknownProfile
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import (
@@ -26,66 +25,45 @@ from llmproxy.server.edge import (
     request_profile,
     route_headers,
 )
+from llmproxy.server.exchange import Admitted, Exchange
 from llmproxy.server.files import inline_request
 from llmproxy.server.health import health_info, public_health
 from llmproxy.server.middleware import is_authorised
-from llmproxy.server.record import RequestRecord, bodies_wanted, recording
+from llmproxy.server.record import RequestRecord, bodies_wanted, recording, whole_message
 from llmproxy.server.state import STATE, State, this_worker
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     state = request.app[STATE]
-    router = state.runtime.router
     with recording(request, "messages") as rc:
         rec = rc.record
         profile, raw, data = await begin(request, rec)
         body = validate_messages(data)
         body, raw = await inline_request(request, body, raw)  # file_id references -> the stored content
-        rc.body = body if bodies_wanted(state) else None
+        collect = bodies_wanted(state)
+        rc.body = body if collect else None
         rec.requested_model, rec.stream = body.get("model"), bool(body.get("stream"))
-        decision = router.decide(body, profile, headers=request.headers, raw_len=len(raw))
+        decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
         rec.profile, rec.decision = decision.profile, decision
-        key = client_key(state, request)
-        # the parsed body is let go while an upstream is asked (a thousand Claude Code bodies waiting for their
-        # first byte would otherwise hold ~200 KB of objects each); a retry or fallback rebuilds it from the
-        # source, which holds one copy of the bytes (the client's, or what was sent and how to undo it)
-        parsed, source, data, body, raw = [body], Source(raw), None, None, None
-        windows = dispatch.send_windows(state)
-
-        async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-            # a place in the provider's send window (waiting, if need be, without the parsed body)
-            async with windows.slot(target.provider, provider.config.ttfb_timeout, parsed.clear,
-                                    sends=provider.simulated_reason is None) as slot:
-                b = parsed.pop() if parsed else source.body()  # validated above: the same request
-                call = dispatch.build_call(b, source.raw, decision, target, provider, request, key, source,
-                                           slot.release)
-                del b
-                return await provider.messages(call)
-
-        opened = await dispatch.open_chain(state, decision, rec, attempt)
-        source = None  # sent: what streams back needs neither the bytes nor the parsed body
-        headers = route_headers(request, decision, opened.target)
-        reply = opened.reply
+        ex = Exchange(state, rec, Admitted(body, raw, decision, request.headers, request.query,
+                                           client_key(state, request)))
+        data = body = raw = None  # the exchange holds the body now (``Exchange.open``)
+        out = await ex.open()
+        headers = route_headers(request, decision, out.target)
+        reply = out.reply
         if reply.stream is not None:
-            resp = await streaming.write_stream(request, reply, headers, rec,
-                                                streaming.anthropic_surface(bodies_wanted(state)),
+            resp = await streaming.write_stream(request, reply, headers, rec, streaming.anthropic_surface(collect),
                                                 state.runtime.cfg.server.ping_interval,
-                                                lambda exc: dispatch.stream_failed(state, opened, exc))
+                                                lambda exc: dispatch.stream_failed(state, out, exc))
         else:
-            resp = json_reply(reply, headers, rec, collect=bodies_wanted(state))
+            resp = json_reply(reply, headers, rec, collect)
         rec.status = resp.status
         return resp
 
 
 def json_reply(reply: Reply, headers: dict, rec: RequestRecord, collect: bool = False) -> web.Response:
-    msg = reply.message or {}
-    rec.usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
-    rec.stop_reason = msg.get("stop_reason")
-    if collect:
-        rec.response_body = msg
     body = reply.body_bytes()
-    rec.bytes_out = len(body)
-    rec.ttfb_ms = rec.ms_since_start()
+    whole_message(rec, reply.message, size=len(body), collect=collect)
     return web.Response(status=reply.status, body=body, content_type="application/json",
                         headers={**reply.headers, **headers})
 
@@ -102,7 +80,8 @@ async def count_tokens(request: web.Request) -> web.Response:
         target, rec.decision = decision.target, decision
         provider = state.runtime.providers[target.provider]
         rec.target, rec.simulated = target, provider.simulated_reason is not None
-        call = dispatch.build_call(body, raw, decision, target, provider, request, client_key(state, request))
+        call = Admitted(body, raw, decision, request.headers, request.query,
+                        client_key(state, request)).call(body, raw, target, provider)
         try:
             n = await provider.count_tokens(call)
             rec.source = "upstream" if provider.simulated_reason is None else "estimate"

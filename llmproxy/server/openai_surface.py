@@ -12,17 +12,16 @@ from __future__ import annotations
 import orjson
 from aiohttp import web
 
-from llmproxy.config import Target
-from llmproxy.convert.chunks import map_usage
 from llmproxy.convert.inbound import ChunkConverter, completion_from_message, to_anthropic
 from llmproxy.protocol import sse
 from llmproxy.protocol.anthropic import validate_messages
 from llmproxy.protocol.openai import validate_chat
 from llmproxy.protocol.sse import DEFERRED, Frame
-from llmproxy.providers import ChatProvider, Provider, Reply
+from llmproxy.providers import Reply
 from llmproxy.server import dispatch, streaming
 from llmproxy.server.edge import begin, client_key, route_headers
-from llmproxy.server.record import bodies_wanted, recording
+from llmproxy.server.exchange import PASSTHROUGH, Admitted, Exchange
+from llmproxy.server.record import bodies_wanted, recording, whole_message
 from llmproxy.server.state import STATE
 
 
@@ -60,28 +59,22 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         rec.requested_model, rec.stream = oreq.get("model"), bool(oreq.get("stream"))
         decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
         rec.profile, rec.decision = decision.profile, decision
-        key = client_key(state, request)
-
-        async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-            if isinstance(provider, ChatProvider):
-                rec.mode = "passthrough"
-                return await provider.chat(oreq, target.model)
-            rec.mode = "converted"
-            return await provider.messages(dispatch.build_call(body, None, decision, target, provider, request, key))
-
-        opened = await dispatch.open_chain(state, decision, rec, attempt)
-        raw = data = body = None  # sent: free them for the rest of the stream
+        # no client bytes: what the client sent is not the Anthropic form the exchange would rebuild
+        ex = Exchange(state, rec, Admitted(body, None, decision, request.headers, request.query,
+                                           client_key(state, request), chat=oreq))
+        raw = data = body = None
         if not bodies_wanted(state):
             rc.body = None
-        passthrough, model = rec.mode == "passthrough", opened.target.model
-        headers = route_headers(request, decision, opened.target)
-        reply = opened.reply
+        out = await ex.open()
+        passthrough, model = out.mode == PASSTHROUGH, out.target.model
+        headers = route_headers(request, decision, out.target)
+        reply = out.reply
         if reply.stream is not None:
             include_usage = bool((oreq.get("stream_options") or {}).get("include_usage"))
             resp = await streaming.write_stream(request, reply, headers, rec,
                                                 chat_surface(passthrough, model, include_usage),
                                                 state.runtime.cfg.server.ping_interval,
-                                                lambda exc: dispatch.stream_failed(state, opened, exc))
+                                                lambda exc: dispatch.stream_failed(state, out, exc))
         else:
             resp = _json(reply, passthrough, model, headers, rec)
         rec.status = resp.status
@@ -90,12 +83,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 
 def _json(reply: Reply, passthrough: bool, model: str, headers: dict, rec) -> web.Response:
     msg = reply.message or {}
-    if passthrough:
-        rec.usage = map_usage(msg.get("usage") if isinstance(msg.get("usage"), dict) else {})
-        out = reply.body_bytes()
-    else:
-        rec.usage, rec.stop_reason = msg.get("usage") or {}, msg.get("stop_reason")
-        out = orjson.dumps(completion_from_message(msg, model))
-    rec.bytes_out = len(out)
-    rec.ttfb_ms = rec.ms_since_start()
+    out = reply.body_bytes() if passthrough else orjson.dumps(completion_from_message(msg, model))
+    whole_message(rec, msg, chat=passthrough, size=len(out))
     return web.Response(body=out, content_type="application/json", headers=headers)

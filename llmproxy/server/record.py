@@ -16,6 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from llmproxy.config import Target
+from llmproxy.convert.chunks import map_usage
 from llmproxy.errors import ProxyError
 from llmproxy.obs.cost import cost_usd
 from llmproxy.routing import Decision
@@ -40,7 +41,7 @@ class RequestRecord:
     decision: Decision | None = None
     target: Target | None = None
     simulated: bool | None = None
-    mode: str | None = None                       # chat surface: "passthrough" | "converted"
+    mode: str | None = None                       # "passthrough" (the upstream spoke the client's API) | "converted"
     attempts: list[dict] | None = None            # failed tries, in order; None when nothing was dispatched
     status: int | None = None
     error: str | None = None
@@ -100,6 +101,25 @@ class RequestRecord:
             out["response_body"] = self.response_body
         out.update(self.extra)
         return out
+
+
+def whole_message(rec: RequestRecord, msg: object, *, chat: bool = False, size: int | None = None,
+                  collect: bool = False) -> None:
+    """The record of a whole (not streamed) answer, for every caller: its usage and stop reason (of an OpenAI
+    completion with ``chat``: usage in Anthropic's names, the first choice's finish reason), the message when
+    bodies are logged (``collect``), and for an answer written now its size (``size``) and time to first byte."""
+    msg = msg if isinstance(msg, dict) else {}
+    usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
+    if chat:
+        choices = msg.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
+        rec.usage, rec.stop_reason = map_usage(usage), first.get("finish_reason")
+    else:
+        rec.usage, rec.stop_reason = usage, msg.get("stop_reason")
+    if collect:
+        rec.response_body = msg
+    if size is not None:
+        rec.bytes_out, rec.ttfb_ms = size, rec.ms_since_start()
 
 
 def bodies_wanted(state: State) -> bool:

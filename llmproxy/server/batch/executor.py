@@ -1,5 +1,6 @@
-"""The batch executor: runs each stored batch's items through the same routing and providers as live
-traffic (non-streaming), and writes each result as it finishes.
+"""The batch executor: runs each stored batch's items (non-streaming) as live requests run — each one an
+``Exchange`` (``server/exchange.py``): the same routing, retries, fallback, circuits and send window — and
+writes each result as it finishes.
 
 * One task per unfinished batch. On start every batch that is not ended is resumed: only items without a
   stored result run again, and the store keeps the first result of an item, so nothing is lost or doubled.
@@ -23,16 +24,13 @@ import logging
 from datetime import UTC, datetime
 
 import orjson
-from multidict import CIMultiDict
+from multidict import CIMultiDict, CIMultiDictProxy
 
-from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, ProxyError
-from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.protocol.anthropic import validate_messages
-from llmproxy.providers import Call, Provider, Reply
-from llmproxy.server import dispatch
+from llmproxy.server.exchange import Admitted, Exchange
 from llmproxy.server.middleware import new_request_id
-from llmproxy.server.record import RequestRecord, finish
+from llmproxy.server.record import RequestRecord, bodies_wanted, finish, whole_message
 from llmproxy.server.state import State, this_worker
 from llmproxy.store import Batch, Item, Store
 from llmproxy.store.inline import inline_files
@@ -41,6 +39,7 @@ from llmproxy.store.sqlite import now_iso
 log = logging.getLogger("llmproxy")
 PAGE = 500
 POLL = 0.05  # seconds between looks at the live load while yielding
+_NO_HEADERS = CIMultiDictProxy(CIMultiDict())  # a batch item has no client headers (and no client key)
 
 
 #: with several workers, how often worker 1 looks for batches the others stored
@@ -203,24 +202,18 @@ class Executor:
             sent = await inline_files(body, self.store, max_bytes=state.runtime.cfg.files.max_inline_bytes)
             decision = state.runtime.router.decide(sent, batch.profile, raw_len=len(item.params))
             rec.profile, rec.decision = decision.profile, decision
-
-            async def attempt(_i: int, target: Target, provider: Provider) -> Reply:
-                return await provider.messages(self._call(sent, decision, target, provider))
-
+            ex = Exchange(state, rec, Admitted(sent, None, decision, _NO_HEADERS, {}))
+            sent = None
             async with self._provider_slot(decision.target.provider):
-                opened = await dispatch.open_chain(state, decision, rec, attempt)
-            reply = opened.reply
+                out = await ex.open()
+            reply = out.reply
             if reply.stream is not None or not isinstance(reply.message, dict):
                 reply.close()
                 raise InvalidRequest("the upstream did not answer with a message")
             msg = reply.message
-            rec.status, rec.stop_reason = 200, msg.get("stop_reason")
-            rec.usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
-            rec.bytes_out = len(reply.body_bytes())
-            rec.ttfb_ms = rec.ms_since_start()
+            rec.status = 200
+            whole_message(rec, msg, size=len(reply.body_bytes()), collect=bodies_wanted(state))
             kind, result = "succeeded", {"type": "succeeded", "message": msg}
-            if state.runtime.cfg.log.bodies or state.options.verbose >= 2:
-                rec.response_body = msg
         except ProxyError as exc:
             rec.status, rec.error = exc.status, exc.message
             kind, result = "errored", {"type": "errored", "error": exc.body()}
@@ -232,11 +225,6 @@ class Executor:
             kind, result = "errored", {"type": "errored", "error": ProxyError(rec.error).body()}
         finish(state, rec, body)
         await self.store.put_result(batch.id, item.index, item.custom_id, kind, result_line(item.custom_id, result))
-
-    def _call(self, body: dict, decision, target: Target, provider: Provider) -> Call:
-        spec = provider.config.model(target.model)
-        return Call(body=adapt_for_model(body, target.model, spec), raw=None, target=target, spec=spec,
-                    decision=decision, headers=CIMultiDict(), query={}, client_key=None)
 
     async def _run_native(self, batch: Batch) -> None:
         await self.native.mirror(batch)

@@ -23,7 +23,7 @@ from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers.batches import BatchProvider
 from llmproxy.routing import CompiledProfile
 from llmproxy.server.middleware import new_request_id
-from llmproxy.server.record import RequestRecord, finish
+from llmproxy.server.record import RequestRecord, finish, whole_message
 from llmproxy.server.state import State
 from llmproxy.store import RESULT_TYPES, Batch, Store
 from llmproxy.store.inline import inline_files
@@ -152,9 +152,9 @@ class Native:
         msg = result.get("message") if result.get("type") == "succeeded" else None
         if isinstance(msg, dict):
             rec.target, rec.simulated = Target(provider, str(msg.get("model"))), False
-            rec.status, rec.stop_reason = 200, msg.get("stop_reason")
-            usage = msg.get("usage") if isinstance(msg.get("usage"), dict) else {}
-            rec.usage = {**usage, "service_tier": usage.get("service_tier") or "batch"}  # billed as a batch
+            rec.status = 200
+            whole_message(rec, msg)
+            rec.usage = {**rec.usage, "service_tier": rec.usage.get("service_tier") or "batch"}  # billed as a batch
         else:
             rec.status = status if result.get("type") == "errored" else 499
             err = result.get("error") if isinstance(result.get("error"), dict) else {}

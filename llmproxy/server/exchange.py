@@ -1,0 +1,124 @@
+"""The exchange: one request from "admitted" to "recorded", the same for every caller.
+
+Both HTTP surfaces (``handlers.messages``, ``openai_surface.chat_completions``) and every batch item
+(``batch/executor.py``) build an ``Admitted`` — a plain value, no aiohttp ``Request`` in it: the validated
+body, the client's bytes, headers, query, credential and the routing decision — and hand it to an
+``Exchange``. ``Exchange.open()`` owns the request body while an upstream is asked (see its docstring),
+runs the chain (``dispatch.open_chain``: retries, fallback, circuits) with one attempt function, and
+returns an ``Outcome``: the open reply, the target and provider that answered, and the mode — chosen by
+the provider's capability, never read back from the record. The record is filled from that outcome here
+(``recorded``) and, for a whole answer, by ``record.whole_message``; the caller writes the reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from llmproxy.config import Target
+from llmproxy.protocol.adapt import adapt_for_model
+from llmproxy.providers import Call, ChatProvider, Provider, Reply, Source, top_level_patch
+from llmproxy.routing import Decision
+from llmproxy.server import dispatch
+from llmproxy.server.record import RequestRecord
+from llmproxy.server.state import State
+
+#: ``Outcome.mode``: the upstream spoke the client's API (its answer is relayed as it came) or not
+PASSTHROUGH, CONVERTED = "passthrough", "converted"
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A request as admitted: what dispatch needs of it, nothing of the HTTP server's."""
+    body: dict                          # the validated request in Anthropic form (routed; sent by messages())
+    raw: bytes | None                   # the client's bytes when ``body`` is exactly them, else None
+    decision: Decision
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    client_key: str | None = None       # the client's credential, when it may be forwarded
+    chat: dict | None = None            # the OpenAI surface's request as it came (for a ChatProvider)
+
+    def call(self, body: dict, raw: bytes | None, target: Target, provider: Provider, source: Source | None = None,
+             on_sent=None) -> Call:
+        """``body`` as ``target`` gets it. ``raw`` travels only while nothing changed; otherwise the call
+        carries how to undo the change (``Source.keep``)."""
+        spec = provider.config.model(target.model)
+        new_body = adapt_for_model(body, target.model, spec)
+        same = new_body is body
+        return Call(body=new_body, raw=raw if same else None, target=target, spec=spec, decision=self.decision,
+                    headers=self.headers, query=self.query, client_key=self.client_key, source=source,
+                    patch={} if same else top_level_patch(body, new_body), on_sent=on_sent)
+
+
+@dataclass(slots=True)
+class Outcome(dispatch.Opened):
+    mode: str = PASSTHROUGH             # PASSTHROUGH or CONVERTED, for the surface that asked
+
+
+def mode_of(provider: Provider, chat_surface: bool) -> str:
+    """Passthrough when the provider speaks the surface's API: Chat Completions (``ChatProvider``) on the
+    OpenAI surface, the Messages API (any other provider) on the Anthropic surface and in batches."""
+    return PASSTHROUGH if isinstance(provider, ChatProvider) == chat_surface else CONVERTED
+
+
+class Exchange:
+    """One admitted request on its way to an upstream and back into the record."""
+
+    __slots__ = ("state", "rec", "admitted", "parsed", "source")
+
+    def __init__(self, state: State, rec: RequestRecord, admitted: Admitted) -> None:
+        self.state, self.rec, self.admitted = state, rec, admitted
+        # the body is the exchange's now: the parsed object (``parsed``) and, with the client's bytes, a
+        # ``Source`` that can parse it again; the admitted value keeps neither
+        self.parsed: dict | None = admitted.body
+        self.source = Source(admitted.raw) if admitted.raw is not None else None
+        admitted.body, admitted.raw = {}, None
+
+    async def open(self) -> Outcome:
+        """Ask the chain's targets until one answers; the outcome, its record fields written.
+
+        The body's lifetime, in one place (a thousand Claude Code bodies waiting for their first byte must
+        not hold ~200 KB of objects each): with the client's bytes, the parsed body is handed to the first
+        attempt and let go; a retry or fallback parses it again from the ``Source``, which holds one copy of
+        the bytes (the client's, or what was sent and how to undo it). Each attempt takes a place in the
+        provider's send window (``server/sending.py``); while it waits for one it lets go of the parsed body,
+        and the place is given back once the body is on the connection (``on_sent``). Without the client's
+        bytes (the OpenAI surface's converted body, a batch item) the parsed body is kept until sent."""
+        opened = await dispatch.open_chain(self.state, self.admitted.decision, self.rec, self._attempt)
+        self.parsed = self.source = None  # sent: what comes back needs neither
+        out = Outcome(opened.reply, opened.target, opened.provider,
+                      mode_of(opened.provider, self.admitted.chat is not None))
+        self.recorded(out)
+        return out
+
+    def recorded(self, out: Outcome) -> None:
+        rec = self.rec
+        rec.target, rec.simulated, rec.mode = out.target, out.provider.simulated_reason is not None, out.mode
+
+    def _let_go(self) -> None:
+        if self.source is not None:
+            self.parsed = None
+
+    def _body(self) -> dict:
+        """The parsed body for one attempt (validated when admitted: the same request)."""
+        body = self.parsed
+        if self.source is None:
+            return body  # type: ignore[return-value]  # kept until sent
+        if body is None:
+            return self.source.body()
+        self.parsed = None
+        return body
+
+    async def _attempt(self, _i: int, target: Target, provider: Provider) -> Reply:
+        windows = dispatch.send_windows(self.state)
+        async with windows.slot(target.provider, provider.config.ttfb_timeout, self._let_go,
+                                sends=provider.simulated_reason is None) as slot:
+            chat = self.admitted.chat
+            if chat is not None and isinstance(provider, ChatProvider):
+                return await provider.chat(chat, target.model, on_sent=slot.release)
+            body = self._body()
+            src = self.source
+            call = self.admitted.call(body, src.raw if src is not None else None, target, provider, src,
+                                      slot.release)
+            del body
+            return await provider.messages(call)
