@@ -1,6 +1,6 @@
 """Train the learned intent signal (llmproxy/routing/intent.py) and choose its thresholds by cross-validation.
 
-Data: the ``tune`` rows of the intelligent profile in tests/routing/prompts.jsonl and tests/routing/blind.jsonl
+Data: the ``tune`` rows of the intelligent profile in tests/routing/prompts.jsonl, blind.jsonl and blind_train.jsonl
 (the held-out halves are never read here). Label: escalate (any concept) or not. Model: L2-regularised logistic
 regression over the hashed features ``intent.features`` produces, fitted by AdaGrad in pure Python with a fixed
 shuffle (deterministic: the same data gives the same bytes). Thresholds: 5-fold cross-validation gives every tune
@@ -25,7 +25,8 @@ from llmproxy import config, routing
 from llmproxy.routing import evaluate, intent
 
 REPO = Path(__file__).resolve().parents[1]
-SETS = (REPO / "tests" / "routing" / "prompts.jsonl", REPO / "tests" / "routing" / "blind.jsonl")
+SETS = (REPO / "tests" / "routing" / "prompts.jsonl", REPO / "tests" / "routing" / "blind.jsonl",
+        REPO / "tests" / "routing" / "blind_train.jsonl")
 FOLDS = 5
 NEG_WEIGHT = 1.5  # most real turns are small: the model's prior leans to "no escalation"
 TERM_WEIGHT = 0.15  # each routing term of the intelligent KG is a weak positive example

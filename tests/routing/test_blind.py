@@ -2,9 +2,9 @@
 the escalation bars of the intelligent profile on its held-out half, which no tuning has read.
 
 Issue 23's bar on the blind held-out half is precision >= 0.95 and recall >= 0.90. Reached (knowledge graph with
-question forms, typo tolerance, the small-task guard and the learned signal): precision 0.972, recall 0.833
-(70 of 84; non-English recall 0.688). The recall test below therefore holds the reached number, not the issue's:
-the gap to 0.90 is 6 prompts of 84. Failure messages print numbers only, never held-out texts.
+question forms, typo tolerance, the small-task guard, and the learned signal trained on the tune halves plus
+blind_train.jsonl, a second set written blind for training only): precision 0.974, recall 0.905 (76 of 84;
+non-English 0.963 / 0.812). Failure messages print numbers only, never held-out texts.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ PS = routing.compile_profiles(CFG)
 
 ISSUE_PRECISION = 0.95
 ISSUE_RECALL = 0.90
-REACHED_RECALL = 0.83  # below the issue's 0.90: see the module docstring
 
 
 def test_blind_set_composition():
@@ -46,5 +45,5 @@ def test_blind_heldout_precision_meets_the_issue_bar(heldout):
     assert heldout["precision"] >= ISSUE_PRECISION, _numbers(heldout)
 
 
-def test_blind_heldout_recall_at_the_reached_number_not_the_issue_bar(heldout):
-    assert heldout["recall"] >= REACHED_RECALL, _numbers(heldout)
+def test_blind_heldout_recall_meets_the_issue_bar(heldout):
+    assert heldout["recall"] >= ISSUE_RECALL, _numbers(heldout)
