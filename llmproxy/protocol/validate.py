@@ -202,6 +202,69 @@ _SUBSCHEMA = ("additionalProperties", "additionalItems", "not", "if", "then", "e
               "propertyNames", "unevaluatedProperties", "unevaluatedItems", "contentSchema")
 _SUBSCHEMA_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _SUBSCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_SUBSCHEMA_GROUPS = (*_SUBSCHEMA_LISTS, *_SUBSCHEMA_MAPS, "items")  # several sub-schemas, or (items) one
+
+
+class _Wrong(Exception):
+    """A schema node is wrong at ``keys`` (below the node): ``check_schema`` spells out the path."""
+
+    def __init__(self, message: str, *keys: Any):
+        super().__init__(message)
+        self.message, self.keys = message, keys
+
+
+def _check_keywords(node: dict) -> None:
+    """The node's own structural keywords: ``type``, ``enum``, ``required``."""
+    if "type" in node:
+        t = node["type"]
+        if isinstance(t, list):
+            for i, item in enumerate(t):
+                if not isinstance(item, str):
+                    raise _Wrong("Input should be a valid string", "type", i)
+        elif not isinstance(t, str):
+            raise _Wrong("Input should be a valid string or a list of strings", "type")
+    if "enum" in node and not isinstance(node["enum"], list):
+        raise _Wrong("Input should be a valid list", "enum")
+    req = node.get("required")
+    if req is not None and not isinstance(req, bool):  # draft 3 allows a boolean
+        if not isinstance(req, list):
+            raise _Wrong("Input should be a valid list", "required")
+        for i, item in enumerate(req):
+            if not isinstance(item, str):
+                raise _Wrong("Input should be a valid string", "required", i)
+
+
+def _push_subschemas(node: dict, link: int, links: list[tuple[int, Any]], stack: list[tuple[Any, int]]) -> None:
+    """Each sub-schema of the node onto ``stack``, with its keys below the node onto ``links`` (a keyword, then
+    an index or a name for a list or an object of sub-schemas); checks that such a keyword has a list or an
+    object."""
+    for key in _SUBSCHEMA:
+        if key in node:
+            links.append((link, key))
+            stack.append((node[key], len(links) - 1))
+    for key in _SUBSCHEMA_GROUPS:
+        if key not in node:
+            continue
+        subs = node[key]
+        if key == "items":
+            if not isinstance(subs, list):  # one schema (a list is the draft 4 tuple form)
+                links.append((link, key))
+                stack.append((subs, len(links) - 1))
+                continue
+            pairs: Iterable = enumerate(subs)
+        elif key in _SUBSCHEMA_LISTS:
+            if not isinstance(subs, list):
+                raise _Wrong("Input should be a valid list", key)
+            pairs = enumerate(subs)
+        else:
+            if not isinstance(subs, dict):
+                raise _Wrong("Input should be an object", key)
+            pairs = subs.items()
+        links.append((link, key))
+        parent = len(links) - 1
+        for name, sub in pairs:
+            links.append((parent, name))
+            stack.append((sub, len(links) - 1))
 
 
 def check_schema(schema: Any, path: str) -> dict:
@@ -219,12 +282,6 @@ def check_schema(schema: Any, path: str) -> dict:
             parts.append(key)
         return join_all(path, [*reversed(parts), *more])
 
-    def push(node: Any, link: int, *keys: Any) -> None:
-        for key in keys:
-            links.append((link, key))
-            link = len(links) - 1
-        stack.append((node, link))
-
     stack: list[tuple[Any, int]] = [(schema, 0)]
     while stack:
         node, link = stack.pop()
@@ -232,43 +289,9 @@ def check_schema(schema: Any, path: str) -> dict:
             continue
         if not isinstance(node, dict):
             fail(where(link), "Input should be a JSON schema (an object or a boolean)")
-        if "type" in node:
-            t = node["type"]
-            if isinstance(t, list):
-                for i, item in enumerate(t):
-                    if not isinstance(item, str):
-                        fail(where(link, "type", i), "Input should be a valid string")
-            elif not isinstance(t, str):
-                fail(where(link, "type"), "Input should be a valid string or a list of strings")
-        if "enum" in node and not isinstance(node["enum"], list):
-            fail(where(link, "enum"), "Input should be a valid list")
-        req = node.get("required")
-        if req is not None and not isinstance(req, bool):  # draft 3 allows a boolean
-            if not isinstance(req, list):
-                fail(where(link, "required"), "Input should be a valid list")
-            for i, item in enumerate(req):
-                if not isinstance(item, str):
-                    fail(where(link, "required", i), "Input should be a valid string")
-        for key in _SUBSCHEMA:
-            if key in node:
-                push(node[key], link, key)
-        for key in _SUBSCHEMA_LISTS:
-            if key in node:
-                if not isinstance(node[key], list):
-                    fail(where(link, key), "Input should be a valid list")
-                for i, sub in enumerate(node[key]):
-                    push(sub, link, key, i)
-        for key in _SUBSCHEMA_MAPS:
-            if key in node:
-                if not isinstance(node[key], dict):
-                    fail(where(link, key), "Input should be an object")
-                for name, sub in node[key].items():
-                    push(sub, link, key, name)
-        if "items" in node:
-            items = node["items"]
-            if isinstance(items, list):  # draft 4 tuple form
-                for i, sub in enumerate(items):
-                    push(sub, link, "items", i)
-            else:
-                push(items, link, "items")
+        try:
+            _check_keywords(node)
+            _push_subschemas(node, link, links, stack)
+        except _Wrong as wrong:
+            fail(where(link, *wrong.keys), wrong.message)
     return schema
