@@ -193,6 +193,41 @@ def whole_end(fh: io.BufferedReader, end: int) -> int:
         back = min(end, back * 4)
 
 
+class _Lines:
+    """The records in the chunks of a file as they are read; a partial line waits for the rest of it."""
+
+    __slots__ = ("buf",)
+
+    def __init__(self) -> None:
+        self.buf = b""
+
+    def feed(self, chunk: bytes) -> Iterator[tuple[dict, bytes]]:
+        self.buf += chunk
+        *lines, self.buf = self.buf.split(b"\n")
+        for line in lines:
+            rec = parse_line(line)
+            if rec is not None:
+                yield rec, line
+
+
+def _was_rotated(path: Path, fh: io.BufferedReader, ino: int | None) -> bool:
+    """Whether ``path`` is no longer the file ``fh`` reads (renamed away, a new file in its place) or was
+    truncated."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return False
+    return st.st_ino != ino or st.st_size < fh.tell()
+
+
+def _rotated_after(path: Path, ino: int | None) -> list[Path]:
+    """The rotated files newer than the one with inode ``ino``, oldest first: after more than one rotation
+    since the last poll, these have not been read."""
+    files = log_files(path)[:-1]
+    inodes = [_inode(f) for f in files]
+    return files[inodes.index(ino) + 1:] if ino in inodes else []
+
+
 def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool = False,
            position: Position | None = None) -> Iterator[tuple[dict, bytes]]:
     """New records appended to ``path`` (all of it with ``from_start``; from exactly ``position``, the file
@@ -200,7 +235,7 @@ def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool =
     wait until their newline arrives."""
     fh = None
     ino = None
-    buf = b""
+    lines = _Lines()
     if position is not None:
         if position.fh is None:
             from_start = True  # there was no file: everything in the one that appears is new
@@ -208,16 +243,6 @@ def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool =
             fh, position.fh = position.fh, None
             fh.seek(position.offset)
             ino = os.fstat(fh.fileno()).st_ino
-
-    def lines_of(chunk: bytes) -> Iterator[tuple[dict, bytes]]:
-        nonlocal buf
-        buf += chunk
-        *lines, buf = buf.split(b"\n")
-        for line in lines:
-            rec = parse_line(line)
-            if rec is not None:
-                yield rec, line
-
     try:
         while not stop():
             if fh is None:
@@ -231,27 +256,19 @@ def follow(path: Path, poll: float = 0.2, stop=lambda: False, from_start: bool =
                     fh.seek(0, os.SEEK_END)
             chunk = fh.read()
             if chunk:
-                yield from lines_of(chunk)
+                yield from lines.feed(chunk)
                 continue
-            try:
-                st = path.stat()
-                rotated = st.st_ino != ino or st.st_size < fh.tell()
-            except FileNotFoundError:
-                rotated = False
-            if not rotated:
+            if not _was_rotated(path, fh, ino):
                 time.sleep(poll)
                 continue
-            yield from lines_of(fh.read())  # whatever reached the old file just before the rename
+            yield from lines.feed(fh.read())  # whatever reached the old file just before the rename
             fh.close()
             fh = None
-            buf = b""
-            # more than one rotation since the last poll: the files rotated after ours are unread, oldest first
-            files = log_files(path)[:-1]
-            inodes = [_inode(f) for f in files]
-            for f in files[inodes.index(ino) + 1:] if ino in inodes else ():
+            lines.buf = b""
+            for f in _rotated_after(path, ino):
                 with contextlib.suppress(OSError):
-                    yield from lines_of(f.read_bytes())
-                    buf = b""
+                    yield from lines.feed(f.read_bytes())
+                    lines.buf = b""
             from_start = True  # the new file is read from its start
     finally:
         if fh is not None:
