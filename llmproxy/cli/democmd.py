@@ -68,42 +68,35 @@ def _reuse(state, socket: str | None, port: int | None, attach: bool) -> int:
     return 0
 
 
-def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path | None, claude: str | None,
-         install: bool, socket: str | None, wait: bool, timeout: float, port: int | None = None) -> int:
+def _start(path: str, home: Path, socket: str | None, port: int | None, workdir: Path | None,
+           size: tuple[int, int], attach: bool):
+    """Under the demo lock: reuse a demo that is up (the exit code), else clear what is left of an earlier
+    one, start the daemon if none runs, and the sessions: (state, the daemon's base URL)."""
     from llmproxy.demo import setup as S
     from llmproxy.demo import tmux as T
     from llmproxy.demo.daemon import daemon_for, proxy_token
-    from llmproxy.demo.state import DemoError, DemoState, demo_lock
+    from llmproxy.demo.state import DemoState, demo_lock
     from llmproxy.demo.stop import stop
 
-    t0 = time.monotonic()
-    home = paths.home()
-    if not S.tmux_available():
-        return _fail("tmux is not installed (Debian/Ubuntu: apt-get install tmux; macOS: brew install tmux)")
-    path = S.find_claude(claude, home)
-    if path is None and install:
-        path = install_claude(home)
-    if path is None:
-        return _fail("Claude Code was not found: install it with `llmproxy demo --install-claude` (or `make demo`), "
-                     "`npm install -g @anthropic-ai/claude-code`, or pass --claude PATH")
-    width, height = terminal_size()
-    try:
-        prompts = S.load_prompts(prompt_file)
-        with demo_lock():
-            previous = DemoState.load()
-            if previous is not None and T.is_up(previous):
-                return _reuse(previous, socket, port, attach)
-            if previous is not None:  # a demo half gone: remove what is left of it before starting afresh
-                for line in stop():
-                    out.print(f"previous demo: {line}")
-            base_url, started, daemon_pid = daemon_for(port=port)
-            wd = S.ensure_workspace(workdir or S.demo_home(home) / "workspace")
-            state = T.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=proxy_token(),
-                            started_daemon=started, daemon_pid=daemon_pid, width=width, height=height,
-                            titles=T.pane_titles())
-    except (DemoError, ValueError) as exc:
-        return _fail(str(exc))
+    with demo_lock():
+        previous = DemoState.load()
+        if previous is not None and T.is_up(previous):
+            return _reuse(previous, socket, port, attach)
+        if previous is not None:  # a demo half gone: remove what is left of it before starting afresh
+            for line in stop():
+                out.print(f"previous demo: {line}")
+        base_url, started, daemon_pid = daemon_for(port=port)
+        wd = S.ensure_workspace(workdir or S.demo_home(home) / "workspace")
+        state = T.start(claude=path, socket=socket, workdir=wd, base_url=base_url, token=proxy_token(),
+                        started_daemon=started, daemon_pid=daemon_pid, width=size[0], height=size[1],
+                        titles=T.pane_titles())
+    return state, base_url
+
+
+def _announce(state, base_url: str, width: int, height: int, socket: str | None) -> bool:
+    """Say what runs where (and which providers are simulated); whether the grid fits this terminal."""
     from llmproxy.daemonctl import get_health
+    from llmproxy.demo import setup as S
 
     host, _, port_s = base_url.removeprefix("http://").rpartition(":")
     health = get_health(host, int(port_s)) or {}
@@ -119,20 +112,57 @@ def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path
                   f"{g.minimum}); attach to one session at a time instead:[/]")
         for line in _attach_lines(socket):
             out.print(line)
+    return g.fits
+
+
+def _drive(socket: str | None, prompts: dict[str, str] | None, wait: bool, timeout: float, t0: float) -> None:
+    """Wait for the sessions (with ``wait``), type the prompts (unless None) and wait for the answers."""
+    from llmproxy.demo import tmux as T
+
+    if prompts is None and not wait:
+        return
     srv = T.server(socket)
+    T.wait_ready(srv, timeout)
+    out.print(f"all four prompts ready after {time.monotonic() - t0:.1f} s")
+    if prompts is not None:
+        T.type_prompts(srv, prompts)
+        if wait:
+            T.wait_answers(srv, prompts, timeout)
+            out.print(f"all four prompts answered after {time.monotonic() - t0:.1f} s")
+
+
+def demo(prompts_on: bool, prompt_file: Path | None, attach: bool, workdir: Path | None, claude: str | None,
+         install: bool, socket: str | None, wait: bool, timeout: float, port: int | None = None) -> int:
+    from llmproxy.demo import setup as S
+    from llmproxy.demo import tmux as T
+    from llmproxy.demo.state import DemoError
+
+    t0 = time.monotonic()
+    home = paths.home()
+    if not S.tmux_available():
+        return _fail("tmux is not installed (Debian/Ubuntu: apt-get install tmux; macOS: brew install tmux)")
+    path = S.find_claude(claude, home)
+    if path is None and install:
+        path = install_claude(home)
+    if path is None:
+        return _fail("Claude Code was not found: install it with `llmproxy demo --install-claude` (or `make demo`), "
+                     "`npm install -g @anthropic-ai/claude-code`, or pass --claude PATH")
+    width, height = terminal_size()
     try:
-        if prompts_on or wait:
-            T.wait_ready(srv, timeout)
-            out.print(f"all four prompts ready after {time.monotonic() - t0:.1f} s")
-        if prompts_on:
-            T.type_prompts(srv, prompts)
-            if wait:
-                T.wait_answers(srv, prompts, timeout)
-                out.print(f"all four prompts answered after {time.monotonic() - t0:.1f} s")
+        prompts = S.load_prompts(prompt_file)
+        started = _start(path, home, socket, port, workdir, (width, height), attach)
+    except (DemoError, ValueError) as exc:
+        return _fail(str(exc))
+    if isinstance(started, int):
+        return started  # a demo that is up, reused
+    state, base_url = started
+    fits = _announce(state, base_url, width, height, socket)
+    try:
+        _drive(socket, prompts if prompts_on else None, wait, timeout, t0)
     except DemoError as exc:
         return _fail(f"{exc} (the sessions are still up: `llmproxy demo status`, `llmproxy demo stop`)")
     how = " ".join(T.tmux_prefix(socket) + ["attach", "-t", S.GRID])
-    if attach and g.fits and sys.stdin.isatty() and sys.stdout.isatty():
+    if attach and fits and sys.stdin.isatty() and sys.stdout.isatty():
         T.attach(socket)
     out.print(f"attach with: [bold]{how}[/]   (one session: {' '.join(T.tmux_prefix(socket))} attach -t "
               f"llmproxy-intelligent)   stop with: [bold]llmproxy demo stop[/]")
