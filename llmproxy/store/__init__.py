@@ -215,10 +215,12 @@ def open_store(home: Path, settings: StoreConfig | None = None) -> Store:
     url = os.environ.get(DATABASE_URL_ENV) or settings.url
     if url:
         try:
+            # imported here: asyncpg is optional, and the backends import this module
             from llmproxy.store.postgres import PostgresStore
         except ModuleNotFoundError as e:
             raise RuntimeError(f"a PostgreSQL store needs {e.name}: pip install 'llmproxy[postgres]'") from None
         return PostgresStore(url, pool_size=settings.pool_size)
+    # imported here: the backends import this module (a cycle at the top)
     from llmproxy.store.sqlite import SqliteStore
 
     return SqliteStore(home / "llmproxy.db", home / "files")
