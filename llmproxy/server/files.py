@@ -7,16 +7,18 @@ the hook the Messages handlers call so a message may reference an uploaded file.
 
 from __future__ import annotations
 
+import functools
 import mimetypes
+from collections.abc import Awaitable, Callable
 
 import orjson
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge
+from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
 from llmproxy.server.edge import int_param, json_response
 from llmproxy.server.state import STATE
-from llmproxy.store import FileTooLarge, Store, filename_problem
+from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem
 from llmproxy.store.inline import inline_files
 
 STORE = web.AppKey("store", object)
@@ -34,6 +36,27 @@ class FileNotDownloadable(InvalidRequest):
         return out
 
 
+class StoreDown(ProxyError):
+    """The store (its database) cannot be reached: 503, worth retrying; the message names the store without
+    its password (``StoreUnavailable``'s)."""
+    status, error_type, retryable = 503, "api_error", True
+
+
+def store_down(exc: StoreUnavailable) -> StoreDown:
+    return StoreDown(f"the file store is unavailable; retry later ({exc})")
+
+
+def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
+    """``handler`` answering 503 (``StoreDown``) while the store cannot be reached."""
+    @functools.wraps(handler)
+    async def call(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StoreUnavailable as exc:
+            raise store_down(exc) from None
+    return call
+
+
 def store_of(request: web.Request) -> Store:
     store = request.app.get(STORE)
     if store is None:
@@ -43,8 +66,11 @@ def store_of(request: web.Request) -> Store:
 
 async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
     """``(body, raw)`` with referenced files inlined (``raw`` re-encoded to match); unchanged without any."""
-    new = await inline_files(body, request.app.get(STORE),
-                             max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
+    try:
+        new = await inline_files(body, request.app.get(STORE),
+                                 max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
+    except StoreUnavailable as exc:  # only a message that references a file needs the store
+        raise store_down(exc) from None
     return (body, raw) if new is body else (new, orjson.dumps(new))
 
 
@@ -166,8 +192,8 @@ async def delete_file(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application, prefix: str) -> None:
     r = app.router
-    r.add_post(prefix + "/v1/files", upload)
-    r.add_get(prefix + "/v1/files", list_files)
-    r.add_get(prefix + "/v1/files/{file_id}", get_file)
-    r.add_delete(prefix + "/v1/files/{file_id}", delete_file)
-    r.add_get(prefix + "/v1/files/{file_id}/content", download)
+    r.add_post(prefix + "/v1/files", guarded(upload))
+    r.add_get(prefix + "/v1/files", guarded(list_files))
+    r.add_get(prefix + "/v1/files/{file_id}", guarded(get_file))
+    r.add_delete(prefix + "/v1/files/{file_id}", guarded(delete_file))
+    r.add_get(prefix + "/v1/files/{file_id}/content", guarded(download))

@@ -15,16 +15,21 @@ Guarantees every implementation gives:
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import random
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 from llmproxy.store.keys import ApiKey
 
+T = TypeVar("T")
+log = logging.getLogger("llmproxy")
 RESULT_TYPES = ("succeeded", "errored", "canceled", "expired")
 STATUSES = ("in_progress", "canceling", "ended")
 
@@ -105,6 +110,32 @@ class FileMeta:
     def to_api(self) -> dict:
         return {"id": self.id, "type": "file", "filename": self.filename, "mime_type": self.mime_type,
                 "size_bytes": self.size_bytes, "created_at": self.created_at, "downloadable": self.downloadable}
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached (down, restarting, connection lost); the message names the store
+    without its password. Callers off the live path retry with backoff; the file endpoints answer 503."""
+
+
+async def retrying(call: Callable[[], Awaitable[T]], what: str, first_wait: float = 0.5,
+                   max_wait: float = 30.0) -> T:
+    """``call()``, again and again while the store is unavailable: waits from ``first_wait`` seconds,
+    doubling up to ``max_wait`` (with jitter), so background work (the batch executor) pauses while the
+    database is down and resumes once it is back. Any other error is raised at once."""
+    wait, failures = first_wait, 0
+    while True:
+        try:
+            result = await call()
+        except StoreUnavailable as exc:
+            failures += 1
+            if failures == 1:
+                log.warning("%s paused: %s; retrying with backoff", what, exc)
+            await asyncio.sleep(wait * (1 + random.random() / 5))
+            wait = min(max_wait, wait * 2)
+            continue
+        if failures:
+            log.info("%s resumed after %d failed attempt(s)", what, failures)
+        return result
 
 
 class FileTooLarge(Exception):
@@ -215,12 +246,10 @@ def open_store(home: Path, settings: StoreConfig | None = None) -> Store:
     url = os.environ.get(DATABASE_URL_ENV) or settings.url
     if url:
         try:
-            # imported here: asyncpg is optional, and the backends import this module
             from llmproxy.store.postgres import PostgresStore
         except ModuleNotFoundError as e:
             raise RuntimeError(f"a PostgreSQL store needs {e.name}: pip install 'llmproxy[postgres]'") from None
         return PostgresStore(url, pool_size=settings.pool_size)
-    # imported here: the backends import this module (a cycle at the top)
     from llmproxy.store.sqlite import SqliteStore
 
     return SqliteStore(home / "llmproxy.db", home / "files")

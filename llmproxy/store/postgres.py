@@ -16,6 +16,9 @@ shared by every instance that names the same database (docs/scaling.md).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import inspect
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,10 +26,24 @@ from urllib.parse import urlsplit
 import asyncpg
 import orjson
 
-from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
+from llmproxy.store import (
+    RESULT_TYPES,
+    Batch,
+    FileMeta,
+    FileTooLarge,
+    Item,
+    StoreUnavailable,
+    new_id,
+)
 from llmproxy.store.pg_keys import PgKeys
 from llmproxy.store.pg_schema import CHUNK_BYTES, migrate, page_rows, redact_url, scrub
-from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, now_iso
+from llmproxy.store.schema import (
+    BATCH_COLS,
+    FILE_COLS,
+    batch_row,
+    file_row,
+    now_iso,
+)
 
 #: seconds to wait for a connection to the server before the store answers StoreUnavailable
 CONNECT_TIMEOUT_S = 10.0
@@ -36,10 +53,73 @@ CLOSE_TIMEOUT_S = 5.0
 PENDING = "NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx)"
 
 
-class StoreUnavailable(Exception):
-    """The database cannot be reached or opened; the message names it without its password."""
+__all__ = ["PostgresStore", "StoreUnavailable"]
 
 
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the server is unreachable or went away (refused, reset, shut down, starting up),
+    rather than a mistake in a statement. A socket error counts only when the driver raised it: the same
+    ``ConnectionResetError`` from an upload's source is the client going away, not the database."""
+    if isinstance(exc, asyncpg.InterfaceError):
+        return "closed" in str(exc)  # "connection is closed"; other interface errors are our bugs
+    if isinstance(exc, OSError):
+        return raised_by_driver(exc)
+    return isinstance(exc, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+                            asyncpg.AdminShutdownError, asyncpg.CrashShutdownError))
+
+
+def raised_by_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").startswith("asyncpg"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _guarded(cls: type) -> type:
+    """Every public call of the store raises StoreUnavailable (named without the password) when the server
+    cannot be reached; the pool reconnects on the next call (asyncpg replaces a closed connection on
+    acquire), so callers retry with backoff and nothing else changes."""
+    def down(self: PostgresStore, exc: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"the store at {self.name} is unavailable: {type(exc).__name__}: "
+                                f"{scrub(str(exc), self._url)}")
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        async def call(self, *args, **kwargs):
+            try:
+                return await fn(self, *args, **kwargs)
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                raise down(self, exc) from None
+        return call
+
+    def wrap_gen(fn):
+        @functools.wraps(fn)
+        async def gen(self, *args, **kwargs):
+            try:
+                async with contextlib.aclosing(fn(self, *args, **kwargs)) as inner:
+                    async for value in inner:
+                        yield value
+            except Exception as exc:
+                if not connection_lost(exc):
+                    raise
+                raise down(self, exc) from None
+        return gen
+
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or name == "close":
+            continue
+        if inspect.isasyncgenfunction(fn):
+            setattr(cls, name, wrap_gen(fn))
+        elif inspect.iscoroutinefunction(fn):
+            setattr(cls, name, wrap(fn))
+    return cls
+
+
+@_guarded
 class PostgresStore(PgKeys):  # client keys: pg_keys.py
     def __init__(self, url: str, pool_size: int = 10, close_timeout: float = CLOSE_TIMEOUT_S):
         self.name = redact_url(url)
@@ -256,3 +336,4 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             gone = await conn.execute("DELETE FROM files WHERE id = $1", file_id)
             await conn.execute("DELETE FROM file_chunks WHERE file_id = $1", file_id)
         return gone != "DELETE 0"
+

@@ -32,7 +32,7 @@ from llmproxy.server.exchange import Admitted, Exchange
 from llmproxy.server.middleware import new_request_id
 from llmproxy.server.record import RequestRecord, bodies_wanted, finish, whole_message
 from llmproxy.server.state import State, this_worker
-from llmproxy.store import Batch, Item, Store
+from llmproxy.store import Batch, Item, Store, retrying
 from llmproxy.store.inline import inline_files
 from llmproxy.store.sqlite import now_iso
 
@@ -160,7 +160,8 @@ class Executor:
         last = -1
         try:
             while outcome is None:
-                items = await self.store.pending_items(batch.id, last, PAGE)
+                items = await retrying(lambda after=last: self.store.pending_items(batch.id, after, PAGE),
+                                       f"batch {batch.id}")
                 if not items:
                     break
                 for item in items:
@@ -182,10 +183,11 @@ class Executor:
             raise
         outcome = outcome or self._stopping(batch, expires)
         if outcome:
-            n = await self.store.finish_pending(batch.id, outcome)
+            n = await retrying(lambda: self.store.finish_pending(batch.id, outcome), f"batch {batch.id}")
             if n:
                 log.info("batch %s: %d item(s) %s", batch.id, n, outcome)
-        await self.store.update_batch(batch.id, status="ended", ended_at=now_iso())
+        ended = now_iso()
+        await retrying(lambda: self.store.update_batch(batch.id, status="ended", ended_at=ended), f"batch {batch.id}")
 
     async def _item(self, batch: Batch, item: Item) -> None:
         state = self.state
@@ -199,7 +201,8 @@ class Executor:
             if isinstance(model := body.get("model"), str):
                 rec.requested_model = model
             checked(body)
-            sent = await inline_files(body, self.store, max_bytes=state.runtime.cfg.files.max_inline_bytes)
+            limit = state.runtime.cfg.files.max_inline_bytes
+            sent = await retrying(lambda: inline_files(body, self.store, max_bytes=limit), f"batch {batch.id}")
             decision = state.runtime.router.decide(sent, batch.profile, raw_len=len(item.params))
             rec.profile, rec.decision = decision.profile, decision
             ex = Exchange(state, rec, Admitted(sent, None, decision, _NO_HEADERS, {}))
@@ -224,7 +227,9 @@ class Executor:
             rec.status, rec.error = 500, f"internal proxy error: {type(exc).__name__}"
             kind, result = "errored", {"type": "errored", "error": ProxyError(rec.error).body()}
         finish(state, rec, body)
-        await self.store.put_result(batch.id, item.index, item.custom_id, kind, result_line(item.custom_id, result))
+        line = result_line(item.custom_id, result)  # the database down: the item waits, its result is not lost
+        await retrying(lambda: self.store.put_result(batch.id, item.index, item.custom_id, kind, line),
+                       f"batch {batch.id}")
 
     async def _run_native(self, batch: Batch) -> None:
         await self.native.mirror(batch)
