@@ -88,3 +88,205 @@ def test_cli_name_taken(backend, home):
     create("bob")
     code, _, err = keys("create", "--name", "bob")
     assert code == 1 and "a live key named 'bob' exists" in err
+
+
+# ------------------------------------------------------------------------------------------------ the daemon
+
+ADMIN = "admin-key-0123456789abcdef"
+
+
+async def acreate(name: str, *opts: str) -> str:
+    """``create`` off the event loop (the CLI runs its own)."""
+    import asyncio
+
+    return await asyncio.to_thread(create, name, *opts)
+
+
+async def akeys(*args: str) -> tuple[int, str, str]:
+    import asyncio
+
+    return await asyncio.to_thread(keys, *args)
+
+
+async def start(proxy_factory, extra: str = "", **kw):
+    return await proxy_factory(f'[auth]\napi_keys = ["{ADMIN}"]\n' + extra, **kw)
+
+
+def hello(model: str = "claude-sonnet-4-5") -> dict:
+    return {"model": model, "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
+
+
+async def post(url: str, path: str, key: str | None, body: dict, headers: dict | None = None):
+    import aiohttp
+
+    h = {"anthropic-version": "2023-06-01", **(headers or {})}
+    if key is not None:
+        h["x-api-key"] = key
+    async with aiohttp.ClientSession() as s, s.post(url + path, json=body, headers=h) as r:
+        return r.status, await r.json()
+
+
+async def get(url: str, path: str, key: str):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s, s.get(url + path, headers={"authorization": f"Bearer {key}"}) as r:
+        return r.status, await r.text()
+
+
+def everything_written(home, fakes) -> str:
+    """Every byte the proxy wrote under its home (logs, store, secret file excepted) and every header and body
+    the upstreams received."""
+    parts = [p.read_bytes().decode("latin-1") for p in home.rglob("*") if p.is_file() and p.name != "keys.secret"]
+    parts += [repr(r["headers"]) + r["raw"].decode("latin-1") for f in fakes for r in f.requests]
+    return "\n".join(parts)
+
+
+async def test_store_key_and_config_key_both_work_and_the_secret_stays_out(backend, home, proxy_factory,
+                                                                          fake_anthropic, fake_backup):
+    import anthropic
+
+    from tests.conftest import wait_log
+
+    secret = await acreate("alice")
+    url, _ = await start(proxy_factory)
+    for kw in ({"api_key": secret}, {"auth_token": secret}, {"api_key": ADMIN}):
+        async with anthropic.AsyncAnthropic(base_url=url, max_retries=0, **kw) as c:
+            msg = await c.messages.create(**hello())
+            assert msg.content
+    wrong = "llmp_" + "A" * 32
+    status, body = await post(url, "/v1/messages", wrong, hello())
+    assert status == 401 and "invalid proxy API key" in body["error"]["message"]
+    recs = await wait_log(home, 4)
+    assert [r.get("key", {}).get("name") for r in recs if r.get("endpoint") == "messages"][:3] == \
+        ["alice", "alice", None]
+    assert recs[0]["key"]["id"].startswith("key_") and set(recs[0]["key"]) == {"id", "name"}
+    assert secret not in everything_written(home, [fake_anthropic, fake_backup])
+
+
+async def test_a_store_key_is_never_forwarded_upstream(backend, home, proxy_factory, fake_anthropic):
+    """A provider that forwards the client's key gets none when the key was ours (here, a store key)."""
+    secret = await acreate("alice")
+    url, _ = await proxy_factory("[providers.anthropic]\nforward_client_key = true\n", env_key=False)
+    status, _ = await post(url, "/v1/messages", secret, hello())
+    assert fake_anthropic.requests, status
+    assert secret not in everything_written(home, [fake_anthropic])
+    status, body = await post(url, "/v1/messages", None, hello())  # a key exists: the proxy is closed
+    assert status == 401 and "requires an API key" in body["error"]["message"]
+
+
+async def test_revoked_and_expired_keys_are_refused_saying_why(backend, home, proxy_factory):
+    alice, old = await acreate("alice"), await acreate("old", "--expires", "2020-01-01")
+    assert (await akeys("revoke", "alice"))[0] == 0
+    url, _ = await start(proxy_factory)
+    status, body = await post(url, "/v1/messages", alice, hello())
+    assert status == 401 and body["error"]["type"] == "authentication_error"
+    assert "proxy key 'alice' was revoked at" in body["error"]["message"]
+    status, body = await post(url, "/v1/chat/completions", old, hello())
+    assert status == 401 and "proxy key 'old' expired at 2020-01-01T00:00:00Z" in body["error"]["message"]
+    assert alice not in str(body) and old not in str(body)
+    assert alice not in everything_written(home, []) and old not in everything_written(home, [])
+
+
+async def test_revocation_is_seen_by_every_instance_without_a_restart(backend, home, proxy_factory):
+    """Two apps on one store (two instances, or two workers): a revocation by the CLI reaches both (within the
+    cache's TTL: the deadline here is generous, the bound itself is test_cache_ttl_bounds_revocation)."""
+    import asyncio
+
+    secret = await acreate("alice")
+    one, _ = await start(proxy_factory)
+    two, _ = await start(proxy_factory)
+    for url in (one, two):
+        assert (await post(url, "/v1/messages", secret, hello()))[0] == 200
+    assert (await akeys("revoke", "alice"))[0] == 0
+    for url in (one, two):
+        for _ in range(200):
+            status, body = await post(url, "/v1/messages", secret, hello())
+            if status == 401:
+                break
+            await asyncio.sleep(0.05)
+        assert status == 401 and "revoked" in body["error"]["message"]
+
+
+async def test_cache_ttl_bounds_revocation(backend, home, tmp_path):
+    """The key cache trusts an answer for its TTL and no longer (a clock the test moves)."""
+    from llmproxy.server.keyauth import KeyCache
+    from llmproxy.settings import StoreConfig
+    from llmproxy.store import open_store
+
+    secret = await acreate("alice")
+    import os
+
+    store = open_store(home, StoreConfig(url=os.environ.get(DATABASE_URL_ENV, "")))
+    now = [100.0]
+    cache = KeyCache(home, ttl=1.0, clock=lambda: now[0])
+    try:
+        assert (await cache.lookup(store, secret)).state() == "active"
+        assert (await cache.lookup(store, "llmp_" + "B" * 32)) is None
+        await store.revoke_key("alice")
+        now[0] += 0.9
+        assert (await cache.lookup(store, secret)).state() == "active"  # within the TTL: the cached answer
+        now[0] += 0.2
+        assert (await cache.lookup(store, secret)).state() == "revoked"  # past it: asked again
+        assert await cache.keys_exist(store)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("path", "headers", "model", "allowed"), [
+    ("/v1/messages", {}, "claude-sonnet-4-5", False),                          # the default profile (test)
+    ("/p/test/v1/messages", {}, "claude-sonnet-4-5", False),                   # by URL
+    ("/v1/messages", {"x-llmproxy-profile": "test"}, "claude-sonnet-4-5", False),  # by header
+    ("/p/oai/v1/messages", {}, "profile:test", False),                         # by model
+    ("/p/oai/v1/messages", {}, "anthropic,claude-sonnet-4-5", False),          # a target named directly
+    ("/p/test/v1/messages/count_tokens", {}, "claude-sonnet-4-5", False),
+    ("/p/test/v1/chat/completions", {}, "claude-sonnet-4-5", False),           # the OpenAI surface
+    ("/p/oai/v1/messages", {}, "claude-sonnet-4-5", True),
+    ("/v1/messages", {"x-llmproxy-profile": "oai"}, "claude-sonnet-4-5", True),
+    ("/v1/messages", {}, "profile:oai", True),
+    ("/p/oai/v1/chat/completions", {}, "claude-sonnet-4-5", True),
+])
+async def test_profile_restrictions_every_way_of_choosing(home, proxy_factory, monkeypatch, path, headers, model,
+                                                          allowed):
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    url, _ = await start(proxy_factory)  # the config first: the CLI checks the profiles against it
+    secret = await acreate("intern", "--profiles", "oai")
+    status, body = await post(url, path, secret, hello(model), headers)
+    if allowed:
+        assert status == 200, body
+        return
+    assert status == 403, body
+    err = body["error"]
+    assert (err.get("type") or err.get("code")) in ("permission_error", "permission_denied", None)
+    assert "key 'intern' may not" in err["message"] and "oai" in err["message"]
+    assert secret not in str(body)
+
+
+async def test_profile_restrictions_hold_for_batches(backend, home, proxy_factory):
+    url, _ = await start(proxy_factory)  # the config first: the CLI checks the profiles against it
+    secret = await acreate("intern", "--profiles", "oai")
+    item = {"custom_id": "a", "params": hello()}
+    status, body = await post(url, "/p/test/v1/messages/batches", secret, {"requests": [item]})
+    assert status == 403 and "may not use profile 'test'" in body["error"]["message"]
+    item = {"custom_id": "a", "params": hello("profile:test")}
+    status, body = await post(url, "/p/oai/v1/messages/batches", secret, {"requests": [item]})
+    assert status == 403 and "may not use profile 'test'" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/api/stats", "/api/providers", "/api/kg", "/metrics"])
+async def test_admin_routes_are_for_admin_keys(home, proxy_factory, monkeypatch, path):
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    secret = await acreate("alice")
+    url, _ = await start(proxy_factory)
+    status, text = await get(url, path, secret)
+    assert status == 403 and "is for admin keys" in text and secret not in text
+    assert (await get(url, path, ADMIN))[0] == 200
+    status, body = await post(url, "/p/test/api/reload", secret, {})
+    assert status == 403 and "is for admin keys" in body["error"]["message"]
+
+
+async def test_config_keys_alone_work_as_before(home, proxy_factory, monkeypatch):
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    url, _ = await start(proxy_factory)
+    assert (await post(url, "/v1/messages", ADMIN, hello()))[0] == 200
+    assert (await post(url, "/v1/messages", "llmp_" + "C" * 32, hello()))[0] == 401
+    assert (await get(url, "/api/stats", ADMIN))[0] == 200

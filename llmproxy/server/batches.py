@@ -25,6 +25,7 @@ from llmproxy.server.batch.executor import Executor
 from llmproxy.server.batch.native import Native
 from llmproxy.server.edge import int_param, json_response
 from llmproxy.server.files import STORE, cursors, store_of
+from llmproxy.server.keyauth import check_batch
 from llmproxy.server.state import STATE, State
 from llmproxy.store import Batch, new_id, open_store
 from llmproxy.store.sqlite import now_iso
@@ -163,7 +164,9 @@ async def create(request: web.Request) -> web.Response:
     cfg = state.runtime.cfg.batches
     profile = state.runtime.router.profile(request.match_info.get("profile"), request.headers.get(PROFILE_HEADER))
     raw = await read_limited(request, min(cfg.max_bytes, API_MAX_BYTES))
-    items = validate_batch(parse_json(raw), min(cfg.max_requests, API_MAX_REQUESTS))
+    data = parse_json(raw)
+    items = validate_batch(data, min(cfg.max_requests, API_MAX_REQUESTS))
+    check_batch(request, profile.name, data)  # a store key's allowed profiles (server/keyauth.py)
     if problem := credential_problem(state, profile):
         raise InvalidRequest(problem)
     now = datetime.now(UTC)
@@ -262,4 +265,3 @@ def add_routes(app: web.Application, prefix: str) -> None:
     r.add_delete(base + "/{batch_id}", delete)
     r.add_post(base + "/{batch_id}/cancel", cancel)
     r.add_get(base + "/{batch_id}/results", results)
-

@@ -13,6 +13,7 @@ from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, Overloaded, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
+from llmproxy.server.keyauth import CALLER, check_profile
 from llmproxy.server.middleware import client_credential
 from llmproxy.server.record import RequestRecord
 from llmproxy.server.state import REQUEST_ID, STATE, State
@@ -34,6 +35,7 @@ async def begin(request: web.Request, rec: RequestRecord) -> tuple[CompiledProfi
     profile = request_profile(request)
     rec.profile = profile.name
     raw, data = await read_body(request, rec)
+    check_profile(request, profile.name, data)  # a store key's allowed profiles (server/keyauth.py)
     return profile, raw, data
 
 
@@ -75,8 +77,10 @@ async def read_body(request: web.Request, rec: RequestRecord) -> tuple[bytes, ob
 
 
 def client_key(state: State, request: web.Request) -> str | None:
-    """The client's credential, forwardable only when it is not our own proxy key."""
-    return None if state.runtime.cfg.api_keys else client_credential(request)
+    """The client's credential, forwardable only when it is not our own proxy key (config or store)."""
+    caller = request.get(CALLER)
+    ours = state.runtime.cfg.api_keys or (caller is not None and caller.proxy_credential)
+    return None if ours else client_credential(request)
 
 
 def route_headers(request: web.Request, decision: Decision, served_by: Target) -> dict[str, str]:

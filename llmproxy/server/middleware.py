@@ -15,8 +15,16 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from llmproxy.errors import AuthenticationFailed, InvalidRequest, NotFound, ProxyError, RequestTooLarge
+from llmproxy.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    NotFound,
+    PermissionDenied,
+    ProxyError,
+    RequestTooLarge,
+)
 from llmproxy.server.errors import error_response, is_openai_surface
+from llmproxy.server.keyauth import CALLER, cache_of, caller_of, is_admin_path
 from llmproxy.server.record import RequestRecord, finish
 from llmproxy.server.state import REQUEST_ID, STATE
 
@@ -113,13 +121,16 @@ def client_credential(request: web.Request) -> str | None:
 
 
 def is_authorised(request: web.Request) -> bool:
-    """No proxy keys configured, or the request presents one of them (compared in constant time)."""
+    """An admin may see everything: no proxy keys at all (none configured, none in the store as far as this
+    process knows), or the request presents one of the config's keys (compared in constant time)."""
     keys = request.app[STATE].runtime.cfg.api_keys
     if not keys:
-        return True
+        return not cache_of(request.app).keys_known()
     presented = client_credential(request)
-    if presented is None:
-        return False
+    return presented is not None and _matches_config(presented, keys)
+
+
+def _matches_config(presented: str, keys: list[str]) -> bool:
     # as the bytes that came in: a header that is not UTF-8 arrives with surrogates, and is just a wrong key
     given = presented.encode("utf-8", "surrogateescape")
     ok = False
@@ -129,22 +140,36 @@ def is_authorised(request: web.Request) -> bool:
 
 
 #: what a refused client should fix, named in the 401 (Claude Code shows the message as it is)
-_WHERE_KEYS = ("send one of the keys in [auth] api_keys of the proxy's config.toml (or in the variable "
-               "[auth] api_keys_env names, LLMPROXY_API_KEYS by default); Claude Code sends "
-               "ANTHROPIC_AUTH_TOKEN (or ANTHROPIC_API_KEY), the SDKs their api_key")
+_WHERE_KEYS = ("send a key made by `llmproxy keys create` or one of the keys in [auth] api_keys of the proxy's "
+               "config.toml (or in the variable [auth] api_keys_env names, LLMPROXY_API_KEYS by default); "
+               "Claude Code sends ANTHROPIC_AUTH_TOKEN (or ANTHROPIC_API_KEY), the SDKs their api_key")
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
+    """Who the caller is (``server/keyauth.py``): a config key (admin), a store key, or anyone on an open
+    proxy; the admin routes (``/api/…``, ``/metrics``) for admins only."""
     path = request.path
-    if path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) and not _is_profile_root(path) \
-            and not is_authorised(request):
-        if client_credential(request) is None:
+    if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or _is_profile_root(path):
+        return await handler(request)
+    keys = request.app[STATE].runtime.cfg.api_keys
+    presented = client_credential(request)
+    try:
+        caller = await caller_of(request, presented, keys, lambda p: _matches_config(p, keys))
+    except AuthenticationFailed as exc:  # a known store key, revoked or expired
+        raise reject(request, exc, "auth") from None
+    if caller is None:
+        if presented is None:
             exc = AuthenticationFailed("this proxy requires an API key (x-api-key or Authorization: Bearer): "
                                        f"{_WHERE_KEYS}")
         else:
             exc = AuthenticationFailed(f"invalid proxy API key: {_WHERE_KEYS}")
         raise reject(request, exc, "auth")
+    request[CALLER] = caller
+    if not caller.admin and is_admin_path(path):
+        name = caller.key.name if caller.key else "?"
+        raise reject(request, PermissionDenied(f"{path} is for admin keys ([auth] api_keys of the config); "
+                                               f"key {name!r} may not use it"), "admin")
     return await handler(request)
 
 

@@ -20,6 +20,7 @@ from llmproxy.convert.chunks import map_usage
 from llmproxy.errors import ProxyError
 from llmproxy.obs.cost import cost_usd
 from llmproxy.routing import Decision
+from llmproxy.server.keyauth import CALLER
 from llmproxy.server.state import REQUEST_ID, STATE, State
 
 #: optional fields written only when set, in this order (after time, request_id, endpoint, client)
@@ -72,6 +73,8 @@ class RequestRecord:
         rec = cls(request_id=request[REQUEST_ID], endpoint=endpoint, client=client)
         if (worker := request.app[STATE].worker) is not None:
             rec.extra["worker"] = worker
+        if (caller := request.get(CALLER)) is not None and caller.key is not None:  # never the secret
+            rec.extra["key"] = {"id": caller.key.id, "name": caller.key.name}
         return rec
 
     def ms_since_start(self, at: float | None = None) -> float:

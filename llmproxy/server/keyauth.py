@@ -1,0 +1,199 @@
+"""Who a request comes from (issue 27): a key of the config's ``[auth] api_keys`` (an admin: unlimited, every
+route), a client key from the store (``llmproxy keys``: limited to its profiles, not the admin routes), or
+nobody when the proxy is open (no config keys and no key ever created).
+
+A store key is found by the keyed hash of the presented secret through ``KeyCache``: an in-process cache
+whose entries (found or not) live ``KEY_CACHE_TTL_S``, so a revocation made anywhere (the CLI, another
+instance, another worker) is seen by every process within that time, while a burst of requests with one key
+asks the store once (concurrent misses share one lookup). The lookup runs on the store's own thread (SQLite)
+or the event loop's asyncpg pool (PostgreSQL): it never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from llmproxy import paths
+from llmproxy.errors import AuthenticationFailed, PermissionDenied, ProxyError
+from llmproxy.store import Store
+from llmproxy.store.keys import SECRET_PREFIX, ApiKey, key_hash, load_server_secret
+
+log = logging.getLogger("llmproxy")
+
+#: how long a key looked up in the store (or found absent) is trusted: the bound on revocation latency
+KEY_CACHE_TTL_S = 1.0
+#: entries kept at most (a flood of wrong secrets evicts the oldest, never grows the cache)
+KEY_CACHE_MAX = 10_000
+
+
+@dataclass(frozen=True)
+class Caller:
+    admin: bool                   # a config key, or an open proxy: every route
+    key: ApiKey | None = None     # the store key it came with
+    proxy_credential: bool = False  # the credential was ours: never forwarded upstream
+
+
+class KeyCache:
+    def __init__(self, home: Path, ttl: float = KEY_CACHE_TTL_S, clock: Callable[[], float] = time.monotonic,
+                 max_entries: int = KEY_CACHE_MAX):
+        self.home, self.ttl, self.clock, self.max_entries = home, ttl, clock, max_entries
+        self._secret: bytes | None = None
+        self._entries: dict[str, tuple[float, ApiKey | None]] = {}
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._any: tuple[float, bool] | None = None
+
+    async def lookup(self, store: Store, secret: str) -> ApiKey | None:
+        """The store key with this secret (revoked and expired ones too), as of at most ``ttl`` ago."""
+        if self._secret is None:
+            try:
+                self._secret = await asyncio.to_thread(load_server_secret, self.home)
+            except (OSError, ValueError) as exc:  # names the file and the fix, never its content
+                raise ProxyError(f"cannot check proxy keys: {exc}") from None
+        digest = key_hash(self._secret, secret)
+        hit = self._entries.get(digest)
+        if hit is not None and hit[0] > self.clock():
+            return hit[1]
+        task = self._inflight.get(digest)
+        if task is None:
+            task = self._inflight[digest] = asyncio.ensure_future(self._fetch(store, digest))
+            task.add_done_callback(lambda _t: self._inflight.pop(digest, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, store: Store, digest: str) -> ApiKey | None:
+        key = await store.key_by_hash(digest)
+        self._entries.pop(digest, None)
+        while len(self._entries) >= self.max_entries:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[digest] = (self.clock() + self.ttl, key)
+        return key
+
+    def keys_known(self) -> bool:
+        """What ``keys_exist`` last answered (False before it was first asked)."""
+        return self._any is not None and self._any[1]
+
+    async def keys_exist(self, store: Store) -> bool:
+        """Whether any key was ever created (then a credential is required). Keys are never deleted, so a
+        yes is kept; a no is asked again after ``ttl``. With the store unreachable, the last answer holds
+        (none yet: the error propagates, and the request is refused)."""
+        if self._any is not None and (self._any[1] or self._any[0] > self.clock()):
+            return self._any[1]
+        try:
+            found = await store.has_keys()
+        except Exception:
+            if self._any is not None:
+                return self._any[1]
+            raise
+        self._any = (self.clock() + self.ttl, found)
+        return found
+
+
+def refusal(key: ApiKey) -> AuthenticationFailed | None:
+    """Why a store key found by its secret may not be used (never quoting the secret), or None."""
+    state = key.state()
+    if state == "revoked":
+        return AuthenticationFailed(f"proxy key {key.name!r} was revoked at {key.revoked_at}; ask the proxy's "
+                                    "admin for a new one")
+    if state == "expired":
+        return AuthenticationFailed(f"proxy key {key.name!r} expired at {key.expires_at}; ask the proxy's admin "
+                                    f"to extend it (llmproxy keys update {key.name} --expires DATE)")
+    return None
+
+
+def is_store_secret(presented: str) -> bool:
+    return presented.startswith(SECRET_PREFIX)
+
+
+def is_admin_path(path: str) -> bool:
+    """The dashboard's data and control routes (``/api/…``, also under ``/p/<profile>``) and ``/metrics``."""
+    if path.startswith("/p/"):
+        path = "/" + path[3:].partition("/")[2]
+    return path.startswith("/api/") or path == "/metrics"
+
+
+CALLER = web.RequestKey("caller", Caller)
+KEYS = web.AppKey("keys", KeyCache)
+
+
+def check_profile(request: web.Request, profile: str, body: object = None) -> None:
+    """A 403 naming the allowed profiles when the request's store key may not use ``profile``, or the one
+    ``body``'s ``model`` switches to (``profile:<name>``); a model naming a target directly
+    (``provider,model``) would bypass the profiles, so a limited key may not send one."""
+    caller = request.get(CALLER)
+    if caller is None or caller.key is None or not caller.key.profiles:
+        return
+    key = caller.key
+    allowed = ", ".join(key.profiles)
+    model = body.get("model") if isinstance(body, dict) else None
+    if isinstance(model, str) and model.startswith("profile:"):
+        profile = model[len("profile:"):].strip()
+    elif isinstance(model, str) and "," in model:
+        raise PermissionDenied(f"key {key.name!r} may not name a target directly (model {model[:100]!r}); "
+                               f"it may use the profiles {allowed}")
+    if profile not in key.profiles:
+        raise PermissionDenied(f"key {key.name!r} may not use profile {profile!r}; allowed profiles: {allowed} "
+                               "(choose one by /p/<profile>, the x-llmproxy-profile header or model "
+                               "'profile:<name>')")
+
+
+_CACHES: weakref.WeakKeyDictionary[web.Application, KeyCache] = weakref.WeakKeyDictionary()
+
+
+def cache_of(app: web.Application) -> KeyCache:
+    """The app's key cache (one per app, made on first use under this process's LLMPROXY_HOME)."""
+    cache = _CACHES.get(app)
+    if cache is None:
+        cache = _CACHES[app] = KeyCache(paths.home())
+    return cache
+
+
+def store_of_app(app: web.Application) -> Store | None:
+    """The app's store, once its cleanup context opened it."""
+    from llmproxy.server.files import STORE  # files -> edge -> keyauth: imported here to break that cycle
+
+    return app.get(STORE)  # type: ignore[return-value]
+
+
+async def caller_of(request: web.Request, presented: str | None, config_keys: list[str],
+                    matches_config: Callable[[str], bool]) -> Caller | None:
+    """Who presents ``presented``: a Caller, None (no or an unknown credential where one is needed), or an
+    AuthenticationFailed raised naming why a known store key may not be used."""
+    if presented is not None and config_keys and matches_config(presented):
+        return Caller(admin=True, proxy_credential=True)
+    store = store_of_app(request.app)
+    cache = cache_of(request.app)
+    try:
+        store_keys = store is not None and await cache.keys_exist(store)
+        key = await cache.lookup(store, presented) if presented and store_keys and is_store_secret(presented) \
+            else None
+    except ProxyError:
+        raise
+    except Exception as exc:  # the store unreachable: the caller may retry; never a key let through unchecked
+        log.warning("cannot check a proxy key: %s: %s", type(exc).__name__, exc)
+        raise ProxyError("cannot check the proxy key now: the key store is unreachable; retry shortly",
+                         status=503, retry_after="1") from None
+    if key is not None:
+        if (why := refusal(key)) is not None:
+            raise why
+        return Caller(admin=False, key=key, proxy_credential=True)
+    if not config_keys and not store_keys:
+        return Caller(admin=True)  # an open proxy: anyone, as without keys
+    return None
+
+
+def check_batch(request: web.Request, profile: str, data: object) -> None:
+    """``check_profile`` for a batch's profile and for each of its requests' ``model`` (a limited key's
+    batch may not switch a request to another profile or a target either)."""
+    check_profile(request, profile)
+    caller = request.get(CALLER)
+    if caller is None or caller.key is None or not caller.key.profiles or not isinstance(data, dict):
+        return
+    for item in data.get("requests") or ():
+        check_profile(request, profile, item.get("params") if isinstance(item, dict) else None)
