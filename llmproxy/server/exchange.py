@@ -12,6 +12,7 @@ the provider's capability, never read back from the record. The record is filled
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -55,10 +56,17 @@ class Outcome(dispatch.Opened):
     mode: str = PASSTHROUGH             # PASSTHROUGH or CONVERTED, for the surface that asked
 
 
+@functools.cache
+def speaks_chat(cls: type) -> bool:
+    """Whether providers of ``cls`` speak Chat Completions themselves (``ChatProvider``; asked once per class:
+    a protocol check costs microseconds on every request otherwise)."""
+    return issubclass(cls, ChatProvider)
+
+
 def mode_of(provider: Provider, chat_surface: bool) -> str:
     """Passthrough when the provider speaks the surface's API: Chat Completions (``ChatProvider``) on the
     OpenAI surface, the Messages API (any other provider) on the Anthropic surface and in batches."""
-    return PASSTHROUGH if isinstance(provider, ChatProvider) == chat_surface else CONVERTED
+    return PASSTHROUGH if speaks_chat(type(provider)) == chat_surface else CONVERTED
 
 
 class Exchange:
@@ -114,8 +122,8 @@ class Exchange:
         async with windows.slot(target.provider, provider.config.ttfb_timeout, self._let_go,
                                 sends=provider.simulated_reason is None) as slot:
             chat = self.admitted.chat
-            if chat is not None and isinstance(provider, ChatProvider):
-                return await provider.chat(chat, target.model, on_sent=slot.release)
+            if chat is not None and speaks_chat(type(provider)):
+                return await provider.chat(chat, target.model, on_sent=slot.release)  # type: ignore[attr-defined]
             body = self._body()
             src = self.source
             call = self.admitted.call(body, src.raw if src is not None else None, target, provider, src,
