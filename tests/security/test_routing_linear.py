@@ -156,8 +156,8 @@ ROUTED = ["a.a.a", "dashes then a slash", "error lines of blanks", "blank lines"
 @pytest.mark.parametrize("name", ROUTED)
 @pytest.mark.parametrize("profile", sorted(PS))
 def test_routing_the_largest_keyword_matched_text_is_bounded(profile, name):
-    ask = "\nplease plan the migration of the storage layer"
-    text = _largest_routed(profile, lambda n: GENERATORS[name](n - len(ask)) + ask)
+    ask = "\nplease plan the migration of the storage layer"  # after the run; "x" before it keeps it from strip()
+    text = _largest_routed(profile, lambda n: "x" + GENERATORS[name](n - len(ask) - 1) + ask)
     body = _body(text)
     raw_len = len(orjson.dumps(body))
     t0 = time.perf_counter()
