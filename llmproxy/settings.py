@@ -200,6 +200,8 @@ class StoreConfig:
     is given here or in $LLMPROXY_DATABASE_URL (which wins)."""
     url: str = ""  # postgresql://user:password@host:port/db (its password is never shown); "" = SQLite
     pool_size: int = opt(10, gt=0)  # connections this instance keeps to PostgreSQL at most
+    heartbeat_seconds: float = opt(5.0, gt=0)  # how often this instance writes its registry row (status --fleet)
+    ledger_flush_seconds: float = opt(1.0, gt=0)  # how often the usage ledger's buffer is written to the store
 
 
 # ---------------------------------------------------------------------------------------------- reading

@@ -84,6 +84,7 @@ def _main(version: Annotated[bool, typer.Option("--version", "-V", is_eager=True
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", metavar="FILE", help="config file (default: $LLMPROXY_HOME/config.toml)")]
 ProfileDirOpt = Annotated[list[Path] | None, typer.Option("--profile-dir", metavar="DIR", help="extra directory of profile .toml files")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+FleetOpt = Annotated[bool, typer.Option("--fleet", help="every instance sharing the store ([store] url), from the store")]
 PortOpt = Annotated[int | None, typer.Option("--port", metavar="PORT", help="port of the daemon to start if none runs (default from config)")]
 ProfileOpt = Annotated[str | None, typer.Option("--profile", metavar="NAME", help="profile to route through (default: server.default_profile)")]
 
@@ -120,8 +121,13 @@ def stop() -> None:
 
 
 @app.command()
-def status(json_out: JsonOpt = False) -> None:
-    """Is the daemon running? pid, address, uptime, profiles, providers, requests served, stale config."""
+def status(json_out: JsonOpt = False, fleet: FleetOpt = False) -> None:
+    """Is the daemon running? pid, address, uptime, profiles, providers, requests served, stale config.
+    With --fleet: every instance sharing the store (address, version, last heartbeat, circuits)."""
+    if fleet:
+        from llmproxy.cli import fleet as fleet_mod
+
+        raise typer.Exit(fleet_mod.status_fleet(json_out))
     from llmproxy.cli import lifecycle
 
     raise typer.Exit(lifecycle.status(json_out))
@@ -176,8 +182,14 @@ def logs(
 def stats(
     since: Annotated[str | None, typer.Option(metavar="WHEN", help="window, e.g. 1h (default: the whole current log)")] = None,
     json_out: JsonOpt = False,
+    fleet: FleetOpt = False,
 ) -> None:
-    """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario share."""
+    """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario share.
+    With --fleet: every instance's usage from the store's per-minute ledger (requests, errors, tokens, cost)."""
+    if fleet:
+        from llmproxy.cli import fleet as fleet_mod
+
+        raise typer.Exit(fleet_mod.stats_fleet(since, json_out))
     from llmproxy.cli import logs as logs_mod
 
     raise typer.Exit(logs_mod.stats(since, json_out))

@@ -57,6 +57,14 @@ class Metrics:
         self.closed_connections = Counter("llmproxy_closed_connections",
                                           "Connections closed before a request head arrived", ["reason"], registry=r)
 
+        # the fleet's background work (server/fleet.py): requests the usage ledger could not keep (its buffer
+        # was full while the store was unreachable), and background store writes that failed (task: heartbeat
+        # or ledger; each is retried with backoff)
+        self.ledger_dropped = Counter("llmproxy_ledger_dropped", "Requests not counted in the usage ledger "
+                                      "(its buffer was full while the store was unreachable)", registry=r)
+        self.store_failures = Counter("llmproxy_store_failures", "Background store writes that failed (retried "
+                                      "with backoff)", ["task"], registry=r)
+
     def observe_circuits(self, snapshot: dict[str, dict]) -> None:
         """Circuit states from the breakers (keys are 'provider/model' from config, so labels stay bounded);
         a circuit that closed again reads 0."""

@@ -14,6 +14,7 @@ from llmproxy import config as config_mod
 from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
 from llmproxy.server import batches, files, handlers, openai_surface, ui
+from llmproxy.server.fleet import fleet_context
 from llmproxy.server.guard import guard_middleware
 from llmproxy.server.middleware import REJECTIONS, auth_middleware, errors_middleware, rejection_budget
 from llmproxy.server.relay import relay_context
@@ -75,6 +76,7 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
     app.cleanup_ctx.append(_request_log)
     app.cleanup_ctx.append(batches.store_context)
     app.cleanup_ctx.append(relay_context)
+    app.cleanup_ctx.append(fleet_context)  # after the store and the request log: heartbeat, usage ledger
     for prefix in ("", "/p/{profile}"):
         r = app.router
         r.add_post(prefix + "/v1/messages", handlers.messages)

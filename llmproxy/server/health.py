@@ -33,6 +33,9 @@ def health_info(state: State) -> dict:
     if (worker := this_worker()) is not None:  # the counts above are this worker's
         info["worker"] = f"{worker[0]}/{worker[1]}"
         info["supervisor_pid"] = os.getppid()
+    fleet = state.fleet
+    if fleet is not None:  # the store: kind, ok, lag_s since the last heartbeat written (server/fleet.py)
+        info["store"] = fleet.health()
     if state.log is not None:
         health = getattr(state.log, "health", None)
         info["request_log"] = health() if callable(health) else {"writing": True}

@@ -63,6 +63,7 @@ class State:
     config_stale_since: str | None = None   # when a reload last failed (ISO time), until one succeeds
     events: EventHub = field(default_factory=EventHub)  # the dashboard's live feed (llmproxy/server/ui.py)
     send_windows: SendWindows | None = None  # made (and resized) by dispatch.send_windows
+    fleet: object | None = None  # server/fleet.Fleet: the registry heartbeat and the usage ledger (None until started)
 
     @property
     def metrics(self):

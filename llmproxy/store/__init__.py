@@ -117,6 +117,50 @@ class StoreUnavailable(Exception):
     without its password. Callers off the live path retry with backoff; the file endpoints answer 503."""
 
 
+#: the counters of one usage ledger row, in column order
+USAGE_COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                "cost_usd", "cost_unknown")
+USAGE_KEY = ("minute", "profile", "scenario", "provider", "model")
+
+
+@dataclass
+class Instance:
+    """One llmproxy instance in the registry (``llmproxy status --fleet``)."""
+    id: str
+    host: str
+    port: int
+    version: str
+    pid: int
+    started_at: str                     # RFC 3339
+    circuits: dict = field(default_factory=dict)
+    #: seconds since its last heartbeat, by the store's clock (filled by ``instances``)
+    seen_ago_s: float = 0.0
+
+
+@dataclass
+class Usage:
+    """One usage ledger row: the aggregate of one minute (``2026-12-05T10:37Z``) for one key."""
+    minute: str
+    profile: str
+    scenario: str
+    provider: str
+    model: str
+    requests: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_unknown: int = 0              # requests whose price is unknown (not counted in cost_usd)
+
+    def key(self) -> tuple[str, ...]:
+        return tuple(getattr(self, k) for k in USAGE_KEY)
+
+    def counts(self) -> tuple:
+        return tuple(getattr(self, k) for k in USAGE_COUNTS)
+
+
 async def retrying(call: Callable[[], Awaitable[T]], what: str, first_wait: float = 0.5,
                    max_wait: float = 30.0) -> T:
     """``call()``, again and again while the store is unavailable: waits from ``first_wait`` seconds,
@@ -210,6 +254,23 @@ class Store(Protocol):
 
     async def delete_file(self, file_id: str) -> bool: ...
 
+    # ------------------------------------------------------------------ fleet: instances and usage ledger
+    async def heartbeat(self, instance: Instance) -> None:
+        """Insert or refresh ``instance``'s registry row: its last-seen time becomes now, its circuits these."""
+
+    async def forget_instance(self, instance_id: str) -> None:
+        """Remove an instance's row (it stops cleanly)."""
+
+    async def instances(self) -> list[Instance]:
+        """Every registered instance, most recently seen first, with ``seen_ago_s`` filled."""
+
+    async def add_usage(self, rows: list[Usage]) -> None:
+        """Add each row's counts to the stored aggregate of its key (created when absent), in one
+        transaction, in key order (so two instances adding to the same keys never deadlock)."""
+
+    async def usage(self, since_minute: str) -> list[Usage]:
+        """Every ledger row from ``since_minute`` (``YYYY-MM-DDTHH:MMZ``) on, by minute."""
+
     # ------------------------------------------------------------------ client keys (store/keys.py)
     async def create_key(self, key: ApiKey, secret_hash: str) -> None:
         """Store a new key with the keyed hash of its secret. Raises KeyNameTaken when a live key has its name."""
@@ -246,10 +307,12 @@ def open_store(home: Path, settings: StoreConfig | None = None) -> Store:
     url = os.environ.get(DATABASE_URL_ENV) or settings.url
     if url:
         try:
+            # imported here: asyncpg is optional, and the backends import this module
             from llmproxy.store.postgres import PostgresStore
         except ModuleNotFoundError as e:
             raise RuntimeError(f"a PostgreSQL store needs {e.name}: pip install 'llmproxy[postgres]'") from None
         return PostgresStore(url, pool_size=settings.pool_size)
+    # imported here: the backends import this module (a cycle at the top)
     from llmproxy.store.sqlite import SqliteStore
 
     return SqliteStore(home / "llmproxy.db", home / "files")

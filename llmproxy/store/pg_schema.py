@@ -74,6 +74,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE batch_items ADD COLUMN lease_owner TEXT;
         ALTER TABLE batch_items ADD COLUMN lease_until TIMESTAMPTZ;
     """),
+    #: the instance registry (heartbeats, in the database's clock) and the usage ledger (per minute)
+    ("0006_instances", """
+        CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            port INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            last_seen TIMESTAMPTZ NOT NULL,
+            circuits JSONB NOT NULL DEFAULT '{}'
+        );
+    """),
+    ("0007_usage_ledger", """
+        CREATE TABLE usage_ledger (
+            minute TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            scenario TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            requests BIGINT NOT NULL DEFAULT 0,
+            errors BIGINT NOT NULL DEFAULT 0,
+            input_tokens BIGINT NOT NULL DEFAULT 0,
+            output_tokens BIGINT NOT NULL DEFAULT 0,
+            cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+            cache_write_tokens BIGINT NOT NULL DEFAULT 0,
+            cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            cost_unknown BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (minute, profile, scenario, provider, model)
+        );
+    """),
     #: client keys (issue 27): only a keyed hash of each secret (store/keys.py); a name is unique among live keys
     ("0008_keys", """
         CREATE TABLE keys (

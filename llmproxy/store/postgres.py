@@ -31,8 +31,10 @@ from llmproxy.store import (
     Batch,
     FileMeta,
     FileTooLarge,
+    Instance,
     Item,
     StoreUnavailable,
+    Usage,
     new_id,
 )
 from llmproxy.store.pg_keys import PgKeys
@@ -40,9 +42,13 @@ from llmproxy.store.pg_schema import CHUNK_BYTES, migrate, page_rows, redact_url
 from llmproxy.store.schema import (
     BATCH_COLS,
     FILE_COLS,
+    INSTANCE_COLS,
+    USAGE_COLS,
     batch_row,
     file_row,
     now_iso,
+    usage_row,
+    usage_upsert,
 )
 
 #: seconds to wait for a connection to the server before the store answers StoreUnavailable
@@ -121,6 +127,8 @@ def _guarded(cls: type) -> type:
 
 @_guarded
 class PostgresStore(PgKeys):  # client keys: pg_keys.py
+    kind = "postgres"  # what /health and status --fleet call it
+
     def __init__(self, url: str, pool_size: int = 10, close_timeout: float = CLOSE_TIMEOUT_S):
         self.name = redact_url(url)
         self.close_timeout = close_timeout
@@ -337,3 +345,31 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             await conn.execute("DELETE FROM file_chunks WHERE file_id = $1", file_id)
         return gone != "DELETE 0"
 
+    # ------------------------------------------------------------------ fleet: instances and usage ledger
+    async def heartbeat(self, instance: Instance) -> None:
+        await (await self._db()).execute(
+            f"INSERT INTO instances ({INSTANCE_COLS}, last_seen) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, clock_timestamp()) ON CONFLICT (id) DO UPDATE "
+            "SET last_seen = excluded.last_seen, circuits = excluded.circuits, port = excluded.port",
+            instance.id, instance.host, instance.port, instance.version, instance.pid, instance.started_at,
+            orjson.dumps(instance.circuits).decode())
+
+    async def forget_instance(self, instance_id: str) -> None:
+        await (await self._db()).execute("DELETE FROM instances WHERE id = $1", instance_id)
+
+    async def instances(self) -> list[Instance]:
+        rows = await (await self._db()).fetch(
+            "SELECT id, host, port, version, pid, started_at, circuits::text, "
+            "extract(epoch FROM clock_timestamp() - last_seen)::float8 FROM instances ORDER BY last_seen DESC")
+        return [Instance(*r[:6], circuits=orjson.loads(r[6]), seen_ago_s=max(0.0, r[7])) for r in rows]
+
+    async def add_usage(self, rows: list[Usage]) -> None:
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.executemany(usage_upsert("$"),
+                                   [r.key() + r.counts() for r in sorted(rows, key=Usage.key)])
+
+    async def usage(self, since_minute: str) -> list[Usage]:
+        rows = await (await self._db()).fetch(
+            f"SELECT {USAGE_COLS} FROM usage_ledger WHERE minute >= $1 ORDER BY minute", since_minute)
+        return [usage_row(tuple(r)) for r in rows]

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from llmproxy.store import RESULT_TYPES, Batch, FileMeta
+from llmproxy.store import RESULT_TYPES, USAGE_COUNTS, USAGE_KEY, Batch, FileMeta, Usage
 
 #: (name, SQL), applied in order, each once
 MIGRATIONS: list[tuple[str, str]] = [
@@ -63,6 +63,37 @@ MIGRATIONS: list[tuple[str, str]] = [
         ALTER TABLE batch_items ADD COLUMN lease_owner TEXT;
         ALTER TABLE batch_items ADD COLUMN lease_until REAL;
     """),
+    #: the instance registry (heartbeats; ``last_seen`` in epoch seconds) and the usage ledger (per minute)
+    ("0006_instances", """
+        CREATE TABLE instances (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            port INTEGER NOT NULL,
+            version TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            started_at TEXT NOT NULL,
+            last_seen REAL NOT NULL,
+            circuits TEXT NOT NULL DEFAULT '{}'
+        );
+    """),
+    ("0007_usage_ledger", """
+        CREATE TABLE usage_ledger (
+            minute TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            scenario TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            cost_unknown INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (minute, profile, scenario, provider, model)
+        ) WITHOUT ROWID;
+    """),
     #: client keys (issue 27): only a keyed hash of each secret (store/keys.py); a name is unique among live keys
     ("0008_keys", """
         CREATE TABLE keys (
@@ -87,6 +118,24 @@ MIGRATIONS: list[tuple[str, str]] = [
 BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
               "succeeded, errored, canceled, expired, native")
 FILE_COLS = "id, filename, mime_type, size_bytes, created_at"
+
+
+INSTANCE_COLS = "id, host, port, version, pid, started_at, circuits"
+USAGE_COLS = ", ".join(USAGE_KEY + USAGE_COUNTS)
+
+
+def usage_upsert(param: str) -> str:
+    """The ledger's add-to-aggregate statement (both engines): ``param`` is the placeholder style, ``?`` or
+    ``$``."""
+    cols = USAGE_KEY + USAGE_COUNTS
+    vals = ", ".join("?" if param == "?" else f"${i}" for i in range(1, len(cols) + 1))
+    sets = ", ".join(f"{c} = usage_ledger.{c} + excluded.{c}" for c in USAGE_COUNTS)
+    return (f"INSERT INTO usage_ledger ({USAGE_COLS}) VALUES ({vals}) "
+            f"ON CONFLICT ({', '.join(USAGE_KEY)}) DO UPDATE SET {sets}")
+
+
+def usage_row(row: tuple) -> Usage:
+    return Usage(*row)
 
 
 def now_iso() -> str:

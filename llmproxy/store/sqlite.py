@@ -24,8 +24,20 @@ from typing import Any, TypeVar
 
 import orjson
 
-from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Item, new_id
-from llmproxy.store.schema import BATCH_COLS, FILE_COLS, batch_row, file_row, migrate, now_iso, page_rows
+from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Instance, Item, Usage, new_id
+from llmproxy.store.schema import (
+    BATCH_COLS,
+    FILE_COLS,
+    INSTANCE_COLS,
+    USAGE_COLS,
+    batch_row,
+    file_row,
+    migrate,
+    now_iso,
+    page_rows,
+    usage_row,
+    usage_upsert,
+)
 from llmproxy.store.sqlite_keys import SqliteKeys
 
 T = TypeVar("T")
@@ -52,6 +64,8 @@ def open_lock(db_path: Path) -> Iterator[None]:
 
 
 class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
+    kind = "sqlite"  # what /health and status --fleet call it
+
     def __init__(self, db_path: Path, files_dir: Path):
         self.db_path, self.files_dir = db_path, files_dir
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llmproxy-store")
@@ -313,6 +327,46 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
             with contextlib.suppress(OSError, KeyError):
                 self._path(file_id).unlink(missing_ok=True)
         return gone
+
+
+    # ------------------------------------------------------------------ fleet: instances and usage ledger
+    async def heartbeat(self, instance: Instance) -> None:
+        def tx(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO instances ({INSTANCE_COLS}, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                         "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, "
+                         "circuits = excluded.circuits, port = excluded.port",
+                         (instance.id, instance.host, instance.port, instance.version, instance.pid,
+                          instance.started_at, orjson.dumps(instance.circuits).decode(), time.time()))
+
+        await self._run(tx)
+
+    async def forget_instance(self, instance_id: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM instances WHERE id = ?", (instance_id,)))
+
+    async def instances(self) -> list[Instance]:
+        def q(conn: sqlite3.Connection) -> list[Instance]:
+            rows = conn.execute(f"SELECT {INSTANCE_COLS}, last_seen FROM instances ORDER BY last_seen DESC")
+            now = time.time()
+            return [Instance(*r[:6], circuits=orjson.loads(r[6]), seen_ago_s=max(0.0, now - r[7])) for r in rows]
+
+        return await self._run(q)
+
+    async def add_usage(self, rows: list[Usage]) -> None:
+        sql = usage_upsert("?")
+
+        def tx(conn: sqlite3.Connection) -> None:
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.executemany(sql, (r.key() + r.counts() for r in sorted(rows, key=Usage.key)))
+
+        await self._run(tx)
+
+    async def usage(self, since_minute: str) -> list[Usage]:
+        def q(conn: sqlite3.Connection) -> list[Usage]:
+            return [usage_row(r) for r in conn.execute(
+                f"SELECT {USAGE_COLS} FROM usage_ledger WHERE minute >= ? ORDER BY minute", (since_minute,))]
+
+        return await self._run(q)
 
 
 def _finish_write(fh, tail: bytes, part: Path, final: Path) -> None:

@@ -1,8 +1,8 @@
 """The live path does not depend on the database (issue 26): the app runs on a PostgreSQL store, the test
 cluster's server is stopped (``pg_ctl stop -m immediate``) mid-test and started again. Meanwhile
 ``/v1/messages`` and ``/v1/chat/completions`` keep answering, the file endpoints answer 503 in the API's
-error shape naming the store (never its password), and a batch that was running pauses and, once the
-server is back, ends with exactly one result per item."""
+error shape naming the store (never its password), ``/health`` says the store is not ok, and a batch that
+was running pauses and, once the server is back, ends with exactly one result per item."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def start_server(cluster) -> None:
     pg_ctl(cluster, "-l", str(cluster.root / "server.log"), "-o", opts, "-w", "-t", "60", "start")
 
 
+async def health(http: aiohttp.ClientSession, url: str) -> dict:
+    async with http.get(url + "/health", headers=AUTH) as r:
+        return await r.json()
+
+
 async def until(predicate, timeout: float = 30.0, every: float = 0.05):
     for _ in range(int(timeout / every)):
         if value := await predicate():
@@ -63,11 +68,13 @@ async def test_live_path_serves_files_answer_503_and_a_batch_resumes(proxy_facto
                                                                       monkeypatch):
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     url, _ = await proxy_factory(f'[server]\nsimulator_speed = 1\n[store]\nurl = "{pg_url}"\n'
+                                 "heartbeat_seconds = 0.1\nledger_flush_seconds = 0.1\n"
                                  "[batches]\nconcurrency = 2\n", simulate=True)
     reqs = [{"custom_id": f"r-{i}", "params": {"model": "claude-sonnet-4-5", "max_tokens": 30,
                                                "messages": [{"role": "user", "content": f"item {i}"}]}}
             for i in range(40)]
     async with aiohttp.ClientSession() as http:
+        await until(lambda: _store_ok(http, url, True))
         async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as c:
             batch = await c.messages.batches.create(requests=reqs)
         stop_server(pg_cluster)
@@ -83,8 +90,13 @@ async def test_live_path_serves_files_answer_503_and_a_batch_resumes(proxy_facto
                 async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as c:
                     await c.files.upload(file=("a.txt", b"hello", "text/plain"))
             assert err.value.status_code == 503
+            down = await until(lambda: _store_ok(http, url, False))
+            assert down["kind"] == "postgres" and pg_cluster.password not in str(down)
+            await live_requests(url)  # still serving, with the store known to be down
         finally:
             start_server(pg_cluster)
+        back = await until(lambda: _store_ok(http, url, True))
+        assert back["lag_s"] is not None and back["lag_s"] < 30
         async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as c:
             async def ended():
                 b = await c.messages.batches.retrieve(batch.id)
@@ -95,3 +107,8 @@ async def test_live_path_serves_files_answer_503_and_a_batch_resumes(proxy_facto
             results = [r.custom_id async for r in await c.messages.batches.results(batch.id)]
             assert sorted(results) == sorted(r["custom_id"] for r in reqs)  # each once: none lost, none twice
             assert (await c.files.list()).data == []  # the file endpoints answer again
+
+
+async def _store_ok(http: aiohttp.ClientSession, url: str, ok: bool) -> dict | None:
+    store = (await health(http, url)).get("store") or {}
+    return store if store.get("ok") is ok else None
