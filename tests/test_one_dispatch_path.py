@@ -46,9 +46,7 @@ async def _messages(url: str) -> None:
 
 
 async def _chat(url: str) -> None:
-    c = openai.AsyncOpenAI(base_url=url + "/v1", api_key="client-key", max_retries=0)
-    done = await c.chat.completions.create(model="gpt-4o", max_tokens=20, messages=MESSAGES)
-    assert done.choices[0].message.content.startswith("Hello from the fault upstream")
+    await _chat_once(openai.AsyncOpenAI(base_url=url + "/v1", api_key="client-key", max_retries=0))
 
 
 async def _batch(url: str) -> None:
@@ -101,3 +99,39 @@ async def test_same_fault_same_retries_fallback_and_record(home, monkeypatch, up
     # the very same failures were recorded, word for word, whichever caller met them
     assert seen["messages"]["attempts"][0]["error"] == seen["chat"]["attempts"][0]["error"] \
         == seen["batch"]["attempts"][0]["error"]
+
+
+async def test_chat_passthrough_takes_the_send_window_and_leaves_it_once_sent(home, monkeypatch, upstreams):
+    """The OpenAI surface's passthrough (``chat()``) takes a place in the provider's send window like every
+    attempt, and gives it back once its body is on the connection, not when the answer comes: with a window
+    of 1 and answers that take a second, all four requests reach the upstream before any is answered."""
+    fault, backup = upstreams
+    for k, v in KEYS.items():
+        monkeypatch.setenv(k, v)
+    srv, url, state = await start_proxy(home, fault.url, backup.url, "openai", False, server={"send_window": 1},
+                                        ttfb_timeout=5.0)
+    fault.mode = "slow_json"
+    answered = 0
+    c = openai.AsyncOpenAI(base_url=url + "/v1", api_key="client-key", max_retries=0)
+
+    async def one() -> None:
+        nonlocal answered
+        await _chat_once(c)
+        answered += 1
+
+    try:
+        tasks = [asyncio.create_task(one()) for _ in range(4)]
+        for _ in range(500):
+            if fault.hits == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert (fault.hits, answered) == (4, 0), "the window held its place until an answer came"
+        await asyncio.gather(*tasks)
+        assert state.send_windows is not None and not state.send_windows.waiting("faulty")
+    finally:
+        await srv.close()
+
+
+async def _chat_once(c: openai.AsyncOpenAI) -> None:
+    done = await c.chat.completions.create(model="gpt-4o", max_tokens=20, messages=MESSAGES)
+    assert done.choices[0].message.content.startswith("Hello from the fault upstream")
