@@ -290,3 +290,70 @@ async def test_config_keys_alone_work_as_before(home, proxy_factory, monkeypatch
     assert (await post(url, "/v1/messages", ADMIN, hello()))[0] == 200
     assert (await post(url, "/v1/messages", "llmp_" + "C" * 32, hello()))[0] == 401
     assert (await get(url, "/api/stats", ADMIN))[0] == 200
+
+
+async def test_a_first_key_closes_an_open_proxy_without_the_live_path_waiting(backend, home):
+    """``keys_exist``: the first answer is waited for; afterwards a no is refreshed in the background after
+    the TTL (the request goes on with the last answer), and a yes is kept."""
+    import asyncio
+    import os
+
+    from llmproxy.server.keyauth import KeyCache
+    from llmproxy.settings import StoreConfig
+    from llmproxy.store import open_store
+
+    store = open_store(home, StoreConfig(url=os.environ.get(DATABASE_URL_ENV, "")))
+    now = [0.0]
+    cache = KeyCache(home, ttl=1.0, clock=lambda: now[0])
+    try:
+        assert await cache.keys_exist(store) is False
+        await asyncio.to_thread(create, "alice")
+        assert await cache.keys_exist(store) is False  # within the TTL
+        now[0] += 1.5
+        assert await cache.keys_exist(store) is False  # the last answer, while a fresh one is asked for
+        for _ in range(500):
+            if cache.keys_known():
+                break
+            await asyncio.sleep(0.01)
+        assert await cache.keys_exist(store) is True
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(("times", "limit", "want"), [
+    ([0, 1, 2], 3, [None, None, None]),
+    ([0, 1, 2, 3], 3, [None, None, None, 57.0]),        # the 4th waits until the 1st leaves the window
+    ([0, 1, 2, 60, 61], 3, [None, None, None, None, None]),  # at 60 and 61 the 1st and 2nd have left
+    ([0, 0, 30, 59.5, 60.5], 2, [None, None, 30.0, 0.5, None]),
+])
+def test_request_windows(times, limit, want):
+    from llmproxy.server.keyauth import RequestWindows
+
+    now = [0.0]
+    w = RequestWindows(clock=lambda: now[0])
+    got = []
+    for t in times:
+        now[0] = float(t)
+        got.append(w.admit("k", limit))
+    assert got == want
+
+
+async def test_rpm_per_key_answers_429_with_retry_after(backend, home, proxy_factory):
+    import aiohttp
+
+    url, _ = await start(proxy_factory)
+    slow, other = await acreate("slow", "--rpm", "2"), await acreate("other")
+    for _ in range(2):
+        assert (await post(url, "/v1/messages", slow, hello()))[0] == 200
+    assert (await post(url, "/v1/messages/count_tokens", slow, hello()))[0] == 200  # not a model call
+    async with aiohttp.ClientSession() as s, s.post(url + "/p/test/v1/messages", json=hello(),
+                                                    headers={"x-api-key": slow}) as r:
+        body = await r.json()
+        assert r.status == 429 and body["error"]["type"] == "rate_limit_error"
+        assert 1 <= int(r.headers["retry-after"]) <= 60
+    assert "key 'slow' is over its limit of 2 requests per minute" in body["error"]["message"]
+    assert slow not in str(body)
+    status, body = await post(url, "/v1/chat/completions", slow, hello())
+    assert status == 429 and "over its limit" in body["error"]["message"], body  # the OpenAI surface too
+    assert (await post(url, "/v1/messages", other, hello()))[0] == 200
+    assert (await post(url, "/v1/messages", ADMIN, hello()))[0] == 200

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import weakref
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from pathlib import Path
 from aiohttp import web
 
 from llmproxy import paths
-from llmproxy.errors import AuthenticationFailed, PermissionDenied, ProxyError
+from llmproxy.errors import AuthenticationFailed, PermissionDenied, ProxyError, RateLimited
 from llmproxy.store import Store
 from llmproxy.store.keys import SECRET_PREFIX, ApiKey, key_hash, load_server_secret
 
@@ -41,6 +43,27 @@ class Caller:
     proxy_credential: bool = False  # the credential was ours: never forwarded upstream
 
 
+class RequestWindows:
+    """``--rpm`` per key: a sliding window of the last minute's admitted requests, per process (an instance,
+    or a worker of ``serve --workers N``: N workers admit up to N times the limit). The fleet-wide limit is a
+    later step of issue 27. Exact within the process: at most ``limit`` admitted in any ``window`` seconds."""
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.window, self.clock = window, clock
+        self._seen: dict[str, deque[float]] = {}
+
+    def admit(self, key_id: str, limit: int) -> float | None:
+        """None when admitted (and counted), else the seconds until a place frees up."""
+        now = self.clock()
+        seen = self._seen.setdefault(key_id, deque())
+        while seen and seen[0] <= now - self.window:
+            seen.popleft()
+        if len(seen) >= limit:
+            return seen[0] + self.window - now
+        seen.append(now)
+        return None
+
+
 class KeyCache:
     def __init__(self, home: Path, ttl: float = KEY_CACHE_TTL_S, clock: Callable[[], float] = time.monotonic,
                  max_entries: int = KEY_CACHE_MAX):
@@ -49,6 +72,8 @@ class KeyCache:
         self._entries: dict[str, tuple[float, ApiKey | None]] = {}
         self._inflight: dict[str, asyncio.Future] = {}
         self._any: tuple[float, bool] | None = None
+        self._any_task: asyncio.Future | None = None
+        self.windows = RequestWindows(clock=clock)
 
     async def lookup(self, store: Store, secret: str) -> ApiKey | None:
         """The store key with this secret (revoked and expired ones too), as of at most ``ttl`` ago."""
@@ -80,17 +105,32 @@ class KeyCache:
         return self._any is not None and self._any[1]
 
     async def keys_exist(self, store: Store) -> bool:
-        """Whether any key was ever created (then a credential is required). Keys are never deleted, so a
-        yes is kept; a no is asked again after ``ttl``. With the store unreachable, the last answer holds
-        (none yet: the error propagates, and the request is refused)."""
-        if self._any is not None and (self._any[1] or self._any[0] > self.clock()):
-            return self._any[1]
+        """Whether any key was ever created (then a credential is required). Keys are never deleted, so a yes
+        is kept. A no is refreshed in the background once ``ttl`` has passed, the request going on with the
+        last answer: the live path of a proxy without keys never waits on the store (a first key is in force
+        within ``ttl`` and one lookup). Only the very first answer is waited for (one lookup for every request
+        that wants it); if the store cannot give it, the error propagates and the request is refused."""
+        if self._any is not None:
+            if self._any[1]:
+                return True
+            if self._any[0] <= self.clock() and self._any_task is None:
+                task = self._any_task = asyncio.ensure_future(self._refresh_any(store))
+                task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures: logged, retried
+            return False
+        if self._any_task is None:
+            self._any_task = asyncio.ensure_future(self._refresh_any(store))
+        return await asyncio.shield(self._any_task)
+
+    async def _refresh_any(self, store: Store) -> bool:
         try:
             found = await store.has_keys()
-        except Exception:
-            if self._any is not None:
-                return self._any[1]
+        except Exception as exc:
+            if self._any is not None:  # keep the last answer, ask again after ttl
+                self._any = (self.clock() + self.ttl, self._any[1])
+                log.warning("cannot ask the store whether keys exist: %s: %s", type(exc).__name__, exc)
             raise
+        finally:
+            self._any_task = None
         self._any = (self.clock() + self.ttl, found)
         return found
 
@@ -197,3 +237,20 @@ def check_batch(request: web.Request, profile: str, data: object) -> None:
         return
     for item in data.get("requests") or ():
         check_profile(request, profile, item.get("params") if isinstance(item, dict) else None)
+
+
+#: the requests ``--rpm`` counts: calls of a model (not listing models, reading batches or files)
+MODEL_CALLS = ("/v1/messages", "/v1/chat/completions")
+
+
+def check_rate(request: web.Request, caller: Caller) -> None:
+    """A 429 ``rate_limit_error`` with ``retry-after`` when the caller's key is over its ``--rpm`` in this
+    process (``RequestWindows``)."""
+    key = caller.key
+    if key is None or not key.rpm or request.method != "POST" or not request.path.endswith(MODEL_CALLS):
+        return
+    wait = cache_of(request.app).windows.admit(key.id, key.rpm)
+    if wait is not None:
+        secs = max(1, math.ceil(wait))
+        raise RateLimited(f"key {key.name!r} is over its limit of {key.rpm} requests per minute; retry in "
+                          f"{secs} s", retry_after=str(secs))

@@ -21,10 +21,11 @@ from llmproxy.errors import (
     NotFound,
     PermissionDenied,
     ProxyError,
+    RateLimited,
     RequestTooLarge,
 )
 from llmproxy.server.errors import error_response, is_openai_surface
-from llmproxy.server.keyauth import CALLER, cache_of, caller_of, is_admin_path
+from llmproxy.server.keyauth import CALLER, cache_of, caller_of, check_rate, is_admin_path
 from llmproxy.server.record import RequestRecord, finish
 from llmproxy.server.state import REQUEST_ID, STATE
 
@@ -170,6 +171,10 @@ async def auth_middleware(request: web.Request, handler):
         name = caller.key.name if caller.key else "?"
         raise reject(request, PermissionDenied(f"{path} is for admin keys ([auth] api_keys of the config); "
                                                f"key {name!r} may not use it"), "admin")
+    try:
+        check_rate(request, caller)
+    except RateLimited as exc:
+        raise reject(request, exc, "key_rpm") from None
     return await handler(request)
 
 
