@@ -24,7 +24,7 @@ from llmproxy.routing import PROFILE_HEADER, CompiledProfile
 from llmproxy.server.batch.executor import Executor
 from llmproxy.server.batch.native import Native
 from llmproxy.server.edge import int_param, json_response
-from llmproxy.server.files import STORE, cursors, store_of
+from llmproxy.server.files import STORE, cursors, guarded, store_of
 from llmproxy.server.keyauth import check_batch
 from llmproxy.server.state import STATE, State
 from llmproxy.store import Batch, new_id, open_store
@@ -259,9 +259,10 @@ async def delete(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, prefix: str) -> None:
     r = app.router
     base = prefix + "/v1/messages/batches"
-    r.add_post(base, create)
-    r.add_get(base, list_batches)
-    r.add_get(base + "/{batch_id}", get)
-    r.add_delete(base + "/{batch_id}", delete)
-    r.add_post(base + "/{batch_id}/cancel", cancel)
-    r.add_get(base + "/{batch_id}/results", results)
+    # guarded: 503 in the API's shape while the store's database cannot be reached (server/files.py)
+    r.add_post(base, guarded(create))
+    r.add_get(base, guarded(list_batches))
+    r.add_get(base + "/{batch_id}", guarded(get))
+    r.add_delete(base + "/{batch_id}", guarded(delete))
+    r.add_post(base + "/{batch_id}/cancel", guarded(cancel))
+    r.add_get(base + "/{batch_id}/results", guarded(results))

@@ -43,7 +43,7 @@ class StoreDown(ProxyError):
 
 
 def store_down(exc: StoreUnavailable) -> StoreDown:
-    return StoreDown(f"the file store is unavailable; retry later ({exc})")
+    return StoreDown(f"{exc}; retry later")
 
 
 def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):

@@ -1,8 +1,8 @@
 """The live path does not depend on the database (issue 26): the app runs on a PostgreSQL store, the test
 cluster's server is stopped (``pg_ctl stop -m immediate``) mid-test and started again. Meanwhile
-``/v1/messages`` and ``/v1/chat/completions`` keep answering, the file endpoints answer 503 in the API's
-error shape naming the store (never its password), ``/health`` says the store is not ok, and a batch that
-was running pauses and, once the server is back, ends with exactly one result per item."""
+``/v1/messages`` and ``/v1/chat/completions`` keep answering, the file and batch endpoints answer 503 in the
+API's error shape naming the store (never its password), ``/health`` says the store is not ok, and a batch
+that was running pauses and, once the server is back, ends with exactly one result per item."""
 
 from __future__ import annotations
 
@@ -86,6 +86,8 @@ async def test_live_path_serves_files_answer_503_and_a_batch_resumes(proxy_facto
                 assert body["type"] == "error" and body["error"]["type"] == "api_error"
                 assert "store" in body["error"]["message"] and "127.0.0.1" in body["error"]["message"]
                 assert pg_cluster.password not in await r.text()
+            async with http.get(f"{url}/v1/messages/batches/{batch.id}", headers=AUTH) as r:
+                assert r.status == 503 and (await r.json())["error"]["type"] == "api_error"
             with pytest.raises(anthropic.APIStatusError) as err:
                 async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as c:
                     await c.files.upload(file=("a.txt", b"hello", "text/plain"))
