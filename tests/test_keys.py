@@ -357,3 +357,56 @@ async def test_rpm_per_key_answers_429_with_retry_after(backend, home, proxy_fac
     assert status == 429 and "over its limit" in body["error"]["message"], body  # the OpenAI surface too
     assert (await post(url, "/v1/messages", other, hello()))[0] == 200
     assert (await post(url, "/v1/messages", ADMIN, hello()))[0] == 200
+
+
+def test_revocation_reaches_every_worker(backend, home):
+    """``serve --workers 2`` as users run it: a key revoked by the CLI is refused by both workers (each has its
+    own cache; the log's rejection records say which worker refused). Prints the revocation latency seen:
+    the last request a worker still served after the revocation."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import free_port, read_log
+
+    port = free_port()
+    (home / "config.toml").write_text(f'[server]\nsimulator_speed = 0\n[auth]\napi_keys = ["{ADMIN}"]\n')
+    secret = create("alice")
+    proc = subprocess.Popen([sys.executable, "-m", "llmproxy", "serve", "--port", str(port), "--workers", "2",
+                             "--simulate"], env={**os.environ, "LLMPROXY_HOME": str(home)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def send() -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages", data=json.dumps(hello()).encode(),
+                                     headers={"content-type": "application/json", "x-api-key": secret})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    try:
+        deadline = time.monotonic() + 30
+        while send() != 200:
+            assert time.monotonic() < deadline and proc.poll() is None, "the daemon did not start"
+            time.sleep(0.1)
+        assert keys("revoke", "alice")[0] == 0
+        revoked = time.time()
+        refused_by: set = set()
+        while refused_by != {1, 2} and time.monotonic() < deadline:
+            send()
+            refused_by = {r.get("worker") for r in read_log(home) if "revoked" in (r.get("error") or "")}
+        assert refused_by == {1, 2}, refused_by
+        from datetime import datetime
+
+        served = [datetime.fromisoformat(r["time"]).timestamp() - revoked for r in read_log(home)
+                  if r.get("status") == 200 and r.get("endpoint") == "messages"]
+        print(f"\n[{backend}] last request served after the revocation: {max(served):+.3f} s")
+    finally:
+        proc.terminate()
+        proc.wait(20)
