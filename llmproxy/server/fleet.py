@@ -55,7 +55,7 @@ class Fleet:
         self.instance = Instance(id=f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
                                  host=socket.gethostname(), port=0, version=__version__, pid=os.getpid(),
                                  started_at=now_iso())
-        self.ledger = Ledger(lambda: state.runtime.cfg, on_drop=state.metrics.ledger_dropped.inc)
+        self.ledger = Ledger(lambda: state.runtime.cfg, on_drop=lambda n: state.metrics.ledger_dropped.inc(n))
         self.last_beat: float | None = None   # time.monotonic() of the last successful heartbeat
         self.ok = False                       # whether the last background write succeeded
         self.last_error: str | None = None

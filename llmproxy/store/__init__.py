@@ -121,6 +121,8 @@ class StoreUnavailable(Exception):
 USAGE_COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                 "cost_usd", "cost_unknown")
 USAGE_KEY = ("minute", "profile", "scenario", "provider", "model")
+#: a registry row not refreshed for this long (its instance was killed, or is gone) is removed by heartbeats
+INSTANCE_FORGET_S = 24 * 3600
 
 
 @dataclass
@@ -256,7 +258,8 @@ class Store(Protocol):
 
     # ------------------------------------------------------------------ fleet: instances and usage ledger
     async def heartbeat(self, instance: Instance) -> None:
-        """Insert or refresh ``instance``'s registry row: its last-seen time becomes now, its circuits these."""
+        """Insert or refresh ``instance``'s registry row: its last-seen time becomes now, its circuits these;
+        rows not refreshed for ``INSTANCE_FORGET_S`` (instances killed long ago) are removed."""
 
     async def forget_instance(self, instance_id: str) -> None:
         """Remove an instance's row (it stops cleanly)."""

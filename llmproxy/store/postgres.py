@@ -27,6 +27,7 @@ import asyncpg
 import orjson
 
 from llmproxy.store import (
+    INSTANCE_FORGET_S,
     RESULT_TYPES,
     Batch,
     FileMeta,
@@ -347,12 +348,16 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
 
     # ------------------------------------------------------------------ fleet: instances and usage ledger
     async def heartbeat(self, instance: Instance) -> None:
-        await (await self._db()).execute(
-            f"INSERT INTO instances ({INSTANCE_COLS}, last_seen) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, clock_timestamp()) ON CONFLICT (id) DO UPDATE "
-            "SET last_seen = excluded.last_seen, circuits = excluded.circuits, port = excluded.port",
-            instance.id, instance.host, instance.port, instance.version, instance.pid, instance.started_at,
-            orjson.dumps(instance.circuits).decode())
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"INSERT INTO instances ({INSTANCE_COLS}, last_seen) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, clock_timestamp()) ON CONFLICT (id) DO UPDATE "
+                "SET last_seen = excluded.last_seen, circuits = excluded.circuits, port = excluded.port",
+                instance.id, instance.host, instance.port, instance.version, instance.pid, instance.started_at,
+                orjson.dumps(instance.circuits).decode())
+            await conn.execute("DELETE FROM instances WHERE last_seen < clock_timestamp() - "
+                               "make_interval(secs => $1)", float(INSTANCE_FORGET_S))
 
     async def forget_instance(self, instance_id: str) -> None:
         await (await self._db()).execute("DELETE FROM instances WHERE id = $1", instance_id)

@@ -24,7 +24,17 @@ from typing import Any, TypeVar
 
 import orjson
 
-from llmproxy.store import RESULT_TYPES, Batch, FileMeta, FileTooLarge, Instance, Item, Usage, new_id
+from llmproxy.store import (
+    INSTANCE_FORGET_S,
+    RESULT_TYPES,
+    Batch,
+    FileMeta,
+    FileTooLarge,
+    Instance,
+    Item,
+    Usage,
+    new_id,
+)
 from llmproxy.store.schema import (
     BATCH_COLS,
     FILE_COLS,
@@ -332,11 +342,15 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
     # ------------------------------------------------------------------ fleet: instances and usage ledger
     async def heartbeat(self, instance: Instance) -> None:
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute(f"INSERT INTO instances ({INSTANCE_COLS}, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                         "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, "
-                         "circuits = excluded.circuits, port = excluded.port",
-                         (instance.id, instance.host, instance.port, instance.version, instance.pid,
-                          instance.started_at, orjson.dumps(instance.circuits).decode(), time.time()))
+            now = time.time()
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute(f"INSERT INTO instances ({INSTANCE_COLS}, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                             "ON CONFLICT (id) DO UPDATE SET last_seen = excluded.last_seen, "
+                             "circuits = excluded.circuits, port = excluded.port",
+                             (instance.id, instance.host, instance.port, instance.version, instance.pid,
+                              instance.started_at, orjson.dumps(instance.circuits).decode(), now))
+                conn.execute("DELETE FROM instances WHERE last_seen < ?", (now - INSTANCE_FORGET_S,))
 
         await self._run(tx)
 

@@ -55,6 +55,21 @@ async def test_heartbeats_register_refresh_and_forget(store):
     assert [i.id for i in await store.instances()] == ["host-2"]
 
 
+async def test_a_heartbeat_forgets_instances_silent_for_a_day(store):
+    await store.heartbeat(inst(1))
+    await store.heartbeat(inst(2))
+    if store.kind == "postgres":  # host-2 was killed two days ago (and host-1 is silent for an hour)
+        db = await store._db()
+        await db.execute("UPDATE instances SET last_seen = clock_timestamp() - interval '2 days' WHERE id = 'host-2'")
+        await db.execute("UPDATE instances SET last_seen = clock_timestamp() - interval '1 hour' WHERE id = 'host-1'")
+    else:
+        await store._run(lambda c: c.execute("UPDATE instances SET last_seen = last_seen - 172800 WHERE id = 'host-2'"))
+        await store._run(lambda c: c.execute("UPDATE instances SET last_seen = last_seen - 3600 WHERE id = 'host-1'"))
+    await store.heartbeat(inst(3))
+    got = {i.id: i.seen_ago_s for i in await store.instances()}
+    assert set(got) == {"host-1", "host-3"} and 3500 < got["host-1"] < 3700
+
+
 def usage(minute: str, profile: str = "p", n: int = 1, cost: float = 0.5) -> Usage:
     return Usage(minute, profile, "default", "anthropic", "claude", requests=n, errors=1, input_tokens=10 * n,
                  output_tokens=2 * n, cache_read_tokens=3, cache_write_tokens=4, cost_usd=cost, cost_unknown=0)
