@@ -410,3 +410,13 @@ def test_revocation_reaches_every_worker(backend, home):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_cli_with_the_store_unreachable_names_it_without_its_password(home, monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv(DATABASE_URL_ENV, f"postgresql://llmproxy:sekret-pw-123@127.0.0.1:{free_port()}/db")
+    code, out, err = keys("create", "--name", "alice")
+    assert code == 1 and "postgresql://llmproxy:***@127.0.0.1" in err, err
+    assert "sekret-pw-123" not in out + err and "Traceback" not in out + err
+    assert not SECRET_RE.search(out + err)  # no secret shown for a key that was not stored

@@ -18,7 +18,7 @@ from llmproxy.cli.batches import Command
 from llmproxy.cli.common import load_lenient
 from llmproxy.cli.console import CLIError, err, out
 from llmproxy.cli.options import Source
-from llmproxy.store import Store, new_id, open_store
+from llmproxy.store import Store, StoreUnavailable, new_id, open_store
 from llmproxy.store.keys import (
     ApiKey,
     KeyNameTaken,
@@ -62,10 +62,8 @@ def _with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
         raise CLIError(f"{exc}; choose another name, or rotate that key") from None
     except (ValueError, PermissionError) as exc:
         raise CLIError(str(exc)) from None
-    except Exception as exc:
-        if type(exc).__name__ == "StoreUnavailable":  # already names the store without its password
-            raise CLIError(str(exc)) from None
-        raise
+    except StoreUnavailable as exc:  # names the store without its password
+        raise CLIError(f"{exc} (llmproxy keys writes to the store directly)") from None
 
 
 def _server_secret() -> bytes:
