@@ -192,3 +192,27 @@ async def test_the_app_registers_itself_and_fills_the_ledger(proxy_factory, stor
     assert human.exit_code == 0 and "1 live of 1 registered" in human.stdout
     human = await asyncio.to_thread(CliRunner().invoke, cli, ["stats", "--fleet", "--since", "1h"])
     assert human.exit_code == 0 and "fleet usage" in human.stdout and "test" in human.stdout
+
+
+async def test_two_instances_on_one_database_see_each_other_and_sum_their_usage(proxy_factory, pg_url,
+                                                                                 monkeypatch):
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    table = f'[store]\nurl = "{pg_url}"\nheartbeat_seconds = 0.1\nledger_flush_seconds = 0.1\n'
+    (url1, one), (url2, two) = [await proxy_factory(table, simulate=True) for _ in range(2)]
+    for url, n in ((url1, 2), (url2, 3)):
+        async with anthropic.AsyncAnthropic(base_url=url, api_key="client-key", max_retries=0) as c:
+            for _ in range(n):
+                await c.messages.create(model="claude-sonnet-4-5", max_tokens=20,
+                                        messages=[{"role": "user", "content": "hello"}])
+    reader = open_store(paths.home(), StoreConfig(url=pg_url))
+    try:
+        for _ in range(200):
+            rows, seen = await reader.usage("2000"), await reader.instances()
+            if sum(r.requests for r in rows) >= 5 and len(seen) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert {i.id for i in seen} == {one.fleet.instance.id, two.fleet.instance.id}
+        assert sum(r.requests for r in rows) == 5  # both instances' requests, added into the same rows
+        assert len(rows) == len({r.key() for r in rows})
+    finally:
+        await reader.close()
