@@ -272,7 +272,7 @@ async def test_profile_restrictions_hold_for_batches(backend, home, proxy_factor
     assert status == 403 and "may not use profile 'test'" in body["error"]["message"]
 
 
-@pytest.mark.parametrize("path", ["/api/stats", "/api/providers", "/api/kg", "/metrics"])
+@pytest.mark.parametrize("path", ["/api/stats", "/api/providers", "/api/kg", "/api/keys", "/metrics"])
 async def test_admin_routes_are_for_admin_keys(home, proxy_factory, monkeypatch, path):
     monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
     secret = await acreate("alice")
@@ -420,3 +420,14 @@ def test_cli_with_the_store_unreachable_names_it_without_its_password(home, monk
     assert code == 1 and "postgresql://llmproxy:***@127.0.0.1" in err, err
     assert "sekret-pw-123" not in out + err and "Traceback" not in out + err
     assert not SECRET_RE.search(out + err)  # no secret shown for a key that was not stored
+
+
+async def test_api_keys_lists_the_keys_for_admins_without_secrets(backend, home, proxy_factory):
+    url, _ = await start(proxy_factory)
+    alice = await acreate("alice", "--rpm", "5")
+    assert (await akeys("rotate", "alice"))[0] == 0
+    status, text = await get(url, "/api/keys", ADMIN)
+    data = json.loads(text)["data"]
+    assert status == 200 and [(k["name"], k["state"], k["rpm"]) for k in data] == \
+        [("alice", "revoked", 5), ("alice", "active", 5)]
+    assert data[1]["rotated_from"] == data[0]["id"] and alice not in text and "secret" not in text

@@ -13,7 +13,7 @@ from aiohttp import web
 from llmproxy import config as config_mod
 from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
-from llmproxy.server import batches, files, handlers, openai_surface, ui
+from llmproxy.server import batches, files, handlers, keys_api, openai_surface, ui
 from llmproxy.server.fleet import fleet_context
 from llmproxy.server.guard import guard_middleware
 from llmproxy.server.middleware import REJECTIONS, auth_middleware, errors_middleware, rejection_budget
@@ -93,5 +93,6 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
             r.add_get(prefix + "/", handlers.root)
     app.router.add_get("/health", handlers.health)
     app.router.add_get("/metrics", handlers.metrics)
+    keys_api.add_routes(app)
     ui.add_routes(app)
     return app
