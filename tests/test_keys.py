@@ -431,3 +431,46 @@ async def test_api_keys_lists_the_keys_for_admins_without_secrets(backend, home,
     assert status == 200 and [(k["name"], k["state"], k["rpm"]) for k in data] == \
         [("alice", "revoked", 5), ("alice", "active", 5)]
     assert data[1]["rotated_from"] == data[0]["id"] and alice not in text and "secret" not in text
+
+
+@pytest.mark.parametrize(("events", "limit", "want"), [
+    # (time, tokens added, or None: ask) -> the answers to the asks
+    ([(0, None)], 10, [None]),
+    ([(0, 6), (1, 3), (2, None)], 10, [None]),               # 9 < 10
+    ([(0, 6), (1, 5), (2, None)], 10, [58.0]),               # 11: under once the first (at 0) leaves, at 60
+    ([(0, 6), (1, 5), (2, 5), (3, None)], 10, [58.0]),        # 16: 10 once the first leaves, 5 at 61: 61 - 3
+    ([(0, 6), (1, 5), (60, None)], 10, [None]),               # at 60 the first has left: 5
+    ([(0, 0), (1, None)], 1, [None]),                        # nothing counted for no tokens
+])
+def test_token_windows(events, limit, want):
+    from llmproxy.server.keyauth import TokenWindows
+
+    now = [0.0]
+    w, got = TokenWindows(clock=lambda: now[0]), []
+    for t, n in events:
+        now[0] = float(t)
+        if n is None:
+            got.append(w.wait("k", limit))
+        else:
+            w.add("k", n)
+    assert got == want
+
+
+def test_usage_tokens_counts_input_cache_writes_and_output():
+    from llmproxy.server.keyauth import usage_tokens
+
+    assert usage_tokens({"input_tokens": 11, "output_tokens": 7, "cache_creation_input_tokens": 5,
+                         "cache_read_input_tokens": 100_000}) == 23
+    assert usage_tokens(None) == 0 and usage_tokens({"input_tokens": "x", "output_tokens": -3}) == 0
+
+
+async def test_tpm_per_key_answers_429_once_the_minute_s_tokens_are_used(backend, home, proxy_factory):
+    url, _ = await start(proxy_factory)
+    tight = await acreate("tight", "--tpm", "30")   # the fake upstream answers 11 + 7 = 18 tokens a request
+    assert (await post(url, "/v1/messages", tight, hello()))[0] == 200
+    assert (await post(url, "/v1/messages/count_tokens", tight, hello()))[0] == 200  # counts nothing
+    assert (await post(url, "/v1/messages", tight, hello()))[0] == 200               # 18 < 30
+    status, body = await post(url, "/v1/messages", tight, hello())                   # 36: over
+    assert status == 429 and body["error"]["type"] == "rate_limit_error"
+    assert "key 'tight' has used its 30 tokens per minute; retry in" in body["error"]["message"]
+    assert (await post(url, "/v1/messages", ADMIN, hello()))[0] == 200

@@ -64,6 +64,58 @@ class RequestWindows:
         return None
 
 
+class TokenWindows:
+    """``--tpm`` per key: the tokens of the requests a key finished in the last minute, per process (as
+    ``RequestWindows``). A request is admitted while the sum is under the limit; its own tokens count once it
+    has finished, so the overshoot is bounded by the requests already in flight."""
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.window, self.clock = window, clock
+        self._seen: dict[str, deque[tuple[float, int]]] = {}
+        self._sum: dict[str, int] = {}
+
+    def add(self, key_id: str, tokens: int) -> None:
+        if tokens > 0:
+            self._seen.setdefault(key_id, deque()).append((self.clock(), tokens))
+            self._sum[key_id] = self._sum.get(key_id, 0) + tokens
+
+    def wait(self, key_id: str, limit: int) -> float | None:
+        """None while the key's tokens in the window are under ``limit``, else the seconds until enough of
+        them leave it."""
+        now, seen = self.clock(), self._seen.get(key_id)
+        if not seen:
+            return None
+        while seen and seen[0][0] <= now - self.window:
+            self._sum[key_id] -= seen.popleft()[1]
+        total = self._sum.get(key_id, 0)
+        if total < limit:
+            return None
+        for at, n in seen:  # the oldest first: once enough have left, the sum is under the limit
+            total -= n
+            if total < limit:
+                return at + self.window - now
+        return None
+
+
+def usage_tokens(usage: object) -> int:
+    """The tokens ``--tpm`` counts in a record's usage: input (uncached and written to the cache) and output,
+    as Anthropic's own rate limits count them; cache reads are not counted."""
+    if not isinstance(usage, dict):
+        return 0
+    names = ("input_tokens", "cache_creation_input_tokens", "output_tokens")
+    return sum(v for k in names if isinstance(v := usage.get(k), int) and v > 0)
+
+
+#: this process's windows (the limits are per process: docs/operations.md "Keys")
+REQUESTS = RequestWindows()
+TOKENS = TokenWindows()
+
+
+def spend_tokens(key_id: str, usage: object) -> None:
+    """Count a finished request's tokens against its key's ``--tpm`` (called when its record is finished)."""
+    TOKENS.add(key_id, usage_tokens(usage))
+
+
 class KeyCache:
     def __init__(self, home: Path, ttl: float = KEY_CACHE_TTL_S, clock: Callable[[], float] = time.monotonic,
                  max_entries: int = KEY_CACHE_MAX):
@@ -73,7 +125,6 @@ class KeyCache:
         self._inflight: dict[str, asyncio.Future] = {}
         self._any: tuple[float, bool] | None = None
         self._any_task: asyncio.Future | None = None
-        self.windows = RequestWindows(clock=clock)
 
     async def lookup(self, store: Store, secret: str) -> ApiKey | None:
         """The store key with this secret (revoked and expired ones too), as of at most ``ttl`` ago."""
@@ -244,13 +295,17 @@ MODEL_CALLS = ("/v1/messages", "/v1/chat/completions")
 
 
 def check_rate(request: web.Request, caller: Caller) -> None:
-    """A 429 ``rate_limit_error`` with ``retry-after`` when the caller's key is over its ``--rpm`` in this
-    process (``RequestWindows``)."""
+    """A 429 ``rate_limit_error`` with ``retry-after`` when the caller's key is over its ``--rpm`` or
+    ``--tpm`` in this process (``REQUESTS``, ``TOKENS``)."""
     key = caller.key
-    if key is None or not key.rpm or request.method != "POST" or not request.path.endswith(MODEL_CALLS):
+    if key is None or not (key.rpm or key.tpm) or request.method != "POST" or not request.path.endswith(MODEL_CALLS):
         return
-    wait = cache_of(request.app).windows.admit(key.id, key.rpm)
-    if wait is not None:
-        secs = max(1, math.ceil(wait))
-        raise RateLimited(f"key {key.name!r} is over its limit of {key.rpm} requests per minute; retry in "
-                          f"{secs} s", retry_after=str(secs))
+    if key.tpm and (wait := TOKENS.wait(key.id, key.tpm)) is not None:
+        raise _limited(f"key {key.name!r} has used its {key.tpm} tokens per minute", wait)
+    if key.rpm and (wait := REQUESTS.admit(key.id, key.rpm)) is not None:
+        raise _limited(f"key {key.name!r} is over its limit of {key.rpm} requests per minute", wait)
+
+
+def _limited(why: str, wait: float) -> RateLimited:
+    secs = max(1, math.ceil(wait))
+    return RateLimited(f"{why}; retry in {secs} s", retry_after=str(secs))

@@ -174,7 +174,7 @@ async def auth_middleware(request: web.Request, handler):
     try:
         check_rate(request, caller)
     except RateLimited as exc:
-        raise reject(request, exc, "key_rpm") from None
+        raise reject(request, exc, "key_rate") from None
     return await handler(request)
 
 
