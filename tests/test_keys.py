@@ -474,3 +474,29 @@ async def test_tpm_per_key_answers_429_once_the_minute_s_tokens_are_used(backend
     assert status == 429 and body["error"]["type"] == "rate_limit_error"
     assert "key 'tight' has used its 30 tokens per minute; retry in" in body["error"]["message"]
     assert (await post(url, "/v1/messages", ADMIN, hello()))[0] == 200
+
+
+async def test_stats_by_key(home, proxy_factory, monkeypatch):
+    import asyncio
+
+    from tests.conftest import wait_log
+
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    url, _ = await start(proxy_factory)
+    alice, bob = await acreate("alice"), await acreate("bob")
+    for key in (alice, alice, bob, ADMIN):
+        assert (await post(url, "/v1/messages", key, hello()))[0] == 200
+    await wait_log(home, 4)
+
+    def stats(*args: str):
+        return CliRunner().invoke(app, ["stats", *args])
+
+    r = await asyncio.to_thread(stats, "--by", "key", "--json")
+    by_key = json.loads(r.stdout)["by_key"]
+    assert r.exit_code == 0 and {k: v["requests"] for k, v in by_key.items()} == \
+        {"alice": 2, "bob": 1, "(no key)": 1}
+    assert by_key["alice"]["output_tokens"] == 2 * by_key["bob"]["output_tokens"] > 0
+    r = await asyncio.to_thread(stats, "--by", "profile,key")
+    assert r.exit_code == 0 and "by profile" in r.stdout and "by key" in r.stdout and "alice" in r.stdout
+    r = await asyncio.to_thread(stats, "--by", "person")
+    assert r.exit_code == 2 and "--by: unknown 'person'; choose from profile, model, key" in r.stderr

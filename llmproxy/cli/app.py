@@ -183,16 +183,18 @@ def stats(
     since: Annotated[str | None, typer.Option(metavar="WHEN", help="window, e.g. 1h (default: the whole current log)")] = None,
     json_out: JsonOpt = False,
     fleet: FleetOpt = False,
+    by: Annotated[str | None, typer.Option("--by", metavar="GROUPS", help="group by profile, model and/or key (comma-separated; default: profile,model)")] = None,
 ) -> None:
-    """Per profile and per model: requests, errors, p50/p95 latency and TTFT, tokens, cost, scenario share.
-    With --fleet: every instance's usage from the store's per-minute ledger (requests, errors, tokens, cost)."""
+    """Per profile and per model (--by key: per client key): requests, errors, p50/p95 latency and TTFT, tokens,
+    cost, scenario share. With --fleet: every instance's usage from the store's per-minute ledger (requests,
+    errors, tokens, cost)."""
     if fleet:
         from llmproxy.cli import fleet as fleet_mod
 
         raise typer.Exit(fleet_mod.stats_fleet(since, json_out))
     from llmproxy.cli import logs as logs_mod
 
-    raise typer.Exit(logs_mod.stats(since, json_out))
+    raise typer.Exit(logs_mod.stats(since, json_out, by=by))
 
 
 @config_app.command("init")

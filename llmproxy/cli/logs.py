@@ -94,15 +94,35 @@ def _failed(r: dict) -> bool:
     return int(r.get("status") or 0) >= 400 or bool(r.get("stream_error"))
 
 
-def compute(records: list[dict]) -> dict:
-    """Per profile and per model: requests, errors, p50/p95 latency and TTFT (of the requests served: a request
-    refused in 0 ms is not a fast answer), tokens, cost, scenario shares."""
-    groups: dict[str, dict[str, list[dict]]] = {"profile": defaultdict(list), "model": defaultdict(list)}
+#: what ``stats --by`` groups by: a record's group name under each
+GROUPS = {
+    "profile": lambda r: r.get("profile") or "?",
+    "model": lambda r: r.get("target") or (r.get("decision") or {}).get("target") or UNROUTED,
+    "key": lambda r: (r.get("key") or {}).get("name") or NO_KEY,  # a client key (llmproxy keys)
+}
+NO_KEY = "(no key)"
+
+
+def group_kinds(by: str | None) -> tuple[str, ...]:
+    """``--by profile,key`` as its groups (default: profile and model); ValueError naming the valid ones."""
+    kinds = tuple(dict.fromkeys(k.strip() for k in (by or "profile,model").split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in GROUPS]
+    if unknown or not kinds:
+        raise ValueError(f"--by: unknown {', '.join(map(repr, unknown)) or 'nothing'}; choose from "
+                         f"{', '.join(GROUPS)} (comma-separated)")
+    return kinds
+
+
+def compute(records: list[dict], kinds: tuple[str, ...] = ("profile", "model")) -> dict:
+    """Per profile and per model (or the ``kinds`` asked for: ``GROUPS``): requests, errors, p50/p95 latency
+    and TTFT (of the requests served: a request refused in 0 ms is not a fast answer), tokens, cost, scenario
+    shares."""
+    groups: dict[str, dict[str, list[dict]]] = {kind: defaultdict(list) for kind in kinds}
     for r in records:
         if r.get("endpoint") == "count_tokens":
             continue
-        groups["profile"][r.get("profile") or "?"].append(r)
-        groups["model"][r.get("target") or (r.get("decision") or {}).get("target") or UNROUTED].append(r)
+        for kind, by in groups.items():
+            by[GROUPS[kind](r)].append(r)
     result: dict = {}
     for kind, by in groups.items():
         rows = {}
@@ -126,18 +146,19 @@ def compute(records: list[dict]) -> dict:
                 "scenarios": {k: round(v / len(recs), 4) for k, v in scen.most_common()},
             }
         result[f"by_{kind}"] = rows
-    result["requests"] = sum(v["requests"] for v in result["by_profile"].values())
+    result["requests"] = sum(v["requests"] for v in result[f"by_{kinds[0]}"].values())
     return result
 
 
-def stats(since: str | None, json_out: bool, log_path: Path | None = None) -> int:
+def stats(since: str | None, json_out: bool, log_path: Path | None = None, by: str | None = None) -> int:
     try:
         flt = Filter(since=parse_since(since))
+        kinds = group_kinds(by)
     except ValueError as exc:
         raise CLIError(str(exc), code=2) from None
     path = log_path or paths.request_log()
     records = [rec for rec, _ in read(path, flt)]
-    data = compute(records)
+    data = compute(records, kinds)
     if json_out:
         out.print_json(data=data)
         return 0
@@ -171,7 +192,8 @@ def stats_lines(data: dict, width: int | None = None) -> list[str]:
     from llmproxy.cli.format import columns
 
     lines: list[str] = []
-    for kind in ("profile", "model"):
+    kinds = [k for k in GROUPS if f"by_{k}" in data]
+    for kind in kinds:
         rows = data[f"by_{kind}"]
         cells = {key: _cells(row) for key, row in rows.items()}
         numbers = sum(max(len(c[i]) for c in [_COLS, *cells.values()]) + 2 for i in range(len(_COLS)))
@@ -184,6 +206,6 @@ def stats_lines(data: dict, width: int | None = None) -> list[str]:
             shares = "scenarios: " + ", ".join(f"{k} {v:.0%}" for k, v in row["scenarios"].items())
             lines += textwrap.wrap(shares, width - 4, initial_indent="    ", subsequent_indent="      ") \
                 if width else ["    " + shares]
-    if any(row["cost_unknown"] for rows in (data["by_profile"], data["by_model"]) for row in rows.values()):
+    if any(row["cost_unknown"] for k in kinds for row in data[f"by_{k}"].values()):
         lines += ["", "+N?: N requests whose price is unknown (a model without prices in the catalog)"]
     return lines
