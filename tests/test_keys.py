@@ -500,3 +500,14 @@ async def test_stats_by_key(home, proxy_factory, monkeypatch):
     assert r.exit_code == 0 and "by profile" in r.stdout and "by key" in r.stdout and "alice" in r.stdout
     r = await asyncio.to_thread(stats, "--by", "person")
     assert r.exit_code == 2 and "--by: unknown 'person'; choose from profile, model, key" in r.stderr
+
+
+async def test_metrics_per_key_by_name_never_the_secret(backend, home, proxy_factory):
+    url, _ = await start(proxy_factory)
+    alice = await acreate("alice")
+    for key in (alice, alice, ADMIN):
+        assert (await post(url, "/v1/messages", key, hello()))[0] == 200
+    status, text = await get(url, "/metrics", ADMIN)
+    assert status == 200 and 'llmproxy_key_requests_total{key="alice",status="200"} 2.0' in text
+    assert 'llmproxy_key_tokens_total{direction="output",key="alice"}' in text
+    assert alice not in text and "key_" not in text.replace("llmproxy_key_", "")  # names, not ids or secrets

@@ -64,6 +64,13 @@ class Metrics:
                                       "(its buffer was full while the store was unreachable)", registry=r)
         self.store_failures = Counter("llmproxy_store_failures", "Background store writes that failed (retried "
                                       "with backoff)", ["task"], registry=r)
+        # per client key (llmproxy keys): labelled by the key's name, which an admin chose (bounded); requests
+        # without a store key are not counted here
+        self.key_requests = Counter("llmproxy_key_requests", "Requests per client key", ["key", "status"],
+                                    registry=r)
+        self.key_tokens = Counter("llmproxy_key_tokens", "Tokens per client key", ["key", "direction"], registry=r)
+        self.key_cost = Counter("llmproxy_key_cost_usd", "Estimated cost in USD per client key", ["key"],
+                                registry=r)
 
     def observe_circuits(self, snapshot: dict[str, dict]) -> None:
         """Circuit states from the breakers (keys are 'provider/model' from config, so labels stay bounded);
@@ -126,6 +133,17 @@ class Metrics:
             self.upstream_errors.labels(provider, "mid_stream").inc()
         if rec.get("client_disconnected"):
             self.disconnects.labels(profile).inc()
+        if isinstance(key := (rec.get("key") or {}).get("name"), str):
+            self._observe_key(key, rec, usage if endpoint != "count_tokens" else {})
+
+    def _observe_key(self, key: str, rec: dict, usage: dict) -> None:
+        self.key_requests.labels(key, str(rec.get("status", 0))).inc()
+        for direction, name in (("input", "input_tokens"), ("output", "output_tokens"),
+                                ("cache_read", "cache_read_input_tokens"), ("cache_write", "cache_creation_input_tokens")):
+            if isinstance(n := usage.get(name), int) and n > 0:
+                self.key_tokens.labels(key, direction).inc(n)
+        if rec.get("cost_usd"):
+            self.key_cost.labels(key).inc(rec["cost_usd"])
 
 
 def _reason(status: int | None) -> str:
