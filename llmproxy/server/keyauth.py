@@ -7,6 +7,9 @@ whose entries (found or not) live ``KEY_CACHE_TTL_S``, so a revocation made anyw
 instance, another worker) is seen by every process within that time, while a burst of requests with one key
 asks the store once (concurrent misses share one lookup). The lookup runs on the store's own thread (SQLite)
 or the event loop's asyncpg pool (PostgreSQL): it never blocks the loop.
+
+Also here: a limited key's allowed profiles (``check_profile``, ``check_batch``), the admin-only routes, and
+``--rpm`` / ``--tpm`` per key in this process (``RequestWindows``, ``TokenWindows``; docs/operations.md "Keys").
 """
 
 from __future__ import annotations
@@ -210,7 +213,6 @@ def is_admin_path(path: str) -> bool:
 
 
 CALLER = web.RequestKey("caller", Caller)
-KEYS = web.AppKey("keys", KeyCache)
 
 
 def check_profile(request: web.Request, profile: str, body: object = None) -> None:
