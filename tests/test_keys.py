@@ -511,3 +511,15 @@ async def test_metrics_per_key_by_name_never_the_secret(backend, home, proxy_fac
     assert status == 200 and 'llmproxy_key_requests_total{key="alice",status="200"} 2.0' in text
     assert 'llmproxy_key_tokens_total{direction="output",key="alice"}' in text
     assert alice not in text and "key_" not in text.replace("llmproxy_key_", "")  # names, not ids or secrets
+
+
+def test_env_hands_claude_code_your_client_key(home, monkeypatch):
+    """``LLMPROXY_KEY`` (a key from ``llmproxy keys create``) is what ``llmproxy env`` gives Claude Code as
+    ANTHROPIC_AUTH_TOKEN; without it, the config's first key as before."""
+    (home / "config.toml").write_text(f'[auth]\napi_keys = ["{ADMIN}"]\n')
+    monkeypatch.setenv("LLMPROXY_KEY", "llmp_" + "D" * 32)
+    r = CliRunner().invoke(app, ["env"])
+    assert r.exit_code == 0 and "export ANTHROPIC_AUTH_TOKEN=llmp_DDDD" in r.stdout and ADMIN not in r.stdout
+    monkeypatch.delenv("LLMPROXY_KEY")
+    r = CliRunner().invoke(app, ["env"])
+    assert f"export ANTHROPIC_AUTH_TOKEN={ADMIN}" in r.stdout

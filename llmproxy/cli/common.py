@@ -3,6 +3,7 @@ which providers are simulated, printing recorded bodies, the proxy token a clien
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 from llmproxy.cli.console import CLIError
@@ -84,9 +85,17 @@ def print_bodies(console: Console, rec: dict, indent: str = "") -> None:
             console.print(JSON.from_data(rec[key]))
 
 
+#: a client key of your own (``llmproxy keys create`` on the gateway): what ``env``, ``code`` and ``batches``
+#: send when it is set (kept out of the command line, so out of shell history and ``ps``)
+CLIENT_KEY_ENV = "LLMPROXY_KEY"
+
+
 def proxy_token(cfg: Config) -> str:
-    """What a client of this proxy sends as its key: the first proxy API key, or a placeholder when the proxy
-    needs none (Claude Code wants some token to skip its login)."""
+    """What a client of this proxy sends as its key: ``$LLMPROXY_KEY`` (your client key) when set, else the
+    first proxy API key, or a placeholder when the proxy needs none (Claude Code wants some token to skip its
+    login)."""
+    if mine := os.environ.get(CLIENT_KEY_ENV, "").strip():
+        return mine
     return cfg.api_keys[0] if cfg.api_keys else "llmproxy-demo"
 
 
