@@ -180,6 +180,10 @@ class BatchConfig:
     #: batch work pauses while at least this many live requests are in flight (0: never pause)
     yield_in_flight: int = opt(4, ge=0)
     native_poll_seconds: float = opt(30.0, gt=0)  # how often a native (Anthropic) batch's status is mirrored
+    #: how often each instance looks for unfinished batches, their cancels and leases that passed
+    poll_seconds: float = opt(1.0, gt=0)
+    #: an item's lease (renewed every third of it while the item runs): how long a dead instance's items wait
+    lease_seconds: float = opt(15.0, gt=0)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Guarantees every implementation gives:
   so an item re-run after a crash never ends with two results;
 * ``pending_items`` yields exactly the items without a stored result;
 * ``claim_items`` hands an item to one claimer at a time while its lease runs (see there);
+* ``end_batch`` ends a batch once, whoever of several instances tries (a conditional update);
 * a file's content is complete or absent (SQLite: written aside, then moved into place; PostgreSQL: its
   chunk rows and metadata in one transaction), stored under its id as it arrives (never whole in memory).
 """
@@ -215,8 +216,10 @@ class Store(Protocol):
     async def pending_items(self, batch_id: str, after_index: int = -1, limit: int = 500) -> list[Item]:
         """Items without a result, by index, starting after ``after_index``."""
 
-    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int) -> list[Item]:
-        """Up to ``limit`` items without a result whose lease is free or expired, by index, now leased to
+    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int,
+                          after_index: int = -1) -> list[Item]:
+        """Up to ``limit`` items after ``after_index`` (a claimer walking the batch forward need not re-scan
+        what it passed) without a result whose lease is free or expired, by index, now leased to
         ``owner`` for ``lease_seconds``: atomically, so concurrent claimers (other tasks, processes or
         instances) never receive the same item while its lease runs. A lease ends when its time passes (its
         owner died or is stuck: the item may then be claimed again, and ``put_result``'s first write keeps it
@@ -226,11 +229,20 @@ class Store(Protocol):
         """End ``owner``'s leases in the batch (only on ``indexes`` if given), so the items without a result
         can be claimed at once (an instance stopping cleanly); how many were released."""
 
+    async def renew_items(self, batch_id: str, owner: str, indexes: list[int], lease_seconds: float) -> int:
+        """Extend ``owner``'s leases on ``indexes`` to ``lease_seconds`` from now (items still running); how
+        many it still held (a lease that passed and was claimed by another is not taken back)."""
+
     async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
         """Store one item's result line (JSON ``{custom_id, result}``) unless it has one already."""
 
     async def finish_pending(self, batch_id: str, kind: str) -> int:
-        """Give every item still without a result a ``kind`` result (canceled, expired); how many."""
+        """Give every item still without a result and not under a running lease (an item another claimer
+        is executing keeps its chance to finish) a ``kind`` result (canceled, expired); how many."""
+
+    async def end_batch(self, batch_id: str, ended_at: str) -> bool:
+        """Mark the batch ``ended`` at ``ended_at`` if it is not ended yet and no item lacks a result, in one
+        conditional statement: of several instances trying, exactly one gets True."""
 
     def results(self, batch_id: str) -> AsyncIterator[bytes]:
         """Every stored result line (JSON, no newline), by item index."""

@@ -228,15 +228,16 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             f"AND {PENDING} ORDER BY i.idx LIMIT $3", batch_id, after_index, limit)
         return [Item(idx, cid, bytes(params)) for idx, cid, params in rows]
 
-    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int) -> list[Item]:
+    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int,
+                          after_index: int = -1) -> list[Item]:
         rows = await (await self._db()).fetch(
             "UPDATE batch_items t SET lease_owner = $2, "
             "lease_until = clock_timestamp() + make_interval(secs => $3) "
-            "FROM (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 "
+            "FROM (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 AND i.idx > $5 "
             "      AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
             f"     AND {PENDING} ORDER BY i.idx LIMIT $4 FOR UPDATE SKIP LOCKED) picked "
             "WHERE t.batch_id = $1 AND t.idx = picked.idx RETURNING t.idx, t.custom_id, t.params",
-            batch_id, owner, float(lease_seconds), limit)
+            batch_id, owner, float(lease_seconds), limit, after_index)
         return sorted((Item(idx, cid, bytes(params)) for idx, cid, params in rows), key=lambda it: it.index)
 
     async def release_items(self, batch_id: str, owner: str, indexes: list[int] | None = None) -> int:
@@ -248,6 +249,20 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             args.append(list(indexes))
         status = await (await self._db()).execute(sql, *args)
         return int(status.rsplit(" ", 1)[-1])
+
+    async def renew_items(self, batch_id: str, owner: str, indexes: list[int], lease_seconds: float) -> int:
+        status = await (await self._db()).execute(
+            "UPDATE batch_items SET lease_until = clock_timestamp() + make_interval(secs => $4) "
+            "WHERE batch_id = $1 AND lease_owner = $2 AND idx = ANY($3::integer[])",
+            batch_id, owner, list(indexes), float(lease_seconds))
+        return int(status.rsplit(" ", 1)[-1])
+
+    async def end_batch(self, batch_id: str, ended_at: str) -> bool:
+        status = await (await self._db()).execute(
+            "UPDATE batches SET status = 'ended', ended_at = $2 WHERE id = $1 AND status != 'ended' "
+            f"AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = $1 AND {PENDING})",
+            batch_id, ended_at)
+        return status == "UPDATE 1"
 
     async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
         if kind not in RESULT_TYPES:
@@ -272,6 +287,7 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
                 "SELECT i.batch_id, i.idx, $2, convert_to('{\"custom_id\":' || to_json(i.custom_id)::text || "
                 "',\"result\":{\"type\":' || to_json($2::text)::text || '}}', 'UTF8') "
                 f"FROM batch_items i WHERE i.batch_id = $1 AND {PENDING} "
+                "AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
                 "ON CONFLICT DO NOTHING RETURNING 1) SELECT count(*) FROM ins", batch_id, kind)
             await conn.execute(f"UPDATE batches SET {kind} = {kind} + $2 WHERE id = $1", batch_id, n)
             return int(n)

@@ -188,7 +188,8 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
 
         return await self._run(q)
 
-    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int) -> list[Item]:
+    async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int,
+                          after_index: int = -1) -> list[Item]:
         """One write transaction (other processes on this database wait for it); leases in this machine's
         clock (epoch seconds)."""
         def tx(conn: sqlite3.Connection) -> list[Item]:
@@ -196,10 +197,10 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
                 rows = conn.execute(
-                    "SELECT i.idx, i.custom_id, i.params FROM batch_items i WHERE i.batch_id = ? "
+                    "SELECT i.idx, i.custom_id, i.params FROM batch_items i WHERE i.batch_id = ? AND i.idx > ? "
                     "AND (i.lease_until IS NULL OR i.lease_until <= ?) AND NOT EXISTS "
                     "(SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx) "
-                    "ORDER BY i.idx LIMIT ?", (batch_id, now, limit)).fetchall()
+                    "ORDER BY i.idx LIMIT ?", (batch_id, after_index, now, limit)).fetchall()
                 conn.executemany("UPDATE batch_items SET lease_owner = ?, lease_until = ? WHERE batch_id = ? "
                                  "AND idx = ?", ((owner, now + lease_seconds, batch_id, r[0]) for r in rows))
             return [Item(idx, cid, bytes(params)) for idx, cid, params in rows]
@@ -215,6 +216,27 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
                 return sum(conn.execute(sql + " AND idx = ?", (batch_id, owner, i)).rowcount for i in indexes)
+
+        return await self._run(tx)
+
+    async def renew_items(self, batch_id: str, owner: str, indexes: list[int], lease_seconds: float) -> int:
+        def tx(conn: sqlite3.Connection) -> int:
+            until = time.time() + lease_seconds
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")
+                return sum(conn.execute("UPDATE batch_items SET lease_until = ? WHERE batch_id = ? AND idx = ? "
+                                        "AND lease_owner = ?", (until, batch_id, i, owner)).rowcount
+                           for i in indexes)
+
+        return await self._run(tx)
+
+    async def end_batch(self, batch_id: str, ended_at: str) -> bool:
+        def tx(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "UPDATE batches SET status = 'ended', ended_at = ? WHERE id = ? AND status != 'ended' "
+                "AND NOT EXISTS (SELECT 1 FROM batch_items i WHERE i.batch_id = batches.id AND NOT EXISTS "
+                "(SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx))",
+                (ended_at, batch_id)).rowcount == 1
 
         return await self._run(tx)
 
@@ -245,8 +267,9 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
                     "INSERT OR IGNORE INTO batch_results (batch_id, idx, kind, body) "
                     "SELECT i.batch_id, i.idx, ?, json_object('custom_id', i.custom_id, "
                     "'result', json_object('type', ?)) FROM batch_items i WHERE i.batch_id = ? "
+                    "AND (i.lease_until IS NULL OR i.lease_until <= ?) "
                     "AND NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx)",
-                    (kind, kind, batch_id))
+                    (kind, kind, batch_id, time.time()))
                 n = cur.rowcount
                 conn.execute(f"UPDATE batches SET {kind} = {kind} + ? WHERE id = ?", (n, batch_id))
                 return n
