@@ -223,7 +223,9 @@ class Store(Protocol):
         ``owner`` for ``lease_seconds``: atomically, so concurrent claimers (other tasks, processes or
         instances) never receive the same item while its lease runs. A lease ends when its time passes (its
         owner died or is stuck: the item may then be claimed again, and ``put_result``'s first write keeps it
-        at one result) or by ``release_items``. A claimer's own unexpired leases are not handed back to it."""
+        at one result) or by ``release_items``. A claimer's own unexpired leases are not handed back to it.
+        Nothing is handed out once the batch is not ``in_progress`` (a cancel stops every claimer at once), and
+        a claim never interleaves with ``finish_pending``: an item is either leased or given its result."""
 
     async def release_items(self, batch_id: str, owner: str, indexes: list[int] | None = None) -> int:
         """End ``owner``'s leases in the batch (only on ``indexes`` if given), so the items without a result

@@ -230,14 +230,22 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
 
     async def claim_items(self, batch_id: str, owner: str, lease_seconds: float, limit: int,
                           after_index: int = -1) -> list[Item]:
-        rows = await (await self._db()).fetch(
-            "UPDATE batch_items t SET lease_owner = $2, "
-            "lease_until = clock_timestamp() + make_interval(secs => $3) "
-            "FROM (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 AND i.idx > $5 "
-            "      AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
-            f"     AND {PENDING} ORDER BY i.idx LIMIT $4 FOR UPDATE SKIP LOCKED) picked "
-            "WHERE t.batch_id = $1 AND t.idx = picked.idx RETURNING t.idx, t.custom_id, t.params",
-            batch_id, owner, float(lease_seconds), limit, after_index)
+        """The batch's row is locked ``FOR KEY SHARE`` first (claims share it, result writes do not conflict
+        with it) and ``finish_pending`` locks it ``FOR UPDATE``: so a claim and the canceling of the rest
+        never interleave — each runs its statement after the other committed and sees its rows."""
+        pool = await self._db()
+        async with pool.acquire() as conn, conn.transaction():
+            status = await conn.fetchval("SELECT status FROM batches WHERE id = $1 FOR KEY SHARE", batch_id)
+            if status != "in_progress":
+                return []  # canceling (or ended): nothing more is handed out
+            rows = await conn.fetch(
+                "UPDATE batch_items t SET lease_owner = $2, "
+                "lease_until = clock_timestamp() + make_interval(secs => $3) "
+                "FROM (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 AND i.idx > $5 "
+                "      AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
+                f"     AND {PENDING} ORDER BY i.idx LIMIT $4 FOR UPDATE SKIP LOCKED) picked "
+                "WHERE t.batch_id = $1 AND t.idx = picked.idx RETURNING t.idx, t.custom_id, t.params",
+                batch_id, owner, float(lease_seconds), limit, after_index)
         return sorted((Item(idx, cid, bytes(params)) for idx, cid, params in rows), key=lambda it: it.index)
 
     async def release_items(self, batch_id: str, owner: str, indexes: list[int] | None = None) -> int:
@@ -282,6 +290,8 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             raise ValueError(kind)
         pool = await self._db()
         async with pool.acquire() as conn, conn.transaction():
+            # waits for claims in progress (see claim_items), so their leases are seen and their items skipped
+            await conn.execute("SELECT 1 FROM batches WHERE id = $1 FOR UPDATE", batch_id)
             n = await conn.fetchval(
                 "WITH ins AS (INSERT INTO batch_results (batch_id, idx, kind, body) "
                 "SELECT i.batch_id, i.idx, $2, convert_to('{\"custom_id\":' || to_json(i.custom_id)::text || "

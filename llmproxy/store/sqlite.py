@@ -196,6 +196,9 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
             now = time.time()
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
+                status = conn.execute("SELECT status FROM batches WHERE id = ?", (batch_id,)).fetchone()
+                if status is None or status[0] != "in_progress":
+                    return []  # canceling (or ended): nothing more is handed out
                 rows = conn.execute(
                     "SELECT i.idx, i.custom_id, i.params FROM batch_items i WHERE i.batch_id = ? AND i.idx > ? "
                     "AND (i.lease_until IS NULL OR i.lease_until <= ?) AND NOT EXISTS "
