@@ -61,3 +61,39 @@ async def test_renewed_leases_stay_and_claims_walk_forward(store):  # noqa: F811
     assert await store.renew_items("msgbatch_r", "inst-a", [2], 60) == 0       # b holds it now
     assert await store.release_items("msgbatch_r", "inst-a") == 2
     assert [i.index for i in await store.claim_items("msgbatch_r", "inst-c", 60, 10)] == [0, 1]
+
+
+async def test_no_claims_once_canceling(store):  # noqa: F811
+    await make(store, "msgbatch_c", 3)
+    await store.update_batch("msgbatch_c", status="canceling")
+    assert await store.claim_items("msgbatch_c", "inst-a", 60, 10) == []
+    assert await store.claim_items("msgbatch_missing", "inst-a", 60, 10) == []
+
+
+async def test_an_item_is_either_claimed_or_canceled_never_both(store_settings):  # noqa: F811
+    """Eight claimers (each its own store: its own pool on PostgreSQL) take small slices of a batch while
+    another instance cancels the rest (``finish_pending``) in the middle: every item handed to a claimer is
+    left to it (no result), every other one is canceled — a claim racing the cancel never gets an item the
+    cancel has given a result (which would send it upstream for nothing)."""
+    stores = [open_store(*store_settings) for _ in range(9)]
+    n = 3000
+    try:
+        await make(stores[0], "msgbatch_x", n)
+        claimed: list[int] = []
+
+        async def claimer(s, owner: str) -> None:
+            while items := await s.claim_items("msgbatch_x", owner, 300, 3):
+                claimed.extend(i.index for i in items)
+
+        async def cancel() -> int:
+            while len(claimed) < n // 10:
+                await asyncio.sleep(0.001)
+            return await stores[8].finish_pending("msgbatch_x", "canceled")
+
+        *_, canceled = await asyncio.gather(*(claimer(s, f"inst-{k}") for k, s in enumerate(stores[:8])), cancel())
+        assert len(claimed) == len(set(claimed)) and len(claimed) + canceled == n, (len(claimed), canceled)
+        lines = [line async for line in stores[0].results("msgbatch_x")]
+        assert len(lines) == canceled  # no claimed item has a result
+    finally:
+        for s in stores:
+            await s.close()
