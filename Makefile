@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench.py $(if $(BASELINE),--baseline $(BASELINE)) $(BENCH_ARGS)
 	$(BIN)/python scripts/bench_routing.py
 	$(BIN)/python scripts/bench_stream.py
+	$(BIN)/python scripts/bench_fleet.py
 
 # N concurrent streams through a real daemon to a slow loopback upstream: errors, RSS, fds (STREAMS=1000 for the big run)
 STREAMS ?= 200
