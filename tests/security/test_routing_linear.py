@@ -10,6 +10,7 @@ The bound is generous: the linear patterns take milliseconds to tens of millisec
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import orjson
@@ -20,6 +21,7 @@ from hypothesis import strategies as st
 from llmproxy import config, routing
 from llmproxy.routing import mask as masking
 from llmproxy.routing.decide import MAX_KEYWORD_HITS
+from llmproxy.routing.kg import KnowledgeGraph
 from llmproxy.routing.text import KEYWORD_WINDOW
 
 CFG, _ = config.load(strict=False)
@@ -195,3 +197,9 @@ def test_past_the_budget_routing_takes_the_default_and_says_so():
     assert d.reasons[0].startswith("routing budget: ") and f"(limit {MAX_KEYWORD_HITS})" in d.reasons[0]
     d = routing.decide(_body(_fill("plan ", 5 * (MAX_KEYWORD_HITS - 10))), PS["intelligent"], CFG, PS)
     assert not d.reasons[0].startswith("routing budget")
+
+
+def test_a_profile_without_a_knowledge_graph_is_routed_by_its_default():
+    bare = dataclasses.replace(PS["fast"], kg=KnowledgeGraph())  # a profile with no kg directory
+    d = routing.decide(_body("please plan the migration"), bare, CFG, PS)
+    assert d.scenario == "default" and d.chain[0] == PS["fast"].config.default[0]
