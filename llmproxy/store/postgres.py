@@ -57,6 +57,8 @@ CONNECT_TIMEOUT_S = 10.0
 #: seconds ``close`` waits for connections still in use before cutting them
 CLOSE_TIMEOUT_S = 5.0
 
+#: a batch of at least this many items refreshes the planner's statistics of batch_items (create_batch)
+ANALYZE_ITEMS = 1000
 PENDING = "NOT EXISTS (SELECT 1 FROM batch_results r WHERE r.batch_id = i.batch_id AND r.idx = i.idx)"
 
 
@@ -189,6 +191,14 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
                 await conn.copy_records_to_table(
                     "batch_items", columns=["batch_id", "idx", "custom_id", "params"],
                     records=((batch.id, i, cid, params) for i, (cid, params) in enumerate(items)))
+        if len(items) >= ANALYZE_ITEMS:
+            # fresh statistics, or the planner, taking a new batch for a few rows, plans each claim as a bitmap
+            # scan and sort of all its remaining items (measured, 10,000 of 20,000 left: 10.5 ms a claim, 0.27 ms
+            # after ANALYZE); ANALYZE samples a bounded number of rows, whatever the table's size
+            # the batch is stored: a failure here (the server gone just now) must not report the create failed
+            with contextlib.suppress(Exception):
+                async with pool.acquire() as conn:
+                    await conn.execute("ANALYZE batch_items")
 
     async def get_batch(self, batch_id: str) -> Batch | None:
         row = await (await self._db()).fetchrow(f"SELECT {BATCH_COLS} FROM batches WHERE id = $1", batch_id)
@@ -238,13 +248,16 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             status = await conn.fetchval("SELECT status FROM batches WHERE id = $1 FOR KEY SHARE", batch_id)
             if status != "in_progress":
                 return []  # canceling (or ended): nothing more is handed out
+            # MATERIALIZED: the picking runs once; as a subquery in FROM the planner may put it on the inner side
+            # of a nested loop and re-run it per row, locking far more rows than it hands out (measured: one
+            # claimer got 856 of 900 items, the other two starved)
             rows = await conn.fetch(
+                "WITH picked AS MATERIALIZED (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 AND i.idx > $5 "
+                "      AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
+                f"     AND {PENDING} ORDER BY i.idx LIMIT $4 FOR UPDATE SKIP LOCKED) "
                 "UPDATE batch_items t SET lease_owner = $2, "
                 "lease_until = clock_timestamp() + make_interval(secs => $3) "
-                "FROM (SELECT i.idx FROM batch_items i WHERE i.batch_id = $1 AND i.idx > $5 "
-                "      AND (i.lease_until IS NULL OR i.lease_until <= clock_timestamp()) "
-                f"     AND {PENDING} ORDER BY i.idx LIMIT $4 FOR UPDATE SKIP LOCKED) picked "
-                "WHERE t.batch_id = $1 AND t.idx = picked.idx RETURNING t.idx, t.custom_id, t.params",
+                "FROM picked WHERE t.batch_id = $1 AND t.idx = picked.idx RETURNING t.idx, t.custom_id, t.params",
                 batch_id, owner, float(lease_seconds), limit, after_index)
         return sorted((Item(idx, cid, bytes(params)) for idx, cid, params in rows), key=lambda it: it.index)
 
@@ -275,15 +288,14 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
     async def put_result(self, batch_id: str, index: int, custom_id: str, kind: str, body: bytes) -> bool:
         if kind not in RESULT_TYPES:
             raise ValueError(kind)
-        pool = await self._db()
-        async with pool.acquire() as conn, conn.transaction():
-            stored = await conn.fetchval(
-                "INSERT INTO batch_results (batch_id, idx, kind, body) VALUES ($1, $2, $3, $4) "
-                "ON CONFLICT DO NOTHING RETURNING 1", batch_id, index, kind, body)
-            if stored is None:
-                return False
-            await conn.execute(f"UPDATE batches SET {kind} = {kind} + 1 WHERE id = $1", batch_id)
-            return True
+        # one statement (its own transaction): the batch's counter row, which every instance's results update,
+        # is locked only inside the server, never across a round trip to a client that may be slow to answer
+        stored = await (await self._db()).fetchval(
+            "WITH ins AS (INSERT INTO batch_results (batch_id, idx, kind, body) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING RETURNING 1), "
+            f"upd AS (UPDATE batches SET {kind} = {kind} + 1 WHERE id = $1 AND EXISTS (SELECT 1 FROM ins)) "
+            "SELECT count(*) FROM ins", batch_id, index, kind, body)
+        return stored == 1
 
     async def finish_pending(self, batch_id: str, kind: str) -> int:
         if kind not in RESULT_TYPES:
