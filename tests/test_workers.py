@@ -100,7 +100,8 @@ def test_two_workers_share_the_port_log_and_metrics(daemon, home):
 
 
 def test_batches_run_once_whichever_worker_took_them(daemon, home):
-    """Only worker 1 executes batches; one created through any worker is picked up and run exactly once."""
+    """Every worker executes batches (claiming items under a lease); one created through any worker is run, each
+    item exactly once."""
     _, port, _ = daemon
     reqs = [{"custom_id": f"c{i}", "params": json.loads(BODY)} for i in range(6)]
     ids = []
