@@ -2,8 +2,8 @@
 PostgreSQL database and one fake upstream (a real aiohttp server on 127.0.0.1, in a thread of the test, one
 listening port per instance so that it can tell which instance sent each request):
 
-* a batch created on instance 1 is executed by all three, its results read from instance 3, one per item,
-  and the upstream called once per item;
+* a 3,000-item batch created on instance 1 is executed by all three, its results read from instance 3, one
+  per item, and the upstream called once per item;
 * a cancel sent to instance 2 stops new items on instances 1 and 3 within a poll interval; the items not
   started end ``canceled``, each item once;
 * ``kill -9`` of instance 1 mid-batch: once its leases pass, the others run its items; every item ends with
@@ -213,9 +213,13 @@ def since(up: Upstream, mark: int) -> list[Hit]:
 
 def test_a_batch_created_on_one_instance_is_run_by_all_three(fleet):
     up, (one, two, three), _ = fleet
-    n, mark = 600, len(up.snapshot())
-    batch = one.client().messages.batches.create(requests=requests_for(n, "all"))
-    done = ended(three.client(), batch.id)
+    n, mark = 3000, len(up.snapshot())  # the size, with the upstream answering in 10 ms
+    up.delay = 0.01
+    try:
+        batch = one.client().messages.batches.create(requests=requests_for(n, "all"))
+        done = ended(three.client(), batch.id)
+    finally:
+        up.delay = 0.03
     assert done.request_counts.succeeded == n
     kinds = one_result_each(three.client(), batch.id, n, "all")
     assert kinds == {"succeeded": n}
@@ -288,7 +292,8 @@ async def cancel_in_store(url: str, batch_id: str) -> None:
 
 def test_kill_9_of_one_instance_mid_batch_loses_and_duplicates_nothing(fleet):
     up, (one, two, three), url = fleet
-    n, mark = 900, len(up.snapshot())
+    n, mark = 3000, len(up.snapshot())  # the size, with the upstream answering in 10 ms
+    up.delay = 0.01
     batch = one.client().messages.batches.create(requests=requests_for(n, "kill"))
     wait_for("a third of the batch", lambda: len(since(up, mark)) >= n // 3
              and all(any(h.port == d.up_port for h in since(up, mark)) for d in (one, two, three)), timeout=30)
