@@ -1,13 +1,14 @@
 """The usage ledger's in-memory side: every finished request record (the request log's listener, on the log's
 writer thread, never the request path) is added to a per-minute aggregate keyed by (minute, profile,
-scenario, provider, model); the fleet task (``server/fleet.py``) takes the aggregates about once a second
-and upserts them into the store, where ``llmproxy stats --fleet`` reads every instance's.
+scenario, provider, model, client key id); the fleet task (``server/fleet.py``) takes the aggregates about
+once a second and upserts them into the store, where ``llmproxy stats --fleet`` and budgets read them.
 
 The buffer is bounded by its number of keys: while the store is down the aggregates keep accumulating (one
 row per key and minute, not per request), and once ``max_keys`` rows wait, a record with a new key is
 dropped and counted (``dropped``, and the ``llmproxy_ledger_dropped`` metric). Labels are bounded as the
 metrics' are: a profile, provider or model that is not in the configuration is named ``unknown`` / ``none``
-/ ``other``, so a client cannot grow the ledger with names of its own."""
+/ ``other``, so a client cannot grow the ledger with names of its own; a key id is one the store's admin
+created (``""`` for a request without a store key)."""
 
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ TOKEN_KEYS = {"input_tokens": "input_tokens", "output_tokens": "output_tokens",
               "cache_read_tokens": "cache_read_input_tokens", "cache_write_tokens": "cache_creation_input_tokens"}
 
 
-def key_of(rec: dict, cfg: Config) -> tuple[str, str, str, str, str] | None:
-    """(minute, profile, scenario, provider, model) of a request record, its labels bounded by ``cfg``; None
-    for a record that is not a model call."""
+def key_of(rec: dict, cfg: Config) -> tuple[str, str, str, str, str, str] | None:
+    """(minute, profile, scenario, provider, model, key id) of a request record, its labels bounded by
+    ``cfg``; None for a record that is not a model call."""
     when = rec.get("time")
     if rec.get("endpoint") in SKIPPED_ENDPOINTS or not isinstance(when, str) or len(when) < 16:
         return None
@@ -41,7 +42,9 @@ def key_of(rec: dict, cfg: Config) -> tuple[str, str, str, str, str] | None:
         model = "other" if model and model != "none" else "none"
     profile = rec.get("profile") if rec.get("profile") in cfg.profiles else "unknown"
     scenario = (rec.get("decision") or {}).get("scenario") or "none"
-    return when[:16] + "Z", str(profile), str(scenario)[:64], provider, model
+    key = rec.get("key")
+    key_id = key.get("id") if isinstance(key, dict) and isinstance(key.get("id"), str) else ""
+    return when[:16] + "Z", str(profile), str(scenario)[:64], provider, model, key_id[:64]
 
 
 def add_record(row: Usage, rec: dict) -> None:

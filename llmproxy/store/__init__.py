@@ -121,7 +121,7 @@ class StoreUnavailable(Exception):
 #: the counters of one usage ledger row, in column order
 USAGE_COUNTS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                 "cost_usd", "cost_unknown")
-USAGE_KEY = ("minute", "profile", "scenario", "provider", "model")
+USAGE_KEY = ("minute", "profile", "scenario", "provider", "model", "key_id")
 #: a registry row not refreshed for this long (its instance was killed, or is gone) is removed by heartbeats
 INSTANCE_FORGET_S = 24 * 3600
 
@@ -148,6 +148,7 @@ class Usage:
     scenario: str
     provider: str
     model: str
+    key_id: str = ""                   # the client key's id (llmproxy keys); "" for requests without one
     requests: int = 0
     errors: int = 0
     input_tokens: int = 0
@@ -313,6 +314,21 @@ class Store(Protocol):
     async def rotate_key(self, name: str, new_id: str, secret_hash: str) -> ApiKey | None:
         """Revoke the live key ``name`` and store its successor (``new_id``, the same name and limits,
         ``rotated_from`` the old id) in one transaction; the new key, or None when no live key has that name."""
+
+    async def key_spend(self, key_id: str, since_minute: str, before_minute: str) -> float:
+        """The ledger's cost (USD) of ``key_id``'s requests in the minutes from ``since_minute`` up to (not
+        including) ``before_minute``, every instance's (budgets; a request of unknown price counts nothing)."""
+
+    async def sync_key_windows(self, deltas: list[tuple[str, int, int, int, float]], key_ids: list[str],
+                               since_window: int) -> list[tuple[str, int, int, int, float]]:
+        """Add each (key_id, window, requests, tokens, cost) to the fleet's per-key counters (one row per key
+        and window, upserted; rows before ``since_window - 2`` removed), then return every counter row of
+        ``key_ids`` from ``since_window`` on, as (key_id, window, requests, tokens, cost)."""
+
+    async def claim_key_requests(self, claims: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int]]:
+        """For each (key_id, window, wanted, cap): add to that window's request count as many of ``wanted``
+        as keep it at most ``cap``, atomically (instances claiming at once never get more than ``cap``
+        together), in key order; the (key_id, window, granted) of each."""
 
     async def close(self) -> None: ...
 

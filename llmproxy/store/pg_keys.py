@@ -77,3 +77,64 @@ class PgKeys:
                             "rotated_from": old.id})
             await _insert(conn, new, secret_hash)
             return new
+
+    # ------------------------------------------------------------------ budgets and fleet-wide limits
+    async def key_spend(self, key_id: str, since_minute: str, before_minute: str) -> float:
+        return float(await (await self._db()).fetchval(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE key_id = $1 AND minute >= $2 AND minute < $3",
+            key_id, since_minute, before_minute))
+
+    async def sync_key_windows(self, deltas: list[tuple[str, int, int, int, float]], key_ids: list[str],
+                               since_window: int) -> list[tuple[str, int, int, int, float]]:
+        """One round trip: the deltas upserted (in key order: two instances never deadlock on them) and the
+        counters read back in the same statement."""
+        deltas = sorted(deltas)
+        cols = [list(c) for c in zip(*deltas, strict=True)] if deltas else [[], [], [], [], []]
+        rows = await (await self._db()).fetch(_PG_SYNC, *cols, key_ids, since_window)
+        return [tuple(r) for r in rows]
+
+    async def claim_key_requests(self, claims: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int]]:
+        """Two statements in one transaction: the rows made if absent, then locked in key order, read and
+        added to (``_PG_CLAIM``): a concurrent claim on the same row waits for this one's commit."""
+        claims = sorted(claims)
+        cols = [list(c) for c in zip(*claims, strict=True)] if claims else [[], [], [], []]
+        async with (await self._db()).acquire() as conn, conn.transaction():
+            await conn.execute("INSERT INTO key_windows (key_id, win) SELECT * FROM unnest($1::text[], $2::bigint[]) "
+                               "ORDER BY 1, 2 ON CONFLICT DO NOTHING", cols[0], cols[1])
+            rows = await conn.fetch(_PG_CLAIM, *cols)
+        return [tuple(r) for r in rows]
+
+
+#: the deltas added (arrays $1..$5), old windows removed, and the counters of $6's keys from window $7 on, as
+#: they are after the upsert (the outer SELECT does not see the CTE's writes: the upserted rows come from it)
+_PG_SYNC = """
+WITH up AS (
+    INSERT INTO key_windows (key_id, win, requests, tokens, cost_usd)
+    SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[], $5::float8[])
+    ON CONFLICT (key_id, win) DO UPDATE SET requests = key_windows.requests + excluded.requests,
+        tokens = key_windows.tokens + excluded.tokens, cost_usd = key_windows.cost_usd + excluded.cost_usd
+    RETURNING key_id, win, requests, tokens, cost_usd
+), gone AS (
+    DELETE FROM key_windows WHERE win < $7 - 2 AND cardinality($1::text[]) > 0
+)
+SELECT key_id, win, requests, tokens, cost_usd FROM up WHERE key_id = ANY($6::text[]) AND win >= $7
+UNION ALL
+SELECT k.key_id, k.win, k.requests, k.tokens, k.cost_usd FROM key_windows k
+WHERE k.key_id = ANY($6::text[]) AND k.win >= $7
+  AND NOT EXISTS (SELECT 1 FROM up WHERE up.key_id = k.key_id AND up.win = k.win)
+"""
+
+#: claims ($1 keys, $2 windows, $3 wanted, $4 caps): each row locked (in key order), granted what keeps it at
+#: most its cap, and added to
+_PG_CLAIM = """
+WITH want AS (SELECT * FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS w(key_id, win, n, cap)),
+old AS (
+    SELECT k.key_id, k.win, LEAST(w.n, GREATEST(0, w.cap - k.requests)) AS grant_n
+    FROM key_windows k JOIN want w ON w.key_id = k.key_id AND w.win = k.win
+    ORDER BY k.key_id, k.win FOR UPDATE OF k
+), upd AS (
+    UPDATE key_windows k SET requests = k.requests + old.grant_n FROM old
+    WHERE k.key_id = old.key_id AND k.win = old.win AND old.grant_n > 0
+)
+SELECT key_id, win, grant_n FROM old
+"""

@@ -124,6 +124,21 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE UNIQUE INDEX keys_live_name ON keys(name) WHERE revoked_at IS NULL;
     """),
+    #: the client key as a dimension of the usage ledger (budgets) and the fleet's rate-limit counters
+    ("0010_key_usage", """
+        ALTER TABLE usage_ledger ADD COLUMN key_id TEXT NOT NULL DEFAULT '';
+        ALTER TABLE usage_ledger DROP CONSTRAINT usage_ledger_pkey;
+        ALTER TABLE usage_ledger ADD PRIMARY KEY (minute, profile, scenario, provider, model, key_id);
+        CREATE INDEX usage_ledger_by_key ON usage_ledger(key_id, minute) WHERE key_id <> '';
+        CREATE TABLE key_windows (
+            key_id TEXT NOT NULL,
+            win BIGINT NOT NULL,
+            requests BIGINT NOT NULL DEFAULT 0,
+            tokens BIGINT NOT NULL DEFAULT 0,
+            cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, win)
+        );
+    """),
 ]
 
 

@@ -113,6 +113,43 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE UNIQUE INDEX keys_live_name ON keys(name) WHERE revoked_at IS NULL;
     """),
+    #: the client key as a dimension of the usage ledger (a key's spend: budgets), and the fleet's rate-limit
+    #: counters (one row per key and minute window: the fleet-wide --rpm/--tpm); SQLite cannot change a
+    #: primary key, so the ledger is copied into a table with the new one
+    ("0010_key_usage", """
+        CREATE TABLE usage_ledger_new (
+            minute TEXT NOT NULL,
+            profile TEXT NOT NULL,
+            scenario TEXT NOT NULL,
+            provider TEXT NOT NULL,
+            model TEXT NOT NULL,
+            key_id TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            input_tokens INTEGER NOT NULL DEFAULT 0,
+            output_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_read_tokens INTEGER NOT NULL DEFAULT 0,
+            cache_write_tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            cost_unknown INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (minute, profile, scenario, provider, model, key_id)
+        ) WITHOUT ROWID;
+        INSERT INTO usage_ledger_new (minute, profile, scenario, provider, model, requests, errors, input_tokens,
+            output_tokens, cache_read_tokens, cache_write_tokens, cost_usd, cost_unknown)
+            SELECT minute, profile, scenario, provider, model, requests, errors, input_tokens, output_tokens,
+                   cache_read_tokens, cache_write_tokens, cost_usd, cost_unknown FROM usage_ledger;
+        DROP TABLE usage_ledger;
+        ALTER TABLE usage_ledger_new RENAME TO usage_ledger;
+        CREATE INDEX usage_ledger_by_key ON usage_ledger(key_id, minute) WHERE key_id != '';
+        CREATE TABLE key_windows (
+            key_id TEXT NOT NULL,
+            win INTEGER NOT NULL,
+            requests INTEGER NOT NULL DEFAULT 0,
+            tokens INTEGER NOT NULL DEFAULT 0,
+            cost_usd REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (key_id, win)
+        ) WITHOUT ROWID;
+    """),
 ]
 
 BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "

@@ -87,3 +87,48 @@ class SqliteKeys:
                 return new
 
         return await self._run(tx)
+
+    # ------------------------------------------------------------------ budgets and fleet-wide limits
+    async def key_spend(self, key_id: str, since_minute: str, before_minute: str) -> float:
+        return await self._run(lambda c: c.execute(
+            "SELECT COALESCE(SUM(cost_usd), 0) FROM usage_ledger WHERE key_id = ? AND minute >= ? AND minute < ?",
+            (key_id, since_minute, before_minute)).fetchone()[0])
+
+    async def sync_key_windows(self, deltas: list[tuple[str, int, int, int, float]], key_ids: list[str],
+                               since_window: int) -> list[tuple[str, int, int, int, float]]:
+        def tx(conn: sqlite3.Connection) -> list[tuple[str, int, int, int, float]]:
+            with conn:
+                if deltas:
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.executemany(_WINDOW_UPSERT, sorted(deltas))
+                    conn.execute("DELETE FROM key_windows WHERE win < ?", (since_window - 2,))
+            marks = ", ".join("?" * len(key_ids))
+            return [tuple(r) for r in conn.execute(
+                f"SELECT key_id, win, requests, tokens, cost_usd FROM key_windows WHERE win >= ? AND key_id IN "
+                f"({marks})", (since_window, *key_ids))] if key_ids else []
+
+        return await self._run(tx)
+
+    async def claim_key_requests(self, claims: list[tuple[str, int, int, int]]) -> list[tuple[str, int, int]]:
+        def tx(conn: sqlite3.Connection) -> list[tuple[str, int, int]]:
+            out = []
+            with conn:
+                conn.execute("BEGIN IMMEDIATE")  # one writer: the read and the add below are one step
+                for key_id, win, wanted, cap in sorted(claims):
+                    conn.execute("INSERT INTO key_windows (key_id, win) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                                 (key_id, win))
+                    have = conn.execute("SELECT requests FROM key_windows WHERE key_id = ? AND win = ?",
+                                        (key_id, win)).fetchone()[0]
+                    grant = min(wanted, max(0, cap - have))
+                    if grant:
+                        conn.execute("UPDATE key_windows SET requests = requests + ? WHERE key_id = ? AND win = ?",
+                                     (grant, key_id, win))
+                    out.append((key_id, win, grant))
+            return out
+
+        return await self._run(tx)
+
+
+_WINDOW_UPSERT = ("INSERT INTO key_windows (key_id, win, requests, tokens, cost_usd) VALUES (?, ?, ?, ?, ?) "
+                  "ON CONFLICT (key_id, win) DO UPDATE SET requests = key_windows.requests + excluded.requests, "
+                  "tokens = key_windows.tokens + excluded.tokens, cost_usd = key_windows.cost_usd + excluded.cost_usd")

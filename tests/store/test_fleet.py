@@ -123,11 +123,13 @@ REC = {"time": "2026-12-05T10:37:12.345+00:00", "endpoint": "messages", "profile
 
 
 @pytest.mark.parametrize("change, key", [
-    ({}, ("2026-12-05T10:37Z", "test", "default", "anthropic", "claude-sonnet-4-5")),
-    ({"profile": "made-up"}, ("2026-12-05T10:37Z", "unknown", "default", "anthropic", "claude-sonnet-4-5")),
-    ({"target": "evil/x"}, ("2026-12-05T10:37Z", "test", "default", "none", "other")),
-    ({"target": "anthropic/not-in-catalog"}, ("2026-12-05T10:37Z", "test", "default", "anthropic", "other")),
-    ({"target": None, "decision": None}, ("2026-12-05T10:37Z", "test", "none", "none", "none")),
+    ({}, ("2026-12-05T10:37Z", "test", "default", "anthropic", "claude-sonnet-4-5", "")),
+    ({"profile": "made-up"}, ("2026-12-05T10:37Z", "unknown", "default", "anthropic", "claude-sonnet-4-5", "")),
+    ({"target": "evil/x"}, ("2026-12-05T10:37Z", "test", "default", "none", "other", "")),
+    ({"target": "anthropic/not-in-catalog"}, ("2026-12-05T10:37Z", "test", "default", "anthropic", "other", "")),
+    ({"target": None, "decision": None}, ("2026-12-05T10:37Z", "test", "none", "none", "none", "")),
+    ({"key": {"id": "key_1", "name": "alice"}},
+     ("2026-12-05T10:37Z", "test", "default", "anthropic", "claude-sonnet-4-5", "key_1")),
     ({"endpoint": "count_tokens"}, None),
     ({"time": None}, None),
 ])
