@@ -7,6 +7,9 @@ never on the request path:
 * the **usage ledger**: the request log's listener adds each finished request to a per-minute aggregate in
   memory (``obs/ledger.py``); every ``[store] ledger_flush_seconds`` the aggregates are added to the store's
   ledger (an upsert that sums). ``llmproxy stats --fleet`` reads it.
+* the **fleet-wide key limits**: every ``keylimits.SYNC_S`` (or at once when a request waits for one) this
+  process claims request allowances for its keys, adds its token and cost counts to the store's and reads
+  the fleet's sums back (``server/keylimits.py``).
 
 When the store is unreachable both keep trying with exponential backoff (up to ``BACKOFF_MAX_S``); the
 ledger keeps aggregating in memory up to its bound. ``/health`` shows the store's kind, whether the last
@@ -30,6 +33,7 @@ from llmproxy import __version__, paths
 from llmproxy.obs.ledger import Ledger
 from llmproxy.pidfile import read_pid_file
 from llmproxy.server.files import STORE
+from llmproxy.server.keylimits import FLEET, sync_forever
 from llmproxy.server.state import STATE, State
 from llmproxy.store import Instance, Store
 from llmproxy.store.schema import now_iso
@@ -76,7 +80,8 @@ class Fleet:
     def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._every("heartbeat", lambda: self.cfg.heartbeat_seconds, self._beat)),
-                       loop.create_task(self._every("ledger", lambda: self.cfg.ledger_flush_seconds, self._flush))]
+                       loop.create_task(self._every("ledger", lambda: self.cfg.ledger_flush_seconds, self._flush)),
+                       loop.create_task(sync_forever(self.store, lambda e, n: self._failed("limits", e, n)))]
 
     async def stop(self) -> None:
         for t in self._tasks:
@@ -120,6 +125,7 @@ class Fleet:
         inst.circuits = self.state.breakers.snapshot()
         await self.store.heartbeat(inst)
         self.last_beat, self.ok = time.monotonic(), True
+        FLEET.peers = max(1, sum(i.seen_ago_s < 3 * self.cfg.heartbeat_seconds for i in await self.store.instances()))
 
     async def _flush(self) -> None:
         rows = self.ledger.take()

@@ -9,7 +9,9 @@ asks the store once (concurrent misses share one lookup). The lookup runs on the
 or the event loop's asyncpg pool (PostgreSQL): it never blocks the loop.
 
 Also here: a limited key's allowed profiles (``check_profile``, ``check_batch``), the admin-only routes, and
-``--rpm`` / ``--tpm`` per key in this process (``RequestWindows``, ``TokenWindows``; docs/operations.md "Keys").
+``check_limits``: its budget and ``--rpm`` / ``--tpm`` across the fleet (``server/keylimits.py``), or in this
+process (``RequestWindows``, ``TokenWindows``) without a fleet task or while the store is down
+(docs/operations.md "Keys").
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from aiohttp import web
 
 from llmproxy import paths
 from llmproxy.errors import AuthenticationFailed, PermissionDenied, ProxyError, RateLimited
+from llmproxy.server.keylimits import CLAIM_WAIT_S, FLEET, Budgets, check_budget
+from llmproxy.server.state import STATE
 from llmproxy.store import Store
 from llmproxy.store.keys import SECRET_PREFIX, ApiKey, key_hash, load_server_secret
 
@@ -48,8 +52,8 @@ class Caller:
 
 class RequestWindows:
     """``--rpm`` per key: a sliding window of the last minute's admitted requests, per process (an instance,
-    or a worker of ``serve --workers N``: N workers admit up to N times the limit). The fleet-wide limit is a
-    later step of issue 27. Exact within the process: at most ``limit`` admitted in any ``window`` seconds."""
+    or a worker of ``serve --workers N``): the fallback of the fleet-wide limit (``keylimits.FleetWindows``).
+    Exact within the process: at most ``limit`` admitted in any ``window`` seconds."""
 
     def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
         self.window, self.clock = window, clock
@@ -114,9 +118,12 @@ REQUESTS = RequestWindows()
 TOKENS = TokenWindows()
 
 
-def spend_tokens(key_id: str, usage: object) -> None:
-    """Count a finished request's tokens against its key's ``--tpm`` (called when its record is finished)."""
-    TOKENS.add(key_id, usage_tokens(usage))
+def spend_tokens(key_id: str, usage: object, cost: float | None = None) -> None:
+    """Count a finished request's tokens against its key's ``--tpm`` (called when its record is finished), in
+    this process's window and, with its cost (budgets), in the fleet's counters (``keylimits.FLEET``)."""
+    tokens = usage_tokens(usage)
+    TOKENS.add(key_id, tokens)
+    FLEET.finished(key_id, tokens, cost)
 
 
 class KeyCache:
@@ -296,11 +303,58 @@ def check_batch(request: web.Request, profile: str, data: object) -> None:
 MODEL_CALLS = ("/v1/messages", "/v1/chat/completions")
 
 
+def is_model_call(request: web.Request) -> bool:
+    return request.method == "POST" and request.path.endswith(MODEL_CALLS)
+
+
+async def check_limits(request: web.Request, caller: Caller) -> None:
+    """A store key's limits before its model request is sent: its budget (``BudgetSpent``) and its
+    ``--rpm`` / ``--tpm`` (``RateLimited``) — across every instance on the store when the app has a fleet
+    task (``server/keylimits.py``), else in this process (``check_rate``)."""
+    key = caller.key
+    if key is None or not (key.rpm or key.tpm or key.budget_usd is not None) or not is_model_call(request):
+        return
+    state = request.app[STATE]
+    fleet = state.fleet
+    fail_open = state.runtime.cfg.auth.on_store_down == "open"
+    if key.budget_usd is not None:
+        await check_budget(key, store_of_app(request.app), budgets_of(request.app), FLEET, fail_open)
+    if not (key.rpm or key.tpm):
+        return
+    if fleet is None:
+        return check_rate(request, caller)
+    if not fail_open and FLEET.stale():
+        raise ProxyError("cannot check the key's rate limits now: the store is unreachable; retry shortly",
+                         status=503, retry_after="1")
+    refused = FLEET.admit(key.id, key.rpm, key.tpm)
+    if refused is not None and refused[0] == "claim":  # no allowance left here: wait for the sync's claim
+        await FLEET.next_sync(CLAIM_WAIT_S)
+        refused = FLEET.admit(key.id, key.rpm, key.tpm)
+        if refused is not None and refused[0] == "claim":  # none granted, or the store did not answer
+            if fail_open and FLEET.stale():
+                return check_rate(request, caller)  # the store is down: this process's own windows
+            refused = ("rpm", 1.0)
+    if refused is not None:
+        why, wait = refused
+        raise _limited(f"key {key.name!r} has used its {key.tpm} tokens per minute" if why == "tpm" else
+                       f"key {key.name!r} is over its limit of {key.rpm} requests per minute", wait)
+
+
+_BUDGETS: weakref.WeakKeyDictionary[web.Application, Budgets] = weakref.WeakKeyDictionary()
+
+
+def budgets_of(app: web.Application) -> Budgets:
+    budgets = _BUDGETS.get(app)
+    if budgets is None:
+        budgets = _BUDGETS[app] = Budgets()
+    return budgets
+
+
 def check_rate(request: web.Request, caller: Caller) -> None:
     """A 429 ``rate_limit_error`` with ``retry-after`` when the caller's key is over its ``--rpm`` or
     ``--tpm`` in this process (``REQUESTS``, ``TOKENS``)."""
     key = caller.key
-    if key is None or not (key.rpm or key.tpm) or request.method != "POST" or not request.path.endswith(MODEL_CALLS):
+    if key is None or not (key.rpm or key.tpm) or not is_model_call(request):
         return
     if key.tpm and (wait := TOKENS.wait(key.id, key.tpm)) is not None:
         raise _limited(f"key {key.name!r} has used its {key.tpm} tokens per minute", wait)

@@ -25,7 +25,8 @@ from llmproxy.errors import (
     RequestTooLarge,
 )
 from llmproxy.server.errors import error_response, is_openai_surface
-from llmproxy.server.keyauth import CALLER, cache_of, caller_of, check_rate, is_admin_path
+from llmproxy.server.keyauth import CALLER, cache_of, caller_of, check_limits, is_admin_path
+from llmproxy.server.keylimits import BudgetSpent
 from llmproxy.server.record import RequestRecord, finish
 from llmproxy.server.state import REQUEST_ID, STATE
 
@@ -172,7 +173,9 @@ async def auth_middleware(request: web.Request, handler):
         raise reject(request, PermissionDenied(f"{path} is for admin keys ([auth] api_keys of the config); "
                                                f"key {name!r} may not use it"), "admin")
     try:
-        check_rate(request, caller)
+        await check_limits(request, caller)
+    except BudgetSpent as exc:
+        raise reject(request, exc, "key_budget") from None
     except RateLimited as exc:
         raise reject(request, exc, "key_rate") from None
     return await handler(request)

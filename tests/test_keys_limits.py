@@ -1,0 +1,174 @@
+"""A store key's budget and fleet-wide rpm/tpm (issue 27; server/keylimits.py): the period bounds and the
+counters as table tests with a clock of the test's, and end to end through the app on both stores: a key
+whose budget is spent gets the Anthropic-shaped 429 Claude Code shows (``x-should-retry: false``). Across
+instances (separate processes on one PostgreSQL): tests/store/test_keys_fleet.py."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import aiohttp
+import anthropic
+import pytest
+
+from llmproxy.server.keylimits import FleetWindows, period_bounds
+from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
+from tests.test_keys import ADMIN, acreate, akeys, backend, hello, start  # noqa: F401 - fixtures and helpers
+
+
+@pytest.mark.parametrize("period, now, start, end", [
+    ("day", "2026-12-05T10:37:00", "2026-12-05", "2026-12-06"),
+    ("week", "2026-12-05T10:37:00", "2026-11-30", "2026-12-07"),      # a Saturday: from Monday
+    ("week", "2026-11-30T00:00:00", "2026-11-30", "2026-12-07"),
+    ("month", "2026-12-05T10:37:00", "2026-12-01", "2027-01-01"),
+    ("month", "2027-01-31T23:59:59", "2027-01-01", "2027-02-01"),
+    ("month", "2028-02-29T12:00:00", "2028-02-01", "2028-03-01"),
+])
+def test_period_bounds(period, now, start, end):
+    s, e = period_bounds(period, datetime.fromisoformat(now).replace(tzinfo=UTC))
+    assert (s.date().isoformat(), e.date().isoformat()) == (start, end)
+    assert s.tzinfo is not None and s.hour == 0
+
+
+class Clock:
+    def __init__(self, t: float = 6000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def grant_like_a_store(w: FleetWindows, counts: dict) -> None:
+    """What the store does with ``w``'s claims (``counts``: (key, window) -> requests, the store's rows)."""
+    grants = []
+    for key_id, win, wanted, cap in w.claims():
+        have = counts.get((key_id, win), 0)
+        n = min(wanted, max(0, cap - have))
+        counts[(key_id, win)] = have + n
+        grants.append((key_id, win, n))
+    w.granted(grants)
+    w.take()
+    w.synced([(k, win, n, 0, 0.0) for (k, win), n in counts.items()])
+
+
+def admitted(w: FleetWindows, counts: dict, n: int, rpm: int) -> int:
+    """Requests of ``n`` admitted, each one without an allowance waiting for one claim, as the server does."""
+    got = 0
+    for _ in range(n):
+        refused = w.admit("k", rpm, None)
+        if refused is not None and refused[0] == "claim":
+            grant_like_a_store(w, counts)
+            refused = w.admit("k", rpm, None)
+        got += refused is None
+    return got
+
+
+def test_fleet_windows_admit_what_was_claimed_up_to_the_limit_and_slide():
+    clock, counts = Clock(), {}
+    w = FleetWindows(window=60, clock=clock)
+    assert admitted(w, counts, 8, 5) == 5
+    why, wait = w.admit("k", 5, None)
+    assert why == "rpm" and 60 <= wait <= 120
+    clock.t += 60  # the next window: the previous one weighs (1 - 0) = all of it
+    assert admitted(w, counts, 3, 5) == 0
+    clock.t += 30  # half of it left: 5 * 0.5 = 2.5 counted, two more fit
+    assert admitted(w, counts, 3, 5) == 2
+    assert counts == {("k", 100): 5, ("k", 101): 2}
+
+
+def test_three_instances_claiming_never_admit_more_than_the_limit():
+    """Three instances on one store (its rows shared), taking turns: together they admit the limit."""
+    clock, counts = Clock(), {}
+    fleet = [FleetWindows(window=60, clock=clock) for _ in range(3)]
+    for w in fleet:
+        w.peers = 3
+    total = 0
+    for _ in range(20):
+        for w in fleet:
+            total += admitted(w, counts, 3, 30)
+    assert total == 30 and counts[("k", 100)] == 30
+
+
+def test_fleet_windows_count_what_other_instances_sent():
+    w = FleetWindows(window=60, clock=Clock())
+    w.touch("k")
+    w.finished("k", 7, 0.5)
+    deltas, keys, since = w.take()
+    assert deltas == [("k", 100, 0, 7, 0.5)] and keys == ["k"] and since == 98
+    w.finished("k", 3, 0.25)  # counted while the first is being sent
+    w.synced([("k", 100, 9, 20, 2.0)])  # the store: ours and other instances'
+    assert w.estimate("k")[:2] == (9, 23) and w.cost_since("k", 98) == 2.25
+    deltas, _, _ = w.take()
+    w.unsynced()  # the send failed: the delta is kept for the next one
+    assert w.take()[0] == deltas == [("k", 100, 0, 3, 0.25)]
+
+
+def test_a_claim_asks_for_the_waiting_requests_or_a_share():
+    w = FleetWindows(window=60, clock=Clock())
+    w.peers = 3
+    assert w.admit("k", 60, None)[0] == "claim"
+    assert w.claims() == [("k", 100, 10, 60)]  # 60 left / (2 x 3)
+    for _ in range(12):
+        w.admit("k", 60, None)
+    assert w.claims() == [("k", 100, 12, 60)]  # more wait than the share
+    assert w.claims() == []
+
+
+def test_fleet_windows_tokens_and_cost_of_limited_keys_only():
+    w = FleetWindows(window=60, clock=Clock())
+    w.finished("other", 100, 1.0)  # never checked here: not counted
+    assert w.admit("k", None, 50) is None
+    w.finished("k", 60, 0.25)
+    w.finished("k", 0, None)
+    assert w.admit("k", None, 50)[0] == "tpm"
+    assert w.cost_since("k", 0) == 0.25 and w.cost_since("other", 0) == 0
+    assert [d[0] for d in w.take()[0]] == ["k"]
+
+
+async def post(url: str, key: str) -> tuple[int, dict, dict]:
+    async with aiohttp.ClientSession() as s, s.post(url + "/v1/messages", json=hello(),
+                                                    headers={"x-api-key": key,
+                                                             "anthropic-version": "2023-06-01"}) as r:
+        return r.status, dict(r.headers), await r.json()
+
+
+async def until(check, what: str, tries: int = 300):
+    for _ in range(tries):
+        if got := await check():
+            return got
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def test_a_spent_budget_gets_a_429_claude_code_shows(backend, home, proxy_factory):  # noqa: F811
+    secret = await acreate("alice", "--budget", "0.000001/month")
+    other = await acreate("bob", "--budget", "1000/day")
+    url, _ = await start(proxy_factory)
+    status, _, _ = await post(url, secret)
+    assert status == 200  # nothing spent yet: admitted (the overspend: this request, in flight)
+
+    async def refused():
+        status, headers, body = await post(url, secret)
+        return status == 429 and (headers, body)
+
+    headers, body = await until(refused, "the budget to be spent")
+    assert body["type"] == "error" and body["error"]["type"] == "rate_limit_error"
+    _, end = period_bounds("month", datetime.now(UTC))
+    msg = body["error"]["message"]
+    assert msg.startswith("key 'alice' has spent $0.00 of $0.00 this month; it resets on ") and \
+        msg.endswith(end.date().isoformat()), msg
+    assert headers["x-should-retry"] == "false" and "retry-after" not in headers
+    async with anthropic.AsyncAnthropic(base_url=url, api_key=secret) as c:  # the SDK does not retry it
+        with pytest.raises(anthropic.RateLimitError, match="has spent"):
+            await c.messages.create(**hello())
+    assert (await post(url, other))[0] == 200  # another key's budget is its own
+    assert (await post(url, ADMIN))[0] == 200
+    # a bigger budget applies at once (the key cache's second)
+    assert (await akeys("update", "alice", "--budget", "1000/month"))[0] == 0
+
+    async def admitted():
+        return (await post(url, secret))[0] == 200
+
+    await until(admitted, "the raised budget")
+
