@@ -13,8 +13,8 @@ from typer.core import TyperGroup
 from llmproxy.cli.batches import batches_app
 from llmproxy.cli.files import files_app
 from llmproxy.cli.keys import keys_app
-from llmproxy.cli.main import PipeClosed
 from llmproxy.cli.options import LogsOptions, RouteTestOptions, ServeOptions, Source
+from llmproxy.cli.pipes import PipeClosed
 
 
 class _Group(TyperGroup):

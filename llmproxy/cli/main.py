@@ -9,9 +9,7 @@ from __future__ import annotations
 import os
 import sys
 
-
-class PipeClosed(Exception):
-    """Raised by the app's group for a BrokenPipeError (Click would turn that into exit status 1)."""
+from llmproxy.cli.pipes import PipeClosed
 
 
 def run() -> None:
@@ -36,11 +34,3 @@ def _pipe_closed() -> None:
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(0)
-
-
-def __getattr__(name: str):  # `from llmproxy.cli.main import app` keeps working
-    if name == "app":
-        from llmproxy.cli.app import app
-
-        return app
-    raise AttributeError(name)
