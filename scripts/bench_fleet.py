@@ -5,9 +5,12 @@ It starts a throwaway PostgreSQL cluster (``initdb`` into a temp dir — as ``no
 ``pg_ctl start`` on a free 127.0.0.1 port, ``fsync=off``), then for each instance count a fresh database and
 that many ``llmproxy serve --simulate`` daemons (each its own LLMPROXY_HOME, all with
 ``LLMPROXY_DATABASE_URL``), creates one batch on instance 1 and times it from creation to ``ended``; every
-instance executes it (claims under a lease). Without PostgreSQL's binaries it says so and exits 0.
+instance executes it (claims under a lease). Then the live path's latency with the PostgreSQL store beside
+the SQLite one: two daemons (one on each store) answer small /v1/messages requests in turns, A B A B …, so the
+ratio of their medians is measured in the same rounds (nothing on the live path waits for the store: the
+target is no difference beyond noise). Without PostgreSQL's binaries it says so and exits 0.
 
-    python scripts/bench_fleet.py [--items 5000] [--instances 1,3] [--json out.json]
+    python scripts/bench_fleet.py [--items 5000] [--instances 1,3] [--live 400] [--json out.json]
 """
 
 from __future__ import annotations
@@ -89,11 +92,13 @@ def http(port: int, path: str, body: dict | None = None, timeout: float = 60) ->
         return json.loads(r.read())
 
 
-def start_daemons(n: int, url: str, tmp: Path) -> list[tuple[subprocess.Popen, int]]:
-    env = {**os.environ, "LLMPROXY_DATABASE_URL": url}
+def start_daemons(n: int, url: str | None, tmp: Path, first: int = 1) -> list[tuple[subprocess.Popen, int]]:
+    env = {k: v for k, v in os.environ.items() if k != "LLMPROXY_DATABASE_URL"}
+    if url is not None:
+        env["LLMPROXY_DATABASE_URL"] = url
     out = []
     for k in range(n):
-        home, port = tmp / f"inst{k + 1}", free_port()
+        home, port = tmp / f"inst{k + first}", free_port()
         home.mkdir()
         (home / "config.toml").write_text("[server]\nsimulator_speed = 0\n")
         proc = subprocess.Popen([sys.executable, "-m", "llmproxy", "serve", "--simulate", "--port", str(port)],
@@ -142,20 +147,49 @@ def run_one(n: int, items: int, cluster: Cluster) -> dict:
                 "items_per_s": round(items / took), "succeeded": b["request_counts"]["succeeded"],
                 "proxy_cpu_s": round(proxies, 2), "postgres_cpu_s": round(postgres_cpu(cluster) - cpu0[1], 2)}
     finally:
-        for proc, _ in daemons:
-            proc.send_signal(signal.SIGTERM)
-        for proc, _ in daemons:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_daemons(daemons)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stop_daemons(daemons: list[tuple[subprocess.Popen, int]]) -> None:
+    for proc, _ in daemons:
+        proc.send_signal(signal.SIGTERM)
+    for proc, _ in daemons:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def live_latency(requests: int, cluster: Cluster) -> dict:
+    """Median latency of a small /v1/messages (simulator, speed 0) through a daemon on PostgreSQL and one on
+    SQLite, asked in turns; a few requests of each first, uncounted."""
+    tmp = Path(tempfile.mkdtemp(prefix="llmproxy-bench-live-"))
+    daemons = start_daemons(1, cluster.new_database(), tmp) + start_daemons(1, None, tmp, first=2)
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 16, "messages": [{"role": "user", "content": "hello"}]}
+    times: dict[int, list[float]] = {port: [] for _, port in daemons}
+    try:
+        for i in range(requests + 20):
+            for _, port in daemons:
+                t0 = time.perf_counter()
+                http(port, "/v1/messages", body)
+                if i >= 20:
+                    times[port].append(time.perf_counter() - t0)
+    finally:
+        stop_daemons(daemons)
+        shutil.rmtree(tmp, ignore_errors=True)
+    (_, pg), (_, lite) = daemons
+    med = {k: sorted(v)[len(v) // 2] * 1000 for k, v in times.items()}
+    ratios = sorted(a / b for a, b in zip(times[pg], times[lite], strict=True))
+    return {"requests": requests, "postgres_p50_ms": round(med[pg], 3), "sqlite_p50_ms": round(med[lite], 3),
+            "ratio_p50": round(ratios[len(ratios) // 2], 3)}
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=5000)
     ap.add_argument("--instances", default="1,3")
+    ap.add_argument("--live", type=int, default=400, help="requests per store in the live-latency part (0: skip)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     bindir = pg_bindir()
@@ -169,6 +203,7 @@ def main() -> int:
         for n in (int(x) for x in args.instances.split(",")):
             log(f"fleet: {n} instance(s), {args.items} items")
             rows.append(run_one(n, args.items, cluster))
+        live = live_latency(args.live, cluster) if args.live else None
     finally:
         cluster.stop()
     print(f"\nbatch items/s on PostgreSQL, simulator at speed 0 ({os.cpu_count()} CPUs):")
@@ -177,8 +212,12 @@ def main() -> int:
               f"({r['succeeded']} succeeded); CPU: instances {r['proxy_cpu_s']} s, PostgreSQL {r['postgres_cpu_s']} s")
     if len(rows) > 1:
         print(f"  x{rows[-1]['items_per_s'] / rows[0]['items_per_s']:.2f} with {rows[-1]['instances']} instances")
+    if live:
+        print(f"\nlive path, /v1/messages (simulator at speed 0), {live['requests']} requests each, in turns: "
+              f"p50 {live['postgres_p50_ms']} ms on PostgreSQL vs {live['sqlite_p50_ms']} ms on SQLite; "
+              f"median pairwise ratio x{live['ratio_p50']}")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        args.json.write_text(json.dumps({"batches": rows, "live": live}, indent=2))
     return 0
 
 
