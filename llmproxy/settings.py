@@ -167,9 +167,9 @@ class LogConfig:
 class AuthConfig:
     api_keys: tuple[str, ...] = ()
     api_keys_env: str = ""  # a variable holding more keys, comma-separated
-    #: a store key's budget and fleet-wide rpm/tpm when the store cannot be read: "open" goes on with the last
-    #: answers and this process's own counts, "closed" answers its requests 503 (docs/operations.md "Keys")
-    on_store_down: str = opt("open", choices=("open", "closed"))
+    #: store keys while the store cannot be read: "closed" answers 503; "open" goes on with each key, budget and
+    #: rpm/tpm count as last read and this process's own counts (docs/operations.md "Keys")
+    on_store_down: str = opt("closed", choices=("open", "closed"))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ instances (separate processes on one PostgreSQL): tests/store/test_keys_fleet.py
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 
 import aiohttp
@@ -172,3 +173,59 @@ async def test_a_spent_budget_gets_a_429_claude_code_shows(backend, home, proxy_
 
     await until(admitted, "the raised budget")
 
+
+
+def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture imported above
+    """``serve --workers 3`` (one SQLite file, or one PostgreSQL database): the workers admit the key's --rpm
+    between them, not each (per process, as before, each worker would admit up to the limit). The simulator
+    answers at its catalog pace (~0.5 s), so concurrent requests spread over the workers."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.conftest import free_port, read_log
+    from tests.test_keys import create
+
+    port, rpm = free_port(), 12
+    (home / "config.toml").write_text(f'[server]\nsimulator_speed = 1\n[auth]\napi_keys = ["{ADMIN}"]\n')
+    secret = create("walt", "--rpm", str(rpm))
+    proc = subprocess.Popen([sys.executable, "-m", "llmproxy", "serve", "--port", str(port), "--workers", "3",
+                             "--simulate"], env={**os.environ, "LLMPROXY_HOME": str(home)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def send(key: str = secret) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages", data=json.dumps(hello()).encode(),
+                                     headers={"content-type": "application/json", "x-api-key": key})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    try:
+        deadline = time.monotonic() + 30
+        while send(ADMIN) != 200:
+            assert time.monotonic() < deadline and proc.poll() is None, "the daemon did not start"
+            time.sleep(0.1)
+        with ThreadPoolExecutor(4 * rpm) as pool:
+            statuses = list(pool.map(lambda _: send(), range(4 * rpm)))
+        def served() -> list[dict]:
+            return [r for r in read_log(home) if r.get("status") == 200 and (r.get("key") or {}).get("name") == "walt"]
+
+        while len(served()) < statuses.count(200) and time.monotonic() < deadline + 30:
+            time.sleep(0.05)  # the workers' logs are written behind the answers
+        workers = {r.get("worker") for r in served()}
+        print(f"\n[{backend}] --rpm {rpm}, {4 * rpm} requests to 3 workers: {statuses.count(200)} admitted "
+              f"by workers {sorted(workers)}")
+        assert set(statuses) <= {200, 429}, statuses
+        assert statuses.count(200) == rpm
+        assert len(workers) >= 2, workers  # else this run could not tell per worker from per fleet
+    finally:
+        proc.terminate()
+        proc.wait(20)

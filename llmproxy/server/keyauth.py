@@ -136,8 +136,11 @@ class KeyCache:
         self._any: tuple[float, bool] | None = None
         self._any_task: asyncio.Future | None = None
 
-    async def lookup(self, store: Store, secret: str) -> ApiKey | None:
-        """The store key with this secret (revoked and expired ones too), as of at most ``ttl`` ago."""
+    async def lookup(self, store: Store, secret: str, fail_open: bool = False) -> ApiKey | None:
+        """The store key with this secret (revoked and expired ones too), as of at most ``ttl`` ago. With
+        ``fail_open`` (``[auth] on_store_down = "open"``) a key found before is answered at once as last found
+        while it is asked again in the background (a store that is down is not waited for; a revocation is
+        seen within ``ttl`` and one lookup, as without)."""
         if self._secret is None:
             try:
                 self._secret = await asyncio.to_thread(load_server_secret, self.home)
@@ -150,7 +153,9 @@ class KeyCache:
         task = self._inflight.get(digest)
         if task is None:
             task = self._inflight[digest] = asyncio.ensure_future(self._fetch(store, digest))
-            task.add_done_callback(lambda _t: self._inflight.pop(digest, None))
+            task.add_done_callback(lambda t: self._inflight.pop(digest, None) and (t.cancelled() or t.exception()))
+        if fail_open and hit is not None:
+            return hit[1]  # asked again in the background: the live path never waits on a store that may be down
         return await asyncio.shield(task)
 
     async def _fetch(self, store: Store, digest: str) -> ApiKey | None:
@@ -271,8 +276,9 @@ async def caller_of(request: web.Request, presented: str | None, config_keys: li
     cache = cache_of(request.app)
     try:
         store_keys = store is not None and await cache.keys_exist(store)
-        key = await cache.lookup(store, presented) if presented and store_keys and is_store_secret(presented) \
-            else None
+        fail_open = request.app[STATE].runtime.cfg.auth.on_store_down == "open"
+        key = await cache.lookup(store, presented, fail_open) \
+            if presented and store_keys and is_store_secret(presented) else None
     except ProxyError:
         raise
     except Exception as exc:  # the store unreachable: the caller may retry; never a key let through unchecked

@@ -15,8 +15,8 @@
   the current one) of the fleet's sums plus this process's unsynced counts is under the limit; between two
   syncs a process admits at most its share (the remaining allowance divided by the live instances).
 
-When the store cannot be read, ``[auth] on_store_down`` decides: ``open`` (the default) goes on with the
-last answers and this process's own counts, ``closed`` refuses a limited key's requests with a 503.
+When the store cannot be read, ``[auth] on_store_down`` decides: ``closed`` (the default) refuses a limited
+key's requests with a 503, ``open`` goes on with the last answers and this process's own counts.
 """
 
 from __future__ import annotations
@@ -293,8 +293,14 @@ class FleetWindows:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fut, timeout)
 
-    def _release(self) -> None:
+    def take_waiters(self) -> list[asyncio.Future]:
+        """The requests waiting now (their claims are in ``claims``): released when this sync ends; those
+        that start waiting meanwhile wait for the next one."""
         waiters, self._waiters = self._waiters, []
+        return waiters
+
+    @staticmethod
+    def release(waiters: list[asyncio.Future]) -> None:
         for fut in waiters:
             with contextlib.suppress(RuntimeError):  # a loop closed since (tests run one loop after another)
                 if not fut.done():
@@ -308,6 +314,7 @@ FLEET = FleetWindows()
 async def sync_windows(store: Store, windows: FleetWindows = FLEET) -> None:
     """One round of the fleet task: the waiting claims, this process's counts sent, the fleet's read back.
     Requests waiting for a claim are released once it is done, granted or not."""
+    waiters = windows.take_waiters()
     try:
         claims = windows.claims()
         if claims:
@@ -323,7 +330,7 @@ async def sync_windows(store: Store, windows: FleetWindows = FLEET) -> None:
             raise
         windows.synced(rows)
     finally:
-        windows._release()
+        windows.release(waiters)
 
 
 async def sync_forever(store: Store, on_error: Callable[[Exception, int], None],
