@@ -80,23 +80,50 @@ def _time_of(line: bytes) -> str:
     return line[j + 1:line.find(b'"', j + 1)].decode("ascii", "replace") if j >= 0 else "~"
 
 
-def render(session: dict, records: list[dict], environ, running: bool | None = True, width: int = 1 << 16) -> str:
+def key_budget(environ, timeout: float = 0.5) -> str | None:
+    """``$12.34 left of $50/month`` for the store key in ``LLMPROXY_KEY`` when it has a budget, asked of the
+    proxy ``ANTHROPIC_BASE_URL`` names (``GET /api/keys/me``, any store key may ask about itself); None
+    without a key, without a budget, or when the proxy does not answer within ``timeout``."""
+    key, base = environ.get("LLMPROXY_KEY", ""), environ.get("ANTHROPIC_BASE_URL", "")
+    if not key.startswith("llmp_") or not base.startswith(("http://", "https://")):
+        return None
+    import urllib.request  # only when there is a key to ask about: the plain line stays fast
+
+    origin = "/".join(base.split("/")[:3])
+    req = urllib.request.Request(origin + "/api/keys/me", headers={"x-api-key": key})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            data = json.loads(r.read(64 * 1024))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict):
+        return None
+    left, budget = data.get("remaining_usd"), data.get("budget_usd")
+    if not isinstance(left, int | float) or not isinstance(budget, int | float):
+        return None
+    return f"{_money(left)} left of ${budget:g}/{data.get('budget_period')}"
+
+
+def render(session: dict, records: list[dict], environ, running: bool | None = True, width: int = 1 << 16,
+           budget: str | None = None) -> str:
     """One line that fits ``width``: ``llmproxy <profile> · <scenario:concept> · sim · $<cost> · <target>``
     ("proxy not running" after the profile when it is not). The target, the longest part, comes last; when
     the line is too long it loses, in this order, the target's provider, the scenario before the concept,
-    the end of the model id (cut with "…")."""
+    the end of the model id (cut with "…"). ``budget`` (``key_budget``) follows the cost."""
     routed = [r for r in records if r.get("endpoint", "messages") == "messages" and r.get("target")]
     main = next((r for r in routed if (r.get("decision") or {}).get("scenario") != "background"), None)
     last = main or (routed[0] if routed else None)
     profile = (last or {}).get("profile") or environ.get("LLMPROXY_PROFILE") or _profile_from_env(environ)
     head = f"llmproxy {profile}" if profile else "llmproxy"
     if last is None:
-        return fit(" · ".join([head, "no requests yet", *(["proxy not running"] if running is False else [])]), width)
+        return fit(" · ".join([head, "no requests yet", *([budget] if budget else []),
+                               *(["proxy not running"] if running is False else [])]), width)
     d = last.get("decision") or {}
     scenario, concept = d.get("scenario") or "?", d.get("concept")
     costs = [r.get("cost_usd") for r in records if "cost_usd" in r]
     unknown = sum(1 for c in costs if c is None)
     cost = _money(sum(c for c in costs if isinstance(c, int | float))) + (f" (+{unknown} unpriced)" if unknown else "")
+    cost += f" · {budget}" if budget else ""
     sim = ["sim"] if last.get("simulated") else []
     target = str(last["target"])
     full, model = f"{scenario}:{concept}" if concept else scenario, target.rsplit("/", 1)[-1]
@@ -161,7 +188,7 @@ def main(stdin=None, stdout=None, environ=None, log: Path | None = None, now: fl
         sid = session.get("session_id")
         records = session_records(log or paths.request_log(), sid, _iso_bound(session, now or time.time())) \
             if isinstance(sid, str) and sid else []
-        line = render(session, records, environ, _daemon_running(), line_width(environ, tty))
+        line = render(session, records, environ, _daemon_running(), line_width(environ, tty), key_budget(environ))
     except Exception as exc:  # noqa: BLE001 - see the docstring
         line = f"llmproxy: {type(exc).__name__}: {exc}"[:120]
     stdout.write(line + "\n")

@@ -29,8 +29,8 @@ from pathlib import Path
 from aiohttp import web
 
 from llmproxy import paths
-from llmproxy.errors import AuthenticationFailed, PermissionDenied, ProxyError, RateLimited
-from llmproxy.server.keylimits import CLAIM_WAIT_S, FLEET, Budgets, check_budget
+from llmproxy.errors import AuthenticationFailed, NotFound, PermissionDenied, ProxyError, RateLimited
+from llmproxy.server.keylimits import CLAIM_WAIT_S, FLEET, Budgets, check_budget, period_spend
 from llmproxy.server.state import STATE
 from llmproxy.store import Store
 from llmproxy.store.keys import SECRET_PREFIX, ApiKey, key_hash, load_server_secret
@@ -217,11 +217,16 @@ def is_store_secret(presented: str) -> bool:
     return presented.startswith(SECRET_PREFIX)
 
 
+#: the one ``/api/`` route for every caller: a store key's own usage (``own_key``)
+OWN_KEY_PATH = "/api/keys/me"
+
+
 def is_admin_path(path: str) -> bool:
-    """The dashboard's data and control routes (``/api/…``, also under ``/p/<profile>``) and ``/metrics``."""
+    """The dashboard's data and control routes (``/api/…``, also under ``/p/<profile>``; not ``OWN_KEY_PATH``)
+    and ``/metrics``."""
     if path.startswith("/p/"):
         path = "/" + path[3:].partition("/")[2]
-    return path.startswith("/api/") or path == "/metrics"
+    return (path.startswith("/api/") and path != OWN_KEY_PATH) or path == "/metrics"
 
 
 CALLER = web.RequestKey("caller", Caller)
@@ -371,3 +376,21 @@ def check_rate(request: web.Request, caller: Caller) -> None:
 def _limited(why: str, wait: float) -> RateLimited:
     secs = max(1, math.ceil(wait))
     return RateLimited(f"{why}; retry in {secs} s", retry_after=str(secs))
+
+
+async def own_key(request: web.Request) -> web.Response:
+    """``GET /api/keys/me``: the caller's own store key — name, state, limits and, with a budget, its spend
+    this period, what is left and when it resets (the status line shows it). Any store key may ask, about
+    itself only; a config key or an open proxy has no such key (404)."""
+    caller = request.get(CALLER)
+    key = caller.key if caller is not None else None
+    if key is None:
+        raise NotFound("this credential is not a store key (llmproxy keys): it has no budget or usage here")
+    out = {k: v for k, v in key.to_json().items() if k not in ("revoked_at", "rotated_from")}
+    store = store_of_app(request.app)
+    if key.budget_usd is not None and store is not None:
+        fail_open = request.app[STATE].runtime.cfg.auth.on_store_down == "open"
+        spent, end = await period_spend(key, store, budgets_of(request.app), FLEET, fail_open)
+        out.update(spent_usd=round(spent, 6), remaining_usd=round(max(0.0, key.budget_usd - spent), 6),
+                   resets_at=end.isoformat().replace("+00:00", "Z"))
+    return web.json_response(out)

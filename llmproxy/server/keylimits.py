@@ -115,23 +115,29 @@ class Budgets:
         self._entries[k] = (self.clock() + self.ttl, spend, ok)
 
 
-async def check_budget(key: ApiKey, store: Store | None, budgets: Budgets, windows: FleetWindows,
-                       fail_open: bool) -> None:
-    """A ``BudgetSpent`` when ``key`` has a budget and its spend this period reached it: the ledger's
-    minutes before the fleet counters' oldest window (through ``budgets``), plus the fleet counters' cost
-    from that window on (every instance's as of the last sync, and this process's not yet synced)."""
-    if key.budget_usd is None or key.budget_period is None or store is None:
-        return
+async def period_spend(key: ApiKey, store: Store, budgets: Budgets, windows: FleetWindows,
+                       fail_open: bool) -> tuple[float, datetime]:
+    """(the key's spend this budget period, when the period ends): the ledger's minutes before the fleet
+    counters' oldest window (through ``budgets``), plus the counters' cost from that window on (every
+    instance's as of the last sync, and this process's not yet synced)."""
     windows.touch(key.id)
     now = windows.clock()
     split = int(now // windows.window) - 2  # the ledger holds a minute's spend within seconds of its end
-    start, end = period_bounds(key.budget_period, datetime.fromtimestamp(now, UTC))
+    start, end = period_bounds(key.budget_period or "month", datetime.fromtimestamp(now, UTC))
     split_at = datetime.fromtimestamp(split * windows.window, UTC)
     stored, ok = await budgets.ledger_spend(store, key.id, minute_of(start), minute_of(split_at))
     if not fail_open and (not ok or windows.stale()):
         raise ProxyError("cannot check the key's budget now: the store is unreachable; retry shortly",
                          status=503, retry_after="1")
-    spent = stored + windows.cost_since(key.id, max(split, math.ceil(start.timestamp() / windows.window)))
+    return stored + windows.cost_since(key.id, max(split, math.ceil(start.timestamp() / windows.window))), end
+
+
+async def check_budget(key: ApiKey, store: Store | None, budgets: Budgets, windows: FleetWindows,
+                       fail_open: bool) -> None:
+    """A ``BudgetSpent`` when ``key`` has a budget and its spend this period reached it."""
+    if key.budget_usd is None or key.budget_period is None or store is None:
+        return
+    spent, end = await period_spend(key, store, budgets, windows, fail_open)
     if spent >= key.budget_usd:
         raise BudgetSpent(spent_message(key, spent, end))
 
