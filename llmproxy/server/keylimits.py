@@ -6,8 +6,8 @@
   live path waits on the store once per key and minute at most), plus the cost of the requests finished
   since, from the fleet counters below (every instance's as of the last sync, this process's at once).
   Spent: ``429 rate_limit_error`` with ``x-should-retry: false``. A request already admitted is never cut:
-  the overspend is bounded by the requests in flight (and those finishing on other instances in the last
-  sync interval).
+  the overspend is bounded by the requests in flight; in a budget's last ``NEAR`` part every instance syncs
+  a finished request's cost at once and admits only after a sync that started after the request came.
 * **Fleet-wide ``--rpm`` / ``--tpm``** (``FleetWindows``): each process counts its admissions, tokens and
   cost per key and minute window, and every ``SYNC_S`` the fleet task adds them to the store's counters
   (``key_windows``, one upsert) and reads every instance's sums back. A request is admitted while the
@@ -39,6 +39,8 @@ log = logging.getLogger("llmproxy")
 BUDGET_CACHE_TTL_S = 1.0
 #: how often each process adds its rate counts to the store's and reads the fleet's back
 SYNC_S = 0.2
+#: the part of a budget left under which a key's requests wait for a fresh sync before they are admitted
+NEAR = 0.1
 #: the longest a request waits for its instance to claim an allowance for its key
 CLAIM_WAIT_S = 2.0
 #: with ``on_store_down = "closed"``: fleet counts older than this refuse a limited key's requests
@@ -138,6 +140,13 @@ async def check_budget(key: ApiKey, store: Store | None, budgets: Budgets, windo
     if key.budget_usd is None or key.budget_period is None or store is None:
         return
     spent, end = await period_spend(key, store, budgets, windows, fail_open)
+    if spent < key.budget_usd and key.budget_usd - spent <= NEAR * key.budget_usd and not windows.stale():
+        # near the end: every instance sends a finished request's cost at once and admits only after a sync
+        # that started after the request came (what others finished by then is counted): the overspend is
+        # the requests in flight, not those admitted before the news of the spend arrived
+        windows.near(key.id)
+        await windows.next_sync(CLAIM_WAIT_S)
+        spent, end = await period_spend(key, store, budgets, windows, fail_open)
     if spent >= key.budget_usd:
         raise BudgetSpent(spent_message(key, spent, end))
 
@@ -166,6 +175,7 @@ class FleetWindows:
         self.synced_at: float | None = None                              # clock() of the last good sync
         self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._waiters: list[asyncio.Future] = []                        # requests waiting for the next sync
+        self._near: dict[str, float] = {}                                # key -> when it was last near its budget
 
     def win(self) -> int:
         return int(self.clock() // self.window)
@@ -221,11 +231,18 @@ class FleetWindows:
         self._used[key_id] = self.clock()
 
     def finished(self, key_id: str, tokens: int, cost: float | None) -> None:
-        """A finished request's tokens and cost (unknown: nothing), for a key limited here."""
+        """A finished request's tokens and cost (unknown: nothing), for a key limited here; a key near its
+        budget has it sent at once."""
         if key_id in self._used and (tokens > 0 or cost):
             c = self._local.setdefault((key_id, self.win()), [0, 0, 0.0])
             c[1] += max(0, tokens)
             c[2] += cost or 0.0
+            if cost and self._near.get(key_id, 0.0) > self.clock() - 3 * self.window:
+                self.wake()
+
+    def near(self, key_id: str) -> None:
+        """``key_id`` is near its budget: its finished requests' cost is synced at once (for three windows)."""
+        self._near[key_id] = self.clock()
 
     def claims(self) -> list[tuple[str, int, int, int]]:
         """(key, window, wanted, cap) for each key with requests waiting: the cap keeps the sliding estimate
@@ -292,10 +309,12 @@ class FleetWindows:
         event.clear()
 
     async def next_sync(self, timeout: float) -> None:
-        """Until the next sync ended (a request waiting for its claim), at most ``timeout`` seconds."""
+        """Until a sync that starts now (woken) has ended, at most ``timeout`` seconds: a request waiting for
+        its claim or for fresh counts."""
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         self._waiters.append(fut)
+        self.wake()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(fut, timeout)
 

