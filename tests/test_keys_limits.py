@@ -164,6 +164,13 @@ async def test_a_spent_budget_gets_a_429_claude_code_shows(backend, home, proxy_
         with pytest.raises(anthropic.RateLimitError, match="has spent"):
             await c.messages.create(**hello())
     assert (await post(url, other))[0] == 200  # another key's budget is its own
+
+    async def shown_spend():  # keys show: the ledger's spend (every instance's, once flushed: about a second)
+        data = json.loads((await akeys("show", "alice", "--json"))[1])
+        return data["spent_usd"] > 0 and data
+
+    shown = await until(shown_spend, "keys show to see the spend")
+    assert shown["remaining_usd"] == 0 and shown["resets_at"].startswith(end.date().isoformat())
     assert (await post(url, ADMIN))[0] == 200
     # a bigger budget applies at once (the key cache's second)
     assert (await akeys("update", "alice", "--budget", "1000/month"))[0] == 0

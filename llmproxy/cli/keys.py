@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -18,6 +19,7 @@ from llmproxy.cli.batches import Command
 from llmproxy.cli.common import load_lenient
 from llmproxy.cli.console import CLIError, err, out
 from llmproxy.cli.options import Source
+from llmproxy.server.keylimits import minute_of, period_bounds
 from llmproxy.store import Store, StoreUnavailable, new_id, open_store
 from llmproxy.store.keys import (
     ApiKey,
@@ -107,11 +109,12 @@ def _known_profiles(names: tuple[str, ...]) -> tuple[str, ...]:
     return names
 
 
-def _print_key(key: ApiKey, json_out: bool) -> None:
+def _print_key(key: ApiKey, json_out: bool, extra: dict | None = None) -> None:
+    data = {**key.to_json(), **(extra or {})}
     if json_out:
-        out.print(json.dumps(key.to_json(), indent=2), markup=False, soft_wrap=True)
+        out.print(json.dumps(data, indent=2), markup=False, soft_wrap=True)
         return
-    for k, v in key.to_json().items():
+    for k, v in data.items():
         shown = ", ".join(v) or "all" if k == "profiles" else ("-" if v is None else v)
         out.print(f"{k:14} {shown}", markup=False, soft_wrap=True)
 
@@ -164,11 +167,18 @@ def list_cmd(all_keys: Annotated[bool, typer.Option("--all", help="revoked keys 
 
 @keys_app.command("show", cls=Command)
 def show(name: Name, json_out: JsonOpt = False) -> None:
-    """One key (its live version, else its last revoked one); never its secret."""
+    """One key (its live version, else its last revoked one); never its secret. With a budget, its spend this
+    period as the usage ledger holds it (every instance's, to their last flush, about a second ago)."""
     key = _with_store(lambda s: s.get_key(name))
     if key is None:
         raise _missing(name)
-    _print_key(key, json_out)
+    extra: dict[str, Any] = {}
+    if key.budget_usd is not None and key.budget_period is not None:
+        start, end = period_bounds(key.budget_period, datetime.now(UTC))
+        spent = _with_store(lambda s: s.key_spend(key.id, minute_of(start), minute_of(end)))
+        extra = {"spent_usd": round(spent, 6), "remaining_usd": round(max(0.0, key.budget_usd - spent), 6),
+                 "resets_at": end.isoformat().replace("+00:00", "Z")}
+    _print_key(key, json_out, extra)
 
 
 @keys_app.command("update", cls=Command)
