@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 import aiohttp
 import anthropic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from llmproxy.server.keylimits import FleetWindows, period_bounds
 from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
@@ -89,6 +91,29 @@ def test_three_instances_claiming_never_admit_more_than_the_limit():
         for w in fleet:
             total += admitted(w, counts, 3, 30)
     assert total == 30 and counts[("k", 100)] == 30
+
+
+@settings(max_examples=200, deadline=None)
+@given(rpm=st.integers(1, 40), peers=st.integers(1, 4),
+       steps=st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["request", "sync", "tick"])), max_size=300))
+def test_instances_never_admit_more_than_the_limit_in_any_interleaving(rpm, peers, steps):
+    """Any interleaving of requests, syncs (claims granted by a store shared by all) and time passing: in each
+    window the instances together admit at most what the store granted, and that at most the limit."""
+    clock, counts = Clock(), {}
+    fleet = [FleetWindows(window=60, clock=clock) for _ in range(peers)]
+    for w in fleet:
+        w.peers = peers
+    admitted: dict[int, int] = {}
+    for who, what in steps:
+        w = fleet[who % peers]
+        if what == "request" and w.admit("k", rpm, None) is None:
+            admitted[w.win()] = admitted.get(w.win(), 0) + 1
+        elif what == "sync":
+            grant_like_a_store(w, counts)
+        elif what == "tick":
+            clock.t += 7.0
+    for win, n in admitted.items():
+        assert n <= counts.get(("k", win), 0) <= rpm
 
 
 def test_fleet_windows_count_what_other_instances_sent():
