@@ -1,7 +1,10 @@
 """The JSON the dashboard reads (everything under ``/api/`` but the live feed):
 
 - ``GET /api/requests/{request_id}``: one logged record, bodies included, read back from the request log.
-- ``GET /api/stats?since=1h``: the recent records from the log, trimmed, for the charts at load.
+- ``GET /api/stats?since=1h``: the recent records from the log, trimmed, for the charts at load; and
+  ``fleet``, the usage ledger's totals over the same range (every instance sharing the store, read from the
+  store at most once per FLEET_TTL_S per range whatever the number of dashboards; left out with
+  ``fleet_note`` when the store does not answer).
 - ``GET /api/kg``: each profile's chains and knowledge graph. ``GET /api/providers``: live or simulated
   and why, models and prices, circuits.
 
@@ -15,8 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gzip
+import logging
 import os
 import time
+import weakref
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +36,19 @@ from llmproxy.redact import redact
 from llmproxy.server.feed import compact_view
 from llmproxy.server.health import health_info
 from llmproxy.server.state import STATE, State, this_worker
+from llmproxy.store import USAGE_COUNTS, Store
+
+log = logging.getLogger("llmproxy")
 
 #: how far back /api/stats reads, and how many records it returns at most
 MAX_SINCE_S = 24 * 3600
 MAX_STATS_RECORDS = 5000
+#: the fleet totals: a range's are read from the store at most this often; a read waits this long at most;
+#: this many ranges are kept; an instance is live when seen within this many heartbeats
+FLEET_TTL_S = 5.0
+FLEET_TIMEOUT_S = 2.0
+FLEET_RANGES = 8
+FLEET_LIVE_BEATS = 3
 
 
 # -------------------------------------------------------------------------------------------- helpers
@@ -120,8 +135,83 @@ async def stats(request: web.Request) -> web.Response:
         raise InvalidRequest("limit: expected a whole number") from None
     records, truncated = await asyncio.to_thread(recent_records, paths.request_log(), since, max(limit, 0))
     state = request.app[STATE]
-    return json_response(request, redact({"since": since, "now": now, "records": records, "truncated": truncated},
-                                         extra_secrets=secrets_of(state)))
+    answer = {"since": since, "now": now, "records": records, "truncated": truncated}
+    fleet = await fleet_totals(state, since)
+    if "note" in fleet:
+        answer["fleet_note"] = fleet["note"]
+    else:
+        answer["fleet"] = fleet
+    return json_response(request, redact(answer, extra_secrets=secrets_of(state)))
+
+
+# ------------------------------------------------------------------------------------- fleet totals
+
+def minute_of(t: float) -> str:
+    """The ledger's minute (``YYYY-MM-DDTHH:MMZ``) that unix time ``t`` falls in."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+class FleetTotals:
+    """The usage ledger's totals from a minute on, as the store holds them (every instance's, to their last
+    flush), cached: a range is read at most once per FLEET_TTL_S and one read runs at a time, so the store
+    sees the same few reads whatever the number of dashboards. A failed read is cached as well (a store that
+    is down is not asked again by every page load)."""
+
+    def __init__(self, store: Store, kind: str, heartbeat_s: float):
+        self.store, self.kind, self.heartbeat_s = store, kind, heartbeat_s
+        self.reads = 0  # reads of the store so far
+        self._cache: dict[str, tuple[float, dict]] = {}
+        self._lock = asyncio.Lock()
+
+    def _fresh(self, start: str) -> dict | None:
+        hit = self._cache.get(start)
+        return hit[1] if hit is not None and time.monotonic() - hit[0] < FLEET_TTL_S else None
+
+    async def get(self, start: str) -> dict:
+        if (hit := self._fresh(start)) is not None:
+            return hit
+        async with self._lock:
+            if (hit := self._fresh(start)) is not None:  # read by another request while this one waited
+                return hit
+            block = await self._read(start)
+            if len(self._cache) >= FLEET_RANGES and start not in self._cache:
+                del self._cache[min(self._cache, key=lambda k: self._cache[k][0])]
+            self._cache[start] = (time.monotonic(), block)
+            return block
+
+    async def _read(self, start: str) -> dict:
+        self.reads += 1
+        try:
+            async with asyncio.timeout(FLEET_TIMEOUT_S):
+                rows = await self.store.usage(start)
+                instances = await self.store.instances()
+        except Exception as exc:  # an auxiliary block: whatever the store did, the page is still answered
+            log.warning("dashboard: fleet totals not read from the %s store: %s", self.kind, type(exc).__name__)
+            return {"note": f"fleet totals unavailable: the {self.kind} store did not answer within "
+                            f"{FLEET_TIMEOUT_S:g}s (see /health's store)"}
+        sums = {col: sum(getattr(r, col) for r in rows) for col in USAGE_COUNTS}
+        return {"scope": "every instance sharing this store, to its last ledger flush", "store": self.kind,
+                "from_minute": start, "requests": sums["requests"], "errors": sums["errors"],
+                "cost": round(sums["cost_usd"], 6), "cost_unknown": sums["cost_unknown"],
+                "tokens_in": sums["input_tokens"] + sums["cache_read_tokens"] + sums["cache_write_tokens"],
+                "tokens_out": sums["output_tokens"],
+                "instances": sum(i.seen_ago_s <= FLEET_LIVE_BEATS * self.heartbeat_s for i in instances),
+                "registered": len(instances), "read_at": time.time()}
+
+
+#: one cache per running fleet task (per app), gone with it
+_FLEET_TOTALS: weakref.WeakKeyDictionary[object, FleetTotals] = weakref.WeakKeyDictionary()
+
+
+async def fleet_totals(state: State, since: float) -> dict:
+    """The ``fleet`` block of /api/stats for records since ``since``, or ``{"note": why not}``."""
+    fleet = state.fleet
+    if fleet is None:
+        return {"note": "fleet totals unavailable: the store's fleet task has not started"}
+    totals = _FLEET_TOTALS.get(fleet)
+    if totals is None:
+        totals = _FLEET_TOTALS[fleet] = FleetTotals(fleet.store, fleet.kind, fleet.cfg.heartbeat_seconds)
+    return await totals.get(minute_of(since))
 
 
 # ------------------------------------------------------------------------------------ kg, providers
