@@ -1,6 +1,7 @@
 """``llmproxy files list|upload|show|download|delete``: the daemon's Files API from the shell. Uploads are
-streamed from disk (multipart, never read whole). ``download`` copies a file out of the local store (the API
-does not serve uploaded files' content), streamed to disk."""
+streamed from disk (multipart, never read whole). ``download`` copies a file out of the configured store
+(``[store] url`` or $LLMPROXY_DATABASE_URL, else the local one; the API does not serve uploaded files'
+content), streamed to disk."""
 
 from __future__ import annotations
 
@@ -100,21 +101,29 @@ def show(file_id: FileId, json_out: JsonOpt = False) -> None:
 def download(file_id: FileId,
              output: Annotated[Path | None, typer.Option("--output", "-o", metavar="FILE", help="where to write (default: the stored filename in the current directory; - for stdout)")] = None,
              force: Annotated[bool, typer.Option(help="overwrite an existing file")] = False) -> None:
-    """A stored file's content, read from this machine's store ($LLMPROXY_HOME). The API never serves an
-    uploaded file's content (it is downloadable: false, as on Anthropic's API); your own copy is here."""
+    """A stored file's content, read from the store the configuration names ([store] url or
+    $LLMPROXY_DATABASE_URL: the fleet's PostgreSQL; else this machine's, under $LLMPROXY_HOME). The API never
+    serves an uploaded file's content (it is downloadable: false, as on Anthropic's API); your own copy is
+    here."""
     import asyncio
     import sys
 
     from llmproxy import paths
+    from llmproxy.cli.common import load_lenient
     from llmproxy.cli.console import CLIError, err
-    from llmproxy.store import open_store
+    from llmproxy.cli.options import Source
+    from llmproxy.store import StoreUnavailable, open_store
+
+    cfg, _problems = load_lenient(Source())
 
     async def copy() -> int:
-        store = open_store(paths.home())
+        store = open_store(paths.home(), cfg.store)
         try:
             meta = await store.get_file(file_id)
             if meta is None:
-                raise CLIError(f"file {file_id!r} is not in the store under {paths.home()}")
+                postgres = getattr(store, "kind", "") == "postgres"
+                where = f"at {getattr(store, 'name', '')}" if postgres else f"under {paths.home()}"
+                raise CLIError(f"file {file_id!r} is not in the store {where}")
             dest = output if output is not None else local_name(meta.filename, meta.id)
             if str(dest) != "-" and dest.exists() and not force:
                 raise CLIError(f"{dest} exists; use --force or --output")
@@ -133,7 +142,10 @@ def download(file_id: FileId,
         finally:
             await store.close()
 
-    asyncio.run(copy())
+    try:
+        asyncio.run(copy())
+    except StoreUnavailable as exc:  # its message names the store, never its password
+        raise CLIError(str(exc)) from None
 
 
 def local_name(filename: str, file_id: str) -> Path:
