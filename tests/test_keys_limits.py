@@ -141,6 +141,24 @@ def test_a_claim_asks_for_the_waiting_requests_or_a_share():
     assert w.claims() == []
 
 
+def test_near_a_budget_by_its_last_tenth_or_what_is_in_flight():
+    w = FleetWindows(window=60, clock=Clock())
+    w.peers = 3
+    w.touch("k")
+    assert not w.is_near("k", 50.0, 100.0)
+    assert w.is_near("k", 10.0, 100.0)           # the last tenth
+    w.opened("k")
+    assert w.is_near("k", 50.0, 100.0)           # one in flight, its cost unknown yet
+    w.finished("k", 10, 2.0)                     # a mean of $2 a request
+    assert not w.is_near("k", 50.0, 100.0)       # 1 open here, 3 peers: 2 x (1 x 3 + 1) = 8 < 50
+    for _ in range(8):
+        w.opened("k")
+    assert w.is_near("k", 50.0, 100.0)           # 9 open: 2 x (9 x 3 + 1) = 56 >= 50
+    for _ in range(9):
+        w.closed("k")
+    assert not w.is_near("k", 50.0, 100.0) and w._open["k"] == 0
+
+
 def test_fleet_windows_tokens_and_cost_of_limited_keys_only():
     w = FleetWindows(window=60, clock=Clock())
     w.finished("other", 100, 1.0)  # never checked here: not counted
@@ -219,7 +237,7 @@ def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture impor
     import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
-    from tests.conftest import free_port, read_log
+    from tests.conftest import free_port
     from tests.test_keys import create
 
     port, rpm = free_port(), 12
@@ -247,8 +265,14 @@ def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture impor
             time.sleep(0.1)
         with ThreadPoolExecutor(4 * rpm) as pool:
             statuses = list(pool.map(lambda _: send(), range(4 * rpm)))
-        def served() -> list[dict]:
-            return [r for r in read_log(home) if r.get("status") == 200 and (r.get("key") or {}).get("name") == "walt"]
+        def served() -> list[dict]:  # the lines written whole so far (a worker may be writing the last one)
+            recs, path = [], home / "logs" / "requests.jsonl"
+            for line in path.read_text().splitlines() if path.exists() else ():
+                try:
+                    recs.append(json.loads(line))
+                except ValueError:
+                    continue
+            return [r for r in recs if r.get("status") == 200 and (r.get("key") or {}).get("name") == "walt"]
 
         while len(served()) < statuses.count(200) and time.monotonic() < deadline + 30:
             time.sleep(0.05)  # the workers' logs are written behind the answers

@@ -330,11 +330,20 @@ async def check_limits(request: web.Request, caller: Caller) -> None:
     fail_open = state.runtime.cfg.auth.on_store_down == "open"
     if key.budget_usd is not None:
         await check_budget(key, store_of_app(request.app), budgets_of(request.app), FLEET, fail_open)
-    if not (key.rpm or key.tpm):
-        return
-    if fleet is None:
+    if key.rpm or key.tpm:
+        await _check_rates(request, caller, fleet is not None, fail_open)
+    if key.budget_usd is not None and (task := asyncio.current_task()) is not None:
+        FLEET.opened(key.id)  # in flight until this request's task ends (how near its budget the key may be)
+        task.add_done_callback(lambda _t: FLEET.closed(key.id))
+
+
+async def _check_rates(request: web.Request, caller: Caller, fleet: bool, fail_open: bool) -> None:
+    """``--rpm`` / ``--tpm``: across the fleet (``FLEET``), else (no fleet task, or the store down and
+    ``fail_open``) in this process (``check_rate``)."""
+    key = caller.key
+    if not fleet:
         return check_rate(request, caller)
-    if not fail_open and FLEET.stale():
+    if not fail_open and not await FLEET.fresh():
         raise ProxyError("cannot check the key's rate limits now: the store is unreachable; retry shortly",
                          status=503, retry_after="1")
     refused = FLEET.admit(key.id, key.rpm, key.tpm)

@@ -6,8 +6,9 @@
   live path waits on the store once per key and minute at most), plus the cost of the requests finished
   since, from the fleet counters below (every instance's as of the last sync, this process's at once).
   Spent: ``429 rate_limit_error`` with ``x-should-retry: false``. A request already admitted is never cut:
-  the overspend is bounded by the requests in flight; in a budget's last ``NEAR`` part every instance syncs
-  a finished request's cost at once and admits only after a sync that started after the request came.
+  the overspend is bounded by the requests in flight: near a budget's end (``FleetWindows.is_near``) every
+  instance syncs a finished request's cost at once and admits only after a sync that started after the
+  request came.
 * **Fleet-wide ``--rpm`` / ``--tpm``** (``FleetWindows``): each process counts its admissions, tokens and
   cost per key and minute window, and every ``SYNC_S`` the fleet task adds them to the store's counters
   (``key_windows``, one upsert) and reads every instance's sums back. A request is admitted while the
@@ -128,7 +129,7 @@ async def period_spend(key: ApiKey, store: Store, budgets: Budgets, windows: Fle
     start, end = period_bounds(key.budget_period or "month", datetime.fromtimestamp(now, UTC))
     split_at = datetime.fromtimestamp(split * windows.window, UTC)
     stored, ok = await budgets.ledger_spend(store, key.id, minute_of(start), minute_of(split_at))
-    if not fail_open and (not ok or windows.stale()):
+    if not fail_open and (not ok or not await windows.fresh()):
         raise ProxyError("cannot check the key's budget now: the store is unreachable; retry shortly",
                          status=503, retry_after="1")
     return stored + windows.cost_since(key.id, max(split, math.ceil(start.timestamp() / windows.window))), end
@@ -140,7 +141,8 @@ async def check_budget(key: ApiKey, store: Store | None, budgets: Budgets, windo
     if key.budget_usd is None or key.budget_period is None or store is None:
         return
     spent, end = await period_spend(key, store, budgets, windows, fail_open)
-    if spent < key.budget_usd and key.budget_usd - spent <= NEAR * key.budget_usd and not windows.stale():
+    if spent < key.budget_usd and windows.is_near(key.id, key.budget_usd - spent, key.budget_usd) \
+            and not windows.stale():
         # near the end: every instance sends a finished request's cost at once and admits only after a sync
         # that started after the request came (what others finished by then is counted): the overspend is
         # the requests in flight, not those admitted before the news of the spend arrived
@@ -176,6 +178,8 @@ class FleetWindows:
         self._wake: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._waiters: list[asyncio.Future] = []                        # requests waiting for the next sync
         self._near: dict[str, float] = {}                                # key -> when it was last near its budget
+        self._open: dict[str, int] = {}                                  # key -> its requests open here
+        self._mean: dict[str, tuple[float, int]] = {}                    # key -> cost and count finished here
 
     def win(self) -> int:
         return int(self.clock() // self.window)
@@ -233,12 +237,34 @@ class FleetWindows:
     def finished(self, key_id: str, tokens: int, cost: float | None) -> None:
         """A finished request's tokens and cost (unknown: nothing), for a key limited here; a key near its
         budget has it sent at once."""
+        if key_id in self._used and cost is not None:
+            total, n = self._mean.get(key_id, (0.0, 0))
+            self._mean[key_id] = (total + cost, n + 1)
         if key_id in self._used and (tokens > 0 or cost):
             c = self._local.setdefault((key_id, self.win()), [0, 0, 0.0])
             c[1] += max(0, tokens)
             c[2] += cost or 0.0
             if cost and self._near.get(key_id, 0.0) > self.clock() - 3 * self.window:
                 self.wake()
+
+    def opened(self, key_id: str) -> None:
+        """A request of a key with a budget was admitted here (``closed`` when its handler ends)."""
+        self._open[key_id] = self._open.get(key_id, 0) + 1
+
+    def closed(self, key_id: str) -> None:
+        self._open[key_id] = max(0, self._open.get(key_id, 0) - 1)
+
+    def is_near(self, key_id: str, remaining: float, budget: float) -> bool:
+        """Whether a key is near the end of its budget: in its last ``NEAR`` part, or within what the
+        requests that may be in flight could cost (this process's open requests, as many on each peer, each
+        costing the mean of those finished here; with no mean yet, as soon as one is open)."""
+        if remaining <= NEAR * budget:
+            return True
+        total, n = self._mean.get(key_id, (0.0, 0))
+        open_here = self._open.get(key_id, 0)
+        if not n:
+            return open_here > 0
+        return remaining <= total / n * (open_here * max(1, self.peers) + 1)
 
     def near(self, key_id: str) -> None:
         """``key_id`` is near its budget: its finished requests' cost is synced at once (for three windows)."""
@@ -285,6 +311,13 @@ class FleetWindows:
             for i in range(3):
                 c[i] += v[i]
         self._sending = {}
+
+    async def fresh(self) -> bool:
+        """Whether the fleet's sums can be trusted, after waiting for one sync if they are old (a process
+        that just started, or a store that was slow): False when that sync did not succeed either."""
+        if self.stale():
+            await self.next_sync(CLAIM_WAIT_S)
+        return not self.stale()
 
     def stale(self) -> bool:
         """Whether the fleet's sums are too old to trust (``on_store_down = "closed"`` refuses then)."""

@@ -176,3 +176,25 @@ async def test_budget_overspend_is_bounded_by_the_requests_in_flight(fleet):
             break
         await asyncio.sleep(0.05)
     assert await ledger() == pytest.approx(spent)
+
+
+async def test_tpm_holds_across_three_instances(fleet):
+    """Tokens count once a request finished and reach the other instances with the next sync: once one
+    instance refuses the key, the others refuse it too (at most the requests sent before the sync)."""
+    _, (one, two, three), url = fleet
+    tpm = 60  # the upstream's answer counts 6 tokens (5 in, 1 out): ten requests
+    key = secret_of(cli(one.home, url, "create", "--name", "fleet-tpm", "--tpm", str(tpm)))
+    async with aiohttp.ClientSession() as s:
+        first = [await send(s, one, key, i) for i in range(15)]
+        statuses = [x.status for x in first]  # the tenth's tokens count once it is finished: maybe one more
+        assert statuses[:10] == [200] * 10 and statuses[-4:] == [429] * 4, statuses
+        others = []
+        for i in range(40):  # until both others refuse (each admitted one counts 6 more)
+            others += [await send(s, d, key, 100 + i) for d in (two, three)]
+            if [x.status for x in others[-2:]] == [429, 429]:
+                break
+            await asyncio.sleep(0.05)
+    admitted = sum(x.status == 200 for x in others)
+    print(f"\ntpm: limit {tpm} (6 a request): 10 admitted on instance 1, then {admitted} on instances 2 and 3")
+    assert [x.status for x in others[-2:]] == [429, 429]
+    assert admitted <= 8, admitted  # those sent before the next sync; per instance, each would admit ten more
