@@ -1,6 +1,6 @@
 // llmproxy dashboard. Plain JavaScript, no build step, nothing fetched from anywhere but this daemon.
 // Data: GET /api/kg (profiles), GET /api/events (live feed, read with fetch so the key goes in a header),
-// GET /api/stats (the last hour at load), GET /api/requests/{id} (one record with bodies),
+// GET /api/stats (the last hour at load; its "fleet" block every 10 s), GET /api/requests/{id} (one record with bodies),
 // GET /api/providers, POST /api/route (playground). All text goes into the page as text, never as HTML.
 "use strict";
 
@@ -454,6 +454,34 @@ async function loadHistory() {
   }
 }
 
+// ------------------------------------------------------------------------------------------- fleet
+// The usage ledger's totals for the last hour: every instance sharing the store (the columns count the
+// requests this daemon logged). The daemon reads the store at most every few seconds for all dashboards.
+
+async function loadFleet() {
+  let data;
+  try { data = await api("/api/stats?since=1h&limit=0"); } catch (e) { return; }
+  renderFleet(data.fleet, data.fleet_note);
+}
+
+function renderFleet(f, note) {
+  const el = $("#fleet-line");
+  el.hidden = !(f || note);
+  if (!f) { el.replaceChildren(h("span", {class: "muted", text: note || ""})); return; }
+  const cell = (label, value, title) => h("span", {class: "cell", title}, h("b", {text: value}), h("span", {class: "muted", text: label}));
+  const inst = `${num(f.instances)} live instance${f.instances === 1 ? "" : "s"}`;
+  el.replaceChildren(
+    h("strong", {text: "Fleet", title: f.scope}),
+    h("span", {class: "muted", text: `last hour · ${f.store} store · ${inst}`}),
+    cell("requests", num(f.requests)),
+    cell("errors", num(f.errors)),
+    cell("tok in", fmtTok(f.tokens_in), "input tokens, cache included"),
+    cell("tok out", fmtTok(f.tokens_out), "output tokens"),
+    cell("cost", (f.cost_unknown ? "≥" : "") + fmtCost(f.cost), f.cost_unknown ? `${f.cost_unknown} request(s) at an unknown price` : null));
+}
+
+setInterval(() => { if (!document.hidden && S.booted) loadFleet(); }, 10000);
+
 // ------------------------------------------------------------------------------------------ detail
 
 function openDetail(id) {
@@ -738,6 +766,7 @@ async function boot() {
   render();
   follow();
   loadProviders();
+  loadFleet();
   S.booted = true;
 }
 

@@ -17,6 +17,7 @@ from llmproxy.server import ui_api
 from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 from llmproxy.store import open_store
 from tests.conftest import wait_log
+from tests.test_ui_browser import browser, expect  # noqa: F401 - browser is a fixture
 
 AUTH = {"x-api-key": "client-key"}
 
@@ -88,3 +89,20 @@ async def test_a_store_that_does_not_answer_leaves_the_block_out_with_a_note(pro
         assert "fleet" not in data and "did not answer" in data["fleet_note"]
         assert pg_cluster.password not in str(data) and data["records"]  # this instance's own records are there
     assert ui_api._FLEET_TOTALS[state.fleet].reads == 1  # the failure is cached too: the store is not hammered
+
+
+@pytest.mark.browser
+async def test_the_dashboard_shows_the_fleet_line(proxy_factory, pg_url, browser, monkeypatch):  # noqa: F811
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    table = f'[store]\nurl = "{pg_url}"\nheartbeat_seconds = 0.1\nledger_flush_seconds = 0.1\n'
+    (url1, _one), (url2, _two) = [await proxy_factory(table, simulate=True) for _ in range(2)]
+    await ask(url1, 1)
+    await ask(url2, 2)
+    await ledger_holds(StoreConfig(url=pg_url), 3, 2)
+    page = await browser(url1 + "/ui")
+    line = page.locator("#fleet-line")
+    await expect(line).to_be_visible()
+    text = await line.inner_text()
+    assert "Fleet" in text and "postgres store" in text and "2 live instances" in text, text
+    assert await line.locator(".cell", has_text="requests").locator("b").inner_text() == "3"
+    assert await line.locator("script, img").count() == 0
