@@ -34,9 +34,10 @@ from llmproxy.errors import InvalidRequest, NotFound
 from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
 from llmproxy.redact import redact
 from llmproxy.server.feed import compact_view
+from llmproxy.server.fleet import Fleet
 from llmproxy.server.health import health_info
 from llmproxy.server.state import STATE, State, this_worker
-from llmproxy.store import USAGE_COUNTS, Store
+from llmproxy.store import USAGE_COUNTS
 
 log = logging.getLogger("llmproxy")
 
@@ -157,8 +158,8 @@ class FleetTotals:
     sees the same few reads whatever the number of dashboards. A failed read is cached as well (a store that
     is down is not asked again by every page load)."""
 
-    def __init__(self, store: Store, kind: str, heartbeat_s: float):
-        self.store, self.kind, self.heartbeat_s = store, kind, heartbeat_s
+    def __init__(self, fleet: Fleet):
+        self.fleet = fleet
         self.reads = 0  # reads of the store so far
         self._cache: dict[str, tuple[float, dict]] = {}
         self._lock = asyncio.Lock()
@@ -181,26 +182,28 @@ class FleetTotals:
 
     async def _read(self, start: str) -> dict:
         self.reads += 1
+        store, kind = self.fleet.store, self.fleet.kind
         try:
             async with asyncio.timeout(FLEET_TIMEOUT_S):
-                rows = await self.store.usage(start)
-                instances = await self.store.instances()
+                rows = await store.usage(start)
+                instances = await store.instances()
         except Exception as exc:  # an auxiliary block: whatever the store did, the page is still answered
-            log.warning("dashboard: fleet totals not read from the %s store: %s", self.kind, type(exc).__name__)
-            return {"note": f"fleet totals unavailable: the {self.kind} store did not answer within "
+            log.warning("dashboard: fleet totals not read from the %s store: %s", kind, type(exc).__name__)
+            return {"note": f"fleet totals unavailable: the {kind} store did not answer within "
                             f"{FLEET_TIMEOUT_S:g}s (see /health's store)"}
+        beat = self.fleet.cfg.heartbeat_seconds
         sums = {col: sum(getattr(r, col) for r in rows) for col in USAGE_COUNTS}
-        return {"scope": "every instance sharing this store, to its last ledger flush", "store": self.kind,
+        return {"scope": "every instance sharing this store, to its last ledger flush", "store": kind,
                 "from_minute": start, "requests": sums["requests"], "errors": sums["errors"],
                 "cost": round(sums["cost_usd"], 6), "cost_unknown": sums["cost_unknown"],
                 "tokens_in": sums["input_tokens"] + sums["cache_read_tokens"] + sums["cache_write_tokens"],
                 "tokens_out": sums["output_tokens"],
-                "instances": sum(i.seen_ago_s <= FLEET_LIVE_BEATS * self.heartbeat_s for i in instances),
+                "instances": sum(i.seen_ago_s <= FLEET_LIVE_BEATS * beat for i in instances),
                 "registered": len(instances), "read_at": time.time()}
 
 
 #: one cache per running fleet task (per app), gone with it
-_FLEET_TOTALS: weakref.WeakKeyDictionary[object, FleetTotals] = weakref.WeakKeyDictionary()
+_FLEET_TOTALS: weakref.WeakKeyDictionary[Fleet, FleetTotals] = weakref.WeakKeyDictionary()
 
 
 async def fleet_totals(state: State, since: float) -> dict:
@@ -210,7 +213,7 @@ async def fleet_totals(state: State, since: float) -> dict:
         return {"note": "fleet totals unavailable: the store's fleet task has not started"}
     totals = _FLEET_TOTALS.get(fleet)
     if totals is None:
-        totals = _FLEET_TOTALS[fleet] = FleetTotals(fleet.store, fleet.kind, fleet.cfg.heartbeat_seconds)
+        totals = _FLEET_TOTALS[fleet] = FleetTotals(fleet)
     return await totals.get(minute_of(since))
 
 
