@@ -154,7 +154,10 @@ def read_log(home: Path) -> list[dict]:
     path = home / "logs" / "requests.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    text = path.read_text()
+    if not text.endswith("\n"):  # a line a running daemon is still writing: not a record yet
+        text = text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 async def wait_log(home: Path, n: int, timeout: float = 3.0) -> list[dict]:
