@@ -242,12 +242,11 @@ def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture impor
 
     port, rpm = free_port(), 12
     (home / "config.toml").write_text(f'[server]\nsimulator_speed = 1\n[auth]\napi_keys = ["{ADMIN}"]\n')
-    secret = create("walt", "--rpm", str(rpm))
     proc = subprocess.Popen([sys.executable, "-m", "llmproxy", "serve", "--port", str(port), "--workers", "3",
                              "--simulate"], env={**os.environ, "LLMPROXY_HOME": str(home)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def send(key: str = secret) -> int:
+    def send(key: str) -> int:
         req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages", data=json.dumps(hello()).encode(),
                                      headers={"content-type": "application/json", "x-api-key": key})
         try:
@@ -258,30 +257,35 @@ def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture impor
         except OSError:
             return 0
 
+    def served(name: str) -> list[dict]:  # the lines written whole so far (a worker may be writing the last one)
+        recs, path = [], home / "logs" / "requests.jsonl"
+        for line in path.read_text().splitlines() if path.exists() else ():
+            try:
+                recs.append(json.loads(line))
+            except ValueError:
+                continue
+        return [r for r in recs if r.get("status") == 200 and (r.get("key") or {}).get("name") == name]
+
     try:
         deadline = time.monotonic() + 30
         while send(ADMIN) != 200:
             assert time.monotonic() < deadline and proc.poll() is None, "the daemon did not start"
             time.sleep(0.1)
-        with ThreadPoolExecutor(4 * rpm) as pool:
-            statuses = list(pool.map(lambda _: send(), range(4 * rpm)))
-        def served() -> list[dict]:  # the lines written whole so far (a worker may be writing the last one)
-            recs, path = [], home / "logs" / "requests.jsonl"
-            for line in path.read_text().splitlines() if path.exists() else ():
-                try:
-                    recs.append(json.loads(line))
-                except ValueError:
-                    continue
-            return [r for r in recs if r.get("status") == 200 and (r.get("key") or {}).get("name") == "walt"]
-
-        while len(served()) < statuses.count(200) and time.monotonic() < deadline + 30:
-            time.sleep(0.05)  # the workers' logs are written behind the answers
-        workers = {r.get("worker") for r in served()}
-        print(f"\n[{backend}] --rpm {rpm}, {4 * rpm} requests to 3 workers: {statuses.count(200)} admitted "
-              f"by workers {sorted(workers)}")
-        assert set(statuses) <= {200, 429}, statuses
-        assert statuses.count(200) == rpm
-        assert len(workers) >= 2, workers  # else this run could not tell per worker from per fleet
+        for attempt in range(5):  # a busy machine may hand every connection to one worker: then again
+            name = f"walt{attempt}"
+            secret = create(name, "--rpm", str(rpm))
+            with ThreadPoolExecutor(4 * rpm) as pool:
+                statuses = list(pool.map(lambda _, k=secret: send(k), range(4 * rpm)))
+            while len(served(name)) < statuses.count(200) and time.monotonic() < deadline + 60:
+                time.sleep(0.05)  # the workers' logs are written behind the answers
+            workers = {r.get("worker") for r in served(name)}
+            print(f"\n[{backend}] --rpm {rpm}, {4 * rpm} requests to 3 workers: {statuses.count(200)} admitted "
+                  f"by workers {sorted(workers)}")
+            assert set(statuses) <= {200, 429}, statuses
+            assert statuses.count(200) == rpm
+            if len(workers) >= 2:
+                break
+        assert len(workers) >= 2, workers  # else no run could tell per worker from per fleet
     finally:
         proc.terminate()
         proc.wait(20)
