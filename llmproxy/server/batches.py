@@ -24,9 +24,9 @@ from llmproxy.routing import PROFILE_HEADER, CompiledProfile
 from llmproxy.server.batch.executor import Executor
 from llmproxy.server.batch.native import Native
 from llmproxy.server.edge import int_param, json_response
-from llmproxy.server.files import STORE, cursors, guarded, store_of
+from llmproxy.server.files import cursors, guarded, store_of
 from llmproxy.server.keyauth import check_batch
-from llmproxy.server.state import STATE, State
+from llmproxy.server.state import STATE, STORE, State
 from llmproxy.store import Batch, new_id, open_store
 from llmproxy.store.sqlite import now_iso
 

@@ -17,11 +17,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
 from llmproxy.server.edge import int_param, json_response
-from llmproxy.server.state import STATE
+from llmproxy.server.state import STATE, STORE
 from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem
 from llmproxy.store.inline import inline_files
 
-STORE = web.AppKey("store", object)
 #: room for the multipart framing around the file in an upload's Content-Length
 MULTIPART_OVERHEAD = 64 * 1024
 

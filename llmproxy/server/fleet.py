@@ -32,9 +32,8 @@ from aiohttp import web
 from llmproxy import __version__, paths
 from llmproxy.obs.ledger import Ledger
 from llmproxy.pidfile import read_pid_file
-from llmproxy.server.files import STORE
 from llmproxy.server.keylimits import FLEET, sync_forever
-from llmproxy.server.state import STATE, State
+from llmproxy.server.state import STATE, STORE, State
 from llmproxy.store import Instance, Store
 from llmproxy.store.schema import now_iso
 

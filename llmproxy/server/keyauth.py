@@ -31,7 +31,7 @@ from aiohttp import web
 from llmproxy import paths
 from llmproxy.errors import AuthenticationFailed, NotFound, PermissionDenied, ProxyError, RateLimited
 from llmproxy.server.keylimits import CLAIM_WAIT_S, FLEET, Budgets, check_budget, period_spend
-from llmproxy.server.state import STATE
+from llmproxy.server.state import STATE, STORE
 from llmproxy.store import Store
 from llmproxy.store.keys import SECRET_PREFIX, ApiKey, key_hash, load_server_secret
 
@@ -266,8 +266,6 @@ def cache_of(app: web.Application) -> KeyCache:
 
 def store_of_app(app: web.Application) -> Store | None:
     """The app's store, once its cleanup context opened it."""
-    from llmproxy.server.files import STORE  # files -> edge -> keyauth: imported here to break that cycle
-
     return app.get(STORE)  # type: ignore[return-value]
 
 

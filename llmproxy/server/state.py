@@ -83,4 +83,6 @@ def this_worker() -> tuple[int, int] | None:
 
 WORKER_ENV = "LLMPROXY_WORKER"  # "i/N" in each worker process of a multi-worker daemon
 STATE = web.AppKey("state", State)
+#: the batches-and-files store, opened by ``batches.store_context`` (None before it opens)
+STORE = web.AppKey("store", object)
 REQUEST_ID = web.RequestKey("request_id", str)
