@@ -1,7 +1,8 @@
 // llmproxy dashboard. Plain JavaScript, no build step, nothing fetched from anywhere but this daemon.
 // Data: GET /api/kg (profiles), GET /api/events (live feed, read with fetch so the key goes in a header),
 // GET /api/stats (the last hour at load; its "fleet" block every 10 s), GET /api/requests/{id} (one record with bodies),
-// GET /api/providers, POST /api/route (playground). All text goes into the page as text, never as HTML.
+// GET /api/keys/usage (the Keys panel, every 10 s), GET /api/providers, POST /api/route (playground).
+// All text goes into the page as text, never as HTML.
 "use strict";
 
 const KEY_STORE = "llmproxy.key";
@@ -480,7 +481,50 @@ function renderFleet(f, note) {
     cell("cost", (f.cost_unknown ? "≥" : "") + fmtCost(f.cost), f.cost_unknown ? `${f.cost_unknown} request(s) at an unknown price` : null));
 }
 
-setInterval(() => { if (!document.hidden && S.booted) loadFleet(); }, 10000);
+// ------------------------------------------------------------------------------------------- keys
+// The store's live client keys and each one's spend this budget period (GET /api/keys/usage, admins only;
+// the daemon reads the store at most every few seconds for all dashboards). No keys, or not an admin: hidden.
+
+async function loadKeys() {
+  let data;
+  try { data = await api("/api/keys/usage"); } catch (e) { $("#keys-panel").hidden = true; return; }
+  renderKeys(data && Array.isArray(data.data) ? data.data : [], data && data.as_of);
+}
+
+const usd = x => "$" + (x > 0 && x < 0.01 ? x.toFixed(4) : x.toFixed(2));
+
+function keyBudget(k) {
+  if (k.budget_usd == null) return h("span", {class: "muted", text: "no budget"});
+  const spent = Number(k.spent_usd || 0), budget = Number(k.budget_usd);
+  const pct = budget > 0 ? Math.min(100, 100 * spent / budget) : 100;
+  const fill = h("span", {class: "fill" + (pct >= 100 ? " over" : pct >= 80 ? " near" : "")});
+  fill.style.width = pct + "%";
+  return h("div", {class: "keybar", title: `${pct.toFixed(1)}% of the ${k.budget_period} budget`},
+    h("span", {class: "track"}, fill),
+    h("span", {class: "value", text: `${usd(spent)} / ${usd(budget)} a ${k.budget_period}`}));
+}
+
+function keyRow(k) {
+  const resets = k.resets_at ? new Date(k.resets_at).toISOString().slice(0, 10) : "–";
+  return h("tr", {data: {key: String(k.name)}},
+    h("td", {text: String(k.name), title: `id ${k.id}`}),
+    h("td", {class: k.state === "active" ? "st-ok" : "st-bad", text: String(k.state),
+             title: k.expires_at ? `expires ${k.expires_at}` : null}),
+    h("td", {text: k.profiles && k.profiles.length ? k.profiles.join(", ") : "all"}),
+    h("td", {}, keyBudget(k)),
+    h("td", {class: "num", text: k.remaining_usd == null ? "–" : usd(Number(k.remaining_usd))}),
+    h("td", {text: resets, title: k.resets_at || null}),
+    h("td", {class: "num", text: num(k.rpm)}),
+    h("td", {class: "num", text: num(k.tpm)}));
+}
+
+function renderKeys(keys, asOf) {
+  $("#keys-panel").hidden = !keys.length;
+  $("#keys tbody").replaceChildren(...keys.map(keyRow));
+  $("#keys-asof").textContent = asOf ? "as of " + hms(asOf) : "";
+}
+
+setInterval(() => { if (!document.hidden && S.booted) { loadFleet(); loadKeys(); } }, 10000);
 
 // ------------------------------------------------------------------------------------------ detail
 
@@ -767,6 +811,7 @@ async function boot() {
   follow();
   loadProviders();
   loadFleet();
+  loadKeys();
   S.booted = true;
 }
 
