@@ -117,3 +117,32 @@ async def test_the_keys_panel_shows_a_key_s_spend_against_its_budget(home, proxy
     width = await page.locator('#keys tr[data-key="alice"] .keybar .fill').evaluate("e => e.style.width")
     assert width == f"{100 * spent / 5}%"
     assert alice not in await page.content()
+
+
+async def test_the_store_unreachable_is_a_503_naming_it_without_its_password(home, proxy_factory, monkeypatch,
+                                                                            pg_cluster, pg_url):  # noqa: F811
+    """PostgreSQL refusing the daemon's connections: the answer, once the cached one is old, is a 503 in the
+    API's shape with ``retry-after`` (the dashboard keeps its last rows), never a 500 or the password."""
+    monkeypatch.setenv("LLMPROXY_DATABASE_URL", pg_url)
+    url, _ = await start(proxy_factory)
+    await acreate("alice", "--budget", "5/month")
+    assert [k["name"] for k in (await usage(url))["data"]] == ["alice"]
+    db = pg_url.rsplit("/", 1)[1]
+    pg_cluster.psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS false; "
+                    f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'")
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as s:
+            while True:
+                async with s.get(url + USAGE, headers={"x-api-key": ADMIN}) as r:
+                    status, retry, text = r.status, r.headers.get("retry-after"), await r.text()
+                if status != 200:
+                    break
+                assert time.monotonic() < deadline, "the answer never noticed the store was gone"
+                await asyncio.sleep(0.5)
+        assert (status, retry) == (503, "1"), text
+        body = json.loads(text)
+        assert body["type"] == "error" and "store" in body["error"]["message"]
+        assert pg_cluster.password not in text
+    finally:
+        pg_cluster.psql(f"ALTER DATABASE {db} ALLOW_CONNECTIONS true")

@@ -11,6 +11,7 @@ the same cache and fleet counters the budget check uses (``keylimits.period_spen
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import weakref
 from datetime import UTC, datetime
@@ -22,19 +23,35 @@ from llmproxy.server.edge import json_response
 from llmproxy.server.keyauth import OWN_KEY_PATH, budgets_of, own_key, store_of_app
 from llmproxy.server.keylimits import FLEET, period_spend
 from llmproxy.server.state import STATE
-from llmproxy.store import Store
+from llmproxy.store import Store, StoreUnavailable
 from llmproxy.store.keys import ApiKey
 
+log = logging.getLogger("llmproxy")
 USAGE_PATH = "/api/keys/usage"
 #: how long one answer of ``/api/keys/usage`` serves every dashboard (seconds)
 USAGE_TTL_S = 3.0
+#: how long a read of the key list may take before the answer is a 503 (the dashboard keeps its last rows)
+READ_TIMEOUT_S = 5.0
 _USAGE: weakref.WeakKeyDictionary[web.Application, UsageCache] = weakref.WeakKeyDictionary()
 
 
 async def list_keys(request: web.Request) -> web.Response:
     """Every key, revoked ones included, oldest first: ``{"data": [{id, name, state, profiles, …}]}``."""
-    store = _store(request.app)
-    return json_response({"data": [k.to_json() for k in await store.list_keys()]})
+    return json_response({"data": [k.to_json() for k in await read_keys(_store(request.app))]})
+
+
+async def read_keys(store: Store) -> list[ApiKey]:
+    """The store's keys; a store that fails or does not answer within ``READ_TIMEOUT_S``: a 503 saying so
+    (``StoreUnavailable`` names the store without its password; other errors by their type alone)."""
+    try:
+        async with asyncio.timeout(READ_TIMEOUT_S):
+            return await store.list_keys()
+    except Exception as exc:  # noqa: BLE001 - whatever the database said, the caller hears a 503, not a 500
+        why = (str(exc) if isinstance(exc, StoreUnavailable) else
+               f"no answer within {READ_TIMEOUT_S:g}s" if isinstance(exc, TimeoutError) else type(exc).__name__)
+        log.warning("cannot list the keys: %s", why)
+        raise ProxyError(f"cannot list the keys now: the store is unreachable ({why})", status=503,
+                         retry_after="1") from None
 
 
 def _store(app: web.Application) -> Store:
@@ -70,8 +87,8 @@ class UsageCache:
         if store is None:  # starting: no keys to show yet (the panel stays hidden; not an error on the page)
             return {"data": [], "as_of": None, "ttl_s": self.ttl, "note": "the store is not open yet"}
         fail_open = app[STATE].runtime.cfg.auth.on_store_down == "open"
-        rows = [await key_usage(app, store, k, fail_open) for k in await store.list_keys()
-                if k.revoked_at is None]
+        keys = await read_keys(store)
+        rows = [await key_usage(app, store, k, fail_open) for k in keys if k.revoked_at is None]
         as_of = datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
         return {"data": rows, "as_of": as_of, "ttl_s": self.ttl}
 

@@ -483,11 +483,16 @@ function renderFleet(f, note) {
 
 // ------------------------------------------------------------------------------------------- keys
 // The store's live client keys and each one's spend this budget period (GET /api/keys/usage, admins only;
-// the daemon reads the store at most every few seconds for all dashboards). No keys, or not an admin: hidden.
+// the daemon reads the store at most every few seconds for all dashboards). No keys, or not an admin: hidden;
+// the store unreachable: the last rows stay, marked as not refreshed.
 
 async function loadKeys() {
   let data;
-  try { data = await api("/api/keys/usage"); } catch (e) { $("#keys-panel").hidden = true; return; }
+  try { data = await api("/api/keys/usage"); } catch (e) {
+    if (e.status === 403 || !$("#keys tbody").children.length) $("#keys-panel").hidden = true;
+    else $("#keys-asof").textContent = "not refreshed: " + e.message;  // the last rows stay, said to be old
+    return;
+  }
   renderKeys(data && Array.isArray(data.data) ? data.data : [], data && data.as_of);
 }
 
