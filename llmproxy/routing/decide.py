@@ -161,7 +161,6 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
     /context sends system-prompt sections as user text there, and a count needs no reasoning model."""
     headers = headers or {}
     p = profile.config
-    default = p.default
     override = headers.get("x-llmproxy-model") or str(body.get("model", ""))
     target, switch = parse_override(override, cfg)
     if switch is not None and switch != p.name:
@@ -171,70 +170,104 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         return d
     if raw_len is None:
         raw_len = len(orjson.dumps(body))
-    est = tokens.estimate(body, raw_len)
     messages = body.get("messages") or []
     human, turn_start = latest_human_text(messages)
-    turn = turn_messages(messages, turn_start)
-
-    def done(scenario: str, chain: tuple[Target, ...], reason: str, **kw) -> Decision:
-        return Decision(profile=p.name, scenario=scenario, chain=_dedup(chain, default), reasons=[reason],
-                        text=human, estimated_tokens=est, **kw)
-
+    req = _Request(body, headers, profile, tokens.estimate(body, raw_len), messages, human,
+                   turn_messages(messages, turn_start))
     if target is not None:
-        return done("override", (target,), f"override: model field names {target}")
+        return req.done("override", (target,), f"override: model field names {target}")
+    d = _by_shape(req, cfg)
+    if d is not None:
+        return d
+    if endpoint == "count_tokens":
+        return req.done("default", p.default, "count_tokens: keywords are not matched")
+    return _by_text(req)
 
-    def route(scenario: str) -> tuple[Target, ...] | None:
-        return p.scenarios.get(scenario)
 
-    if route("image") and (why := sc.image(turn)):
-        return done("image", route("image"), why)
+@dataclass
+class _Request:
+    """What the scenario steps of one decision read; ``done`` makes the Decision."""
+
+    body: dict
+    headers: Mapping[str, str]
+    profile: CompiledProfile
+    est: int
+    messages: list
+    human: str
+    turn: list
+
+    def route(self, scenario: str) -> tuple[Target, ...] | None:
+        return self.profile.config.scenarios.get(scenario)
+
+    def done(self, scenario: str, chain: tuple[Target, ...], reason: str, **kw) -> Decision:
+        p = self.profile.config
+        return Decision(profile=p.name, scenario=scenario, chain=_dedup(chain, p.default), reasons=[reason],
+                        text=self.human, estimated_tokens=self.est, **kw)
+
+
+def _by_shape(req: _Request, cfg: Config) -> Decision | None:
+    """The scenarios the request's shape decides, in precedence order (image, long context, web search,
+    background, compact, subagent), or None."""
+    p, body, default, est = req.profile.config, req.body, req.profile.config.default, req.est
+    if req.route("image") and (why := sc.image(req.turn)):
+        return req.done("image", req.route("image"), why)
     primary_spec = cfg.providers[default[0].provider].model(default[0].model) if default else None
     window = primary_spec.context_window if primary_spec else None
-    if route("long_context") and (est > p.long_context_threshold or (window and est > window)):
+    if req.route("long_context") and (est > p.long_context_threshold or (window and est > window)):
         limit = p.long_context_threshold if est > p.long_context_threshold else window
-        return done("long_context", route("long_context"), f"~{est} input tokens > {limit}")
-    if (why := sc.web_search(body)) and route("web_search"):
-        return done("web_search", route("web_search"), why)
-    subagent_why = sc.subagent(body, headers)
-    claude_code = sc.is_claude_code(body, headers)
+        return req.done("long_context", req.route("long_context"), f"~{est} input tokens > {limit}")
+    if (why := sc.web_search(body)) and req.route("web_search"):
+        return req.done("web_search", req.route("web_search"), why)
+    subagent_why = sc.subagent(body, req.headers)
+    claude_code = sc.is_claude_code(body, req.headers)
     if subagent_why is None and (why := sc.background(body, p.background_models, claude_code)):
-        return done("background", route("background") or default, why)
+        return req.done("background", req.route("background") or default, why)
     if why := sc.compact(body):
-        return done("compact", route("compact") or default, why)
+        return req.done("compact", req.route("compact") or default, why)
     if subagent_why:
-        return done("subagent", route("subagent") or default, subagent_why)
-    if endpoint == "count_tokens":
-        return done("default", default, "count_tokens: keywords are not matched")
-    concept, matches, over_budget, note = _keywords(profile.kg, human)
+        return req.done("subagent", req.route("subagent") or default, subagent_why)
+    return None
+
+
+def _by_text(req: _Request) -> Decision:
+    """What the human text decides: the budget, plan mode, a concept (unless the learned signal vetoes it),
+    think, the learned signal alone, else the default."""
+    profile, default = req.profile, req.profile.config.default
+    concept, matches, over_budget, note = _keywords(profile.kg, req.human)
     if over_budget:
-        return done("default", default, over_budget)
+        return req.done("default", default, over_budget)
     extra = [note] if note else []
     extra += [f"{m.surface or m.term!r} ({m.concept}) suppressed: {m.suppressed}" for m in matches if m.suppressed]
     hook = profile.kg.hooks.get("plan_mode")
-    if hook is not None and (plan_why := sc.plan_mode(messages)) and (concept is None or hook.priority > concept.priority):
-        chain = hook.routes or (route(hook.scenario or "keyword") or default)
-        d = done("keyword", chain, f"concept {hook.name!r} fired by plan mode: {plan_why}", concept=hook.name,
-                 matches=matches)
-        d.reasons += extra
-        return d
-    score, signal, intent_why = _intent(profile, human, concept, matches)
+    if hook is not None and (plan_why := sc.plan_mode(req.messages)) and (
+            concept is None or hook.priority > concept.priority):
+        chain = hook.routes or (req.route(hook.scenario or "keyword") or default)
+        d = req.done("keyword", chain, f"concept {hook.name!r} fired by plan mode: {plan_why}", concept=hook.name,
+                     matches=matches)
+    else:
+        d = _concept_or_rest(req, concept, matches, extra)
+    d.reasons += extra
+    return d
+
+
+def _concept_or_rest(req: _Request, concept, matches: list, extra: list[str]) -> Decision:
+    default = req.profile.config.default
+    score, signal, intent_why = _intent(req.profile, req.human, concept, matches)
     extra += [intent_why] if intent_why else []
     if concept is not None and "vetoed" not in signal:
         first = next(m for m in matches if m.concept == concept.name and m.suppressed is None)
-        chain = concept.routes or (route(concept.scenario or "keyword") or default)
+        chain = concept.routes or (req.route(concept.scenario or "keyword") or default)
         written = f" as {first.surface!r}" if first.surface else ""
         written += f" (typo of {first.typo!r})" if first.typo else ""
         why = f"concept {concept.name!r} matched {first.term!r}{written} (priority {concept.priority})"
-        d = done("keyword", chain, why, concept=concept.name, matches=matches, intent=score, signal=signal)
-        d.reasons += extra
-        return d
-    if (why := sc.think(body, human, claude_code, p.think_budget_threshold, turn)) and route("think"):
-        d = done("think", route("think"), why, matches=matches, intent=score, signal=signal)
-    elif signal.startswith("intent:"):
-        d = done("keyword", route("keyword") or default, intent_why, matches=matches, intent=score, signal=signal)
+        return req.done("keyword", chain, why, concept=concept.name, matches=matches, intent=score, signal=signal)
+    claude_code = sc.is_claude_code(req.body, req.headers)
+    p = req.profile.config
+    if (why := sc.think(req.body, req.human, claude_code, p.think_budget_threshold, req.turn)) and req.route("think"):
+        return req.done("think", req.route("think"), why, matches=matches, intent=score, signal=signal)
+    if signal.startswith("intent:"):
         extra.remove(intent_why)
-    else:
-        reason = "no scenario fired" if human or not messages else "no human text and no scenario fired"
-        d = done("default", default, reason, matches=matches, intent=score, signal=signal)
-    d.reasons += extra
-    return d
+        return req.done("keyword", req.route("keyword") or default, intent_why, matches=matches, intent=score,
+                        signal=signal)
+    reason = "no scenario fired" if req.human or not req.messages else "no human text and no scenario fired"
+    return req.done("default", default, reason, matches=matches, intent=score, signal=signal)
