@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python scripts/bench_routing.py
 	$(BIN)/python scripts/bench_stream.py
 	$(BIN)/python scripts/bench_fleet.py
+	$(BIN)/python scripts/bench_keys.py
 
 # N concurrent streams through a real daemon to a slow loopback upstream: errors, RSS, fds (STREAMS=1000 for the big run)
 STREAMS ?= 200
