@@ -145,11 +145,11 @@ class ServerConfig:
     ping_interval: float = 10.0
     simulator_speed: float = 1.0  # 0 = instant (tests); 2 = twice as fast as the catalog says
     max_concurrent_requests: int = opt(2048, gt=0)  # beyond it requests are answered 529 (overloaded)
-    send_window: int = opt(64, gt=0)  # request bodies being sent to one provider at once (server/sending.py)
+    send_window: int = opt(64, gt=0)  # request bodies being sent to one provider at once (server/request/sending.py)
     max_header_bytes: int = opt(16384, gt=0)  # one request header line
     max_headers: int = opt(128, gt=0)
     # seconds a client has to send a request's head once it connects (or starts its next request); then the
-    # connection is closed (server/connection.py)
+    # connection is closed (server/process/connection.py)
     header_timeout: float = opt(10.0, gt=0)
     max_pending_heads: int = opt(1024, gt=0)  # connections sending their head at once; beyond it, closed at once
 

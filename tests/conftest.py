@@ -95,7 +95,7 @@ fallbacks = ["anthropic,claude-sonnet-4-5"]
 @pytest.fixture
 async def proxy_factory(home, monkeypatch, fake_anthropic, fake_backup, fake_openai):
     """Start the proxy (same event loop) against the fake upstreams. Returns (base_url, state)."""
-    from llmproxy.server.app import create_app, load_runtime
+    from llmproxy.server.process.app import create_app, load_runtime
     from llmproxy.server.state import Options, State
 
     servers = []

@@ -100,7 +100,7 @@ async def test_bad_uploads(proxy_factory, home):
         body, ctype = multipart([("purpose", None, b"user_data")])
         async with s.post(url + "/v1/files", data=body, headers={"content-type": ctype}) as r:
             assert r.status == 400 and "no 'file' part" in (await r.json())["error"]["message"]
-        async with s.post(url + "/v1/files", json={"file": "x"}) as r:  # 415: the origin guard (server/guard.py)
+        async with s.post(url + "/v1/files", json={"file": "x"}) as r:  # 415: the origin guard (server/request/guard.py)
             assert r.status == 415 and "multipart/form-data" in (await r.json())["error"]["message"]
         body, ctype = multipart([("file", "a\x01b.txt", b"x")])  # a raw control character: a bad header
         async with s.post(url + "/v1/files", data=body, headers={"content-type": ctype}) as r:

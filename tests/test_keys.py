@@ -209,7 +209,7 @@ async def test_revocation_is_seen_by_every_instance_without_a_restart(backend, h
 
 async def test_cache_ttl_bounds_revocation(backend, home, tmp_path):
     """The key cache trusts an answer for its TTL and no longer (a clock the test moves)."""
-    from llmproxy.server.keyauth import KeyCache
+    from llmproxy.server.request.keyauth import KeyCache
     from llmproxy.settings import StoreConfig
     from llmproxy.store import open_store
 
@@ -298,7 +298,7 @@ async def test_a_first_key_closes_an_open_proxy_without_the_live_path_waiting(ba
     import asyncio
     import os
 
-    from llmproxy.server.keyauth import KeyCache
+    from llmproxy.server.request.keyauth import KeyCache
     from llmproxy.settings import StoreConfig
     from llmproxy.store import open_store
 
@@ -327,7 +327,7 @@ async def test_a_first_key_closes_an_open_proxy_without_the_live_path_waiting(ba
     ([0, 0, 30, 59.5, 60.5], 2, [None, None, 30.0, 0.5, None]),
 ])
 def test_request_windows(times, limit, want):
-    from llmproxy.server.keyauth import RequestWindows
+    from llmproxy.server.request.keyauth import RequestWindows
 
     now = [0.0]
     w = RequestWindows(clock=lambda: now[0])
@@ -443,7 +443,7 @@ async def test_api_keys_lists_the_keys_for_admins_without_secrets(backend, home,
     ([(0, 0), (1, None)], 1, [None]),                        # nothing counted for no tokens
 ])
 def test_token_windows(events, limit, want):
-    from llmproxy.server.keyauth import TokenWindows
+    from llmproxy.server.request.keyauth import TokenWindows
 
     now = [0.0]
     w, got = TokenWindows(clock=lambda: now[0]), []
@@ -457,7 +457,7 @@ def test_token_windows(events, limit, want):
 
 
 def test_usage_tokens_counts_input_cache_writes_and_output():
-    from llmproxy.server.keyauth import usage_tokens
+    from llmproxy.server.request.keyauth import usage_tokens
 
     assert usage_tokens({"input_tokens": 11, "output_tokens": 7, "cache_creation_input_tokens": 5,
                          "cache_read_input_tokens": 100_000}) == 23

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from llmproxy.server.keylimits import period_bounds
+from llmproxy.server.request.keylimits import period_bounds
 from llmproxy.store.keys import key_hash, load_server_secret
 from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
 from tests.test_keys import ADMIN, acreate, akeys, backend, get, hello, post, start  # noqa: F401 - backend: fixture

@@ -1,4 +1,4 @@
-"""A store key's budget and fleet-wide rpm/tpm (issue 27; server/keylimits.py): the period bounds and the
+"""A store key's budget and fleet-wide rpm/tpm (issue 27; server/request/keylimits.py): the period bounds and the
 counters as table tests with a clock of the test's, and end to end through the app on both stores: a key
 whose budget is spent gets the Anthropic-shaped 429 Claude Code shows (``x-should-retry: false``). Across
 instances (separate processes on one PostgreSQL): tests/store/test_keys_fleet.py."""
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.server.keylimits import FleetWindows, period_bounds
+from llmproxy.server.request.keylimits import FleetWindows, period_bounds
 from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
 from tests.test_keys import ADMIN, acreate, akeys, backend, hello, start  # noqa: F401 - fixtures and helpers
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import aiohttp
 
 from llmproxy.cli import statusline
-from llmproxy.server.keylimits import period_bounds
+from llmproxy.server.request.keylimits import period_bounds
 from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
 from tests.test_cli_statusline import SESSION, record, write_log
 from tests.test_keys import ADMIN, acreate, backend, hello, post, start  # noqa: F401 - fixtures and helpers

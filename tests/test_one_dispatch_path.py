@@ -1,4 +1,4 @@
-"""One dispatch path for every caller (``server/exchange.py``): the same fault, driven through ``/v1/messages``
+"""One dispatch path for every caller (``server/request/exchange.py``): the same fault, driven through ``/v1/messages``
 (anthropic SDK), ``/v1/chat/completions`` (openai SDK) and a batch item (the Message Batches API), gets the
 same same-target retries, the same fallback and the same record — attempts, target, mode — from each.
 

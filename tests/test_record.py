@@ -6,7 +6,7 @@ import pytest
 
 from llmproxy.config import Target
 from llmproxy.routing import Decision
-from llmproxy.server.record import RequestRecord
+from llmproxy.server.request.record import RequestRecord
 
 T = Target("anthropic", "claude-sonnet-4-5")
 DECISION = Decision(profile="fast", scenario="default", chain=(T,), reasons=["no scenario fired"])

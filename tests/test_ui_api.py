@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from llmproxy.obs.hub import EventHub, Overrun
-from llmproxy.server import feed, ui
+from llmproxy.server.dashboard import feed, ui
 from tests.conftest import PROXY_KEY, wait_log
 
 REPO = Path(__file__).resolve().parents[1]
@@ -235,7 +235,7 @@ async def test_a_stalled_browser_is_dropped_and_requests_do_not_wait(proxy, monk
 async def test_shutdown_ends_open_feeds(proxy_factory):
     from aiohttp.test_utils import TestServer
 
-    from llmproxy.server.app import create_app, load_runtime
+    from llmproxy.server.process.app import create_app, load_runtime
     from llmproxy.server.state import Options, State
 
     await proxy_factory()  # writes the config into the test home

@@ -217,7 +217,7 @@ async def test_the_page_asks_for_the_key_when_proxy_keys_are_set(proxy_factory, 
 @pytest.mark.skipif(not os.environ.get("LLMPROXY_DASHBOARD_SHOT"), reason="set LLMPROXY_DASHBOARD_SHOT=docs/dashboard.png")
 async def test_screenshot_for_the_readme(proxy_factory, browser):
     """A realistic minute of traffic through the four profiles, paced by the simulator, then a screenshot."""
-    from llmproxy.server.runtime import reload
+    from llmproxy.server.process.runtime import reload
 
     url, state = await proxy_factory('[server]\nsimulator_speed = 2\ndefault_profile = "balanced"\n', simulate=True)
     for name in ("test", "oai"):  # the bundled four only, as a user has them

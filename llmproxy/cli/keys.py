@@ -19,7 +19,7 @@ from llmproxy.cli.batches import Command
 from llmproxy.cli.common import load_lenient
 from llmproxy.cli.console import CLIError, err, out
 from llmproxy.cli.options import Source
-from llmproxy.server.keylimits import minute_of, period_bounds
+from llmproxy.server.request.keylimits import minute_of, period_bounds
 from llmproxy.store import Store, StoreUnavailable, new_id, open_store
 from llmproxy.store.keys import (
     ApiKey,

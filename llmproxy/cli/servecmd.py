@@ -35,7 +35,7 @@ def _ensure_home() -> None:
 def serve(opts: ServeOptions) -> int:
     from llmproxy.cli.common import load_config
     from llmproxy.routing import KGError, compile_profiles
-    from llmproxy.server.runtime import open_without_keys
+    from llmproxy.server.process.runtime import open_without_keys
 
     paths.make_private()  # before anything is created: whatever the daemon writes is its owner's alone
     _ensure_home()
@@ -172,8 +172,8 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
 
     from llmproxy.cli.format import banner_lines, request_row
     from llmproxy.routing import Router
-    from llmproxy.server.health import health_info
-    from llmproxy.server.run import StartupError, serve
+    from llmproxy.server.process.health import health_info
+    from llmproxy.server.process.run import StartupError, serve
     from llmproxy.server.state import Options, Runtime, State
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -196,7 +196,7 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
 
     try:
         if workers > 1:
-            from llmproxy.server.workers import serve_workers
+            from llmproxy.server.process.workers import serve_workers
 
             serve_workers(state, host, port, workers, on_ready=on_ready, listeners=[listener])
         else:
@@ -210,7 +210,7 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
 
 
 def _workers(value: str) -> int:
-    from llmproxy.server.workers import worker_count
+    from llmproxy.server.process.workers import worker_count
 
     try:
         return worker_count(value)

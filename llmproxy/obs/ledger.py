@@ -1,6 +1,6 @@
 """The usage ledger's in-memory side: every finished request record (the request log's listener, on the log's
 writer thread, never the request path) is added to a per-minute aggregate keyed by (minute, profile,
-scenario, provider, model, client key id); the fleet task (``server/fleet.py``) takes the aggregates about
+scenario, provider, model, client key id); the fleet task (``server/process/fleet.py``) takes the aggregates about
 once a second and upserts them into the store, where ``llmproxy stats --fleet`` and budgets read them.
 
 The buffer is bounded by its number of keys: while the store is down the aggregates keep accumulating (one

@@ -45,11 +45,11 @@ class Metrics:
         self._circuits: set[tuple[str, str]] = set()
         self.disconnects = Counter("llmproxy_client_disconnects", "Clients that went away mid-request",
                                    ["profile"], registry=r)
-        # refused before any work (server/guard.py, server/middleware.py): reason is host, origin,
+        # refused before any work (server/request/guard.py, server/request/middleware.py): reason is host, origin,
         # content_type or auth
         self.rejected = Counter("llmproxy_rejected_requests", "Requests refused before any work was done",
                                 ["reason"], registry=r)
-        # what aiohttp's parser refused (server/connection.py): error is the parser's exception class
+        # what aiohttp's parser refused (server/process/connection.py): error is the parser's exception class
         self.bad_requests = Counter("llmproxy_bad_requests", "Requests the HTTP parser could not read",
                                     ["error"], registry=r)
         # reason: header_timeout (the head took longer than server.header_timeout) or pending_heads (more
@@ -57,7 +57,7 @@ class Metrics:
         self.closed_connections = Counter("llmproxy_closed_connections",
                                           "Connections closed before a request head arrived", ["reason"], registry=r)
 
-        # the fleet's background work (server/fleet.py): requests the usage ledger could not keep (its buffer
+        # the fleet's background work (server/process/fleet.py): requests the usage ledger could not keep (its buffer
         # was full while the store was unreachable), and background store writes that failed (task: heartbeat
         # or ledger; each is retried with backoff)
         self.ledger_dropped = Counter("llmproxy_ledger_dropped", "Requests not counted in the usage ledger "

@@ -17,8 +17,8 @@ from llmproxy.obs.hub import EventHub
 from llmproxy.obs.log import RequestLog
 from llmproxy.providers import Provider
 from llmproxy.routing import CompiledProfile, Router
-from llmproxy.server.breaker import Breakers
-from llmproxy.server.sending import SendWindows
+from llmproxy.server.request.breaker import Breakers
+from llmproxy.server.request.sending import SendWindows
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ class State:
     worker: int | None = None   # this worker's index in a ``serve --workers N`` daemon
     reload_problems: list[str] = field(default_factory=list)
     config_stale_since: str | None = None   # when a reload last failed (ISO time), until one succeeds
-    events: EventHub = field(default_factory=EventHub)  # the dashboard's live feed (llmproxy/server/ui.py)
+    events: EventHub = field(default_factory=EventHub)  # the dashboard's live feed (llmproxy/server/dashboard/ui.py)
     send_windows: SendWindows | None = None  # made (and resized) by dispatch.send_windows
-    fleet: object | None = None  # server/fleet.Fleet: the registry heartbeat and the usage ledger (None until started)
+    fleet: object | None = None  # server/process/fleet.Fleet: the registry heartbeat and the usage ledger (None until started)
 
     @property
     def metrics(self):

@@ -27,7 +27,7 @@ async def start_proxy(home: Path, fault_url: str, backup_url: str, kind: str = "
     import tomli_w
     from aiohttp.test_utils import TestServer
 
-    from llmproxy.server.app import create_app, load_runtime
+    from llmproxy.server.process.app import create_app, load_runtime
     from llmproxy.server.state import Options, State
 
     base = closed_url() if refuse else fault_url
@@ -76,7 +76,7 @@ async def fault_proxy(home, monkeypatch, fault_upstream, backup_upstream):
     """``start(kind, fallback, refuse=False, server=None, model=None, **provider_overrides) -> (url, state)``
     (``model``: catalog options of ``faulty,m1``), one proxy
     per call. Same-target backoff is shortened (the retry tests check the real schedule)."""
-    from llmproxy.server import dispatch
+    from llmproxy.server.request import dispatch
 
     monkeypatch.setattr(dispatch, "BACKOFF_BASE", 0.02)
     for k, v in KEYS.items():
@@ -123,7 +123,7 @@ class Matrix:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def matrix(tmp_path_factory):
-    from llmproxy.server import dispatch
+    from llmproxy.server.request import dispatch
 
     mp = pytest.MonkeyPatch()
     mp.setattr(dispatch, "BACKOFF_BASE", 0.02)

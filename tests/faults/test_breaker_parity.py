@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.server.breaker import Breakers, Policy
+from llmproxy.server.request.breaker import Breakers, Policy
 from tests.conftest import wait_log
 from tests.faults.conftest import BACKUP, FAULTY
 from tests.faults.test_breaker_retry import Clock, post

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 import aiohttp
 import pytest
 
-from llmproxy.server import dispatch
-from llmproxy.server.breaker import Breakers, Policy
+from llmproxy.server.request import dispatch
+from llmproxy.server.request.breaker import Breakers, Policy
 from tests.conftest import wait_log
 from tests.faults.conftest import BACKUP, FAULTY
 

@@ -1,4 +1,4 @@
-"""The send window (server/sending.py): it bounds the request bodies being handed to one provider at once,
+"""The send window (server/request/sending.py): it bounds the request bodies being handed to one provider at once,
 never the requests waiting for an answer, and every way an attempt ends gives its place back."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Connection hygiene (issue 20, findings 6 and 8): a request head has a deadline, connections sending a head
 are capped, and what the HTTP parser refuses is answered in the API's shape and logged without its bytes.
 
-The daemon's own runner (``server/run.py`` ``make_runner``) serves the real app on loopback; clients are raw
+The daemon's own runner (``server/process/run.py`` ``make_runner``) serves the real app on loopback; clients are raw
 sockets, since no HTTP client can send half a head."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ import pytest
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, BadStatusLine, InvalidHeader, LineTooLong
 
-from llmproxy.server.app import create_app, load_runtime
-from llmproxy.server.connection import reason
-from llmproxy.server.run import make_runner
+from llmproxy.server.process.app import create_app, load_runtime
+from llmproxy.server.process.connection import reason
+from llmproxy.server.process.run import make_runner
 from llmproxy.server.state import Options, State
 from tests.conftest import write_config
 

@@ -15,8 +15,8 @@ import anthropic
 import pytest
 from aiohttp.test_utils import TestServer
 
-from llmproxy.server.app import create_app, load_runtime
-from llmproxy.server.guard import SAFE_METHODS, host_name
+from llmproxy.server.process.app import create_app, load_runtime
+from llmproxy.server.request.guard import SAFE_METHODS, host_name
 from llmproxy.server.state import Options, State
 from tests.conftest import PROXY_KEY
 

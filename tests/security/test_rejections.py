@@ -12,7 +12,7 @@ import aiohttp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmproxy.server.middleware import CLIENT_FIELD_MAX, REJECTION_RECORDS_PER_SECOND, RateLimit
+from llmproxy.server.request.middleware import CLIENT_FIELD_MAX, REJECTION_RECORDS_PER_SECOND, RateLimit
 from tests.conftest import PROXY_KEY, read_log, wait_log
 
 KEYED = "[auth]\napi_keys = [\"" + PROXY_KEY + "\"]\n"

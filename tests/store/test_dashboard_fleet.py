@@ -13,7 +13,7 @@ import anthropic
 import pytest
 
 from llmproxy import paths
-from llmproxy.server import ui_api
+from llmproxy.server.dashboard import ui_api
 from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 from llmproxy.store import open_store
 from tests.conftest import wait_log

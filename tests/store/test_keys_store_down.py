@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from llmproxy.server.keylimits import FLEET
+from llmproxy.server.request.keylimits import FLEET
 from llmproxy.settings import DATABASE_URL_ENV
 from tests.store.test_db_down import start_server, stop_server, until
 from tests.test_keys import ADMIN, acreate, hello, post

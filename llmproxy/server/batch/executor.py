@@ -1,5 +1,5 @@
 """The batch executor: runs each stored batch's items (non-streaming) as live requests run — each one an
-``Exchange`` (``server/exchange.py``): the same routing, retries, fallback, circuits and send window — and
+``Exchange`` (``server/request/exchange.py``): the same routing, retries, fallback, circuits and send window — and
 writes each result as it finishes.
 
 * Any instance executes any batch: every instance sharing the store (PostgreSQL: several machines; SQLite:
@@ -43,9 +43,9 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from llmproxy.errors import InvalidRequest, ProxyError
 from llmproxy.protocol.anthropic import validate_messages
-from llmproxy.server.exchange import Admitted, Exchange
-from llmproxy.server.middleware import new_request_id
-from llmproxy.server.record import RequestRecord, bodies_wanted, finish, whole_message
+from llmproxy.server.request.exchange import Admitted, Exchange
+from llmproxy.server.request.middleware import new_request_id
+from llmproxy.server.request.record import RequestRecord, bodies_wanted, finish, whole_message
 from llmproxy.server.state import State, this_worker
 from llmproxy.store import Batch, Item, Store, retrying
 from llmproxy.store.inline import inline_files

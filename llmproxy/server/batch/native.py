@@ -22,8 +22,8 @@ from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers.batches import BatchProvider
 from llmproxy.routing import CompiledProfile
-from llmproxy.server.middleware import new_request_id
-from llmproxy.server.record import RequestRecord, finish, whole_message
+from llmproxy.server.request.middleware import new_request_id
+from llmproxy.server.request.record import RequestRecord, finish, whole_message
 from llmproxy.server.state import State
 from llmproxy.store import RESULT_TYPES, Batch, Store
 from llmproxy.store.inline import inline_files

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from llmproxy import paths
 from llmproxy.pidfile import read_pid_file, write_pid_file
-from llmproxy.server.run import LISTEN_BACKLOG, StartupError, bind_error, serve
+from llmproxy.server.process.run import LISTEN_BACKLOG, StartupError, bind_error, serve
 from llmproxy.server.state import WORKER_ENV, State
 
 log = logging.getLogger("llmproxy")

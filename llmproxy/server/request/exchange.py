@@ -20,8 +20,8 @@ from llmproxy.config import Target
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Call, ChatProvider, Provider, Reply, Source, top_level_patch
 from llmproxy.routing import Decision
-from llmproxy.server import dispatch
-from llmproxy.server.record import RequestRecord
+from llmproxy.server.request import dispatch
+from llmproxy.server.request.record import RequestRecord
 from llmproxy.server.state import State
 
 #: ``Outcome.mode``: the upstream spoke the client's API (its answer is relayed as it came) or not
@@ -89,7 +89,7 @@ class Exchange:
         not hold ~200 KB of objects each): with the client's bytes, the parsed body is handed to the first
         attempt and let go; a retry or fallback parses it again from the ``Source``, which holds one copy of
         the bytes (the client's, or what was sent and how to undo it). Each attempt takes a place in the
-        provider's send window (``server/sending.py``); while it waits for one it lets go of the parsed body,
+        provider's send window (``server/request/sending.py``); while it waits for one it lets go of the parsed body,
         and the place is given back once the body is on the connection (``on_sent``). Without the client's
         bytes (the OpenAI surface's converted body, a batch item) the parsed body is kept until sent."""
         opened = await dispatch.open_chain(self.state, self.admitted.decision, self.rec, self._attempt)

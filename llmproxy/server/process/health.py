@@ -34,7 +34,7 @@ def health_info(state: State) -> dict:
         info["worker"] = f"{worker[0]}/{worker[1]}"
         info["supervisor_pid"] = os.getppid()
     fleet = state.fleet
-    if fleet is not None:  # the store: kind, ok, lag_s since the last heartbeat written (server/fleet.py)
+    if fleet is not None:  # the store: kind, ok, lag_s since the last heartbeat written (server/process/fleet.py)
         info["store"] = fleet.health()
     if state.log is not None:
         health = getattr(state.log, "health", None)

@@ -1,6 +1,6 @@
 """Middleware: request id, one place that turns every failure into the API's error shape, and auth.
 
-A refused request (no or a wrong proxy key here, a foreign Host or Origin in ``server/guard.py``) is counted in
+A refused request (no or a wrong proxy key here, a foreign Host or Origin in ``server/request/guard.py``) is counted in
 ``llmproxy_rejected_requests_total`` and written to the request log as a small record (client fields clipped
 to ``CLIENT_FIELD_MAX`` characters), at most ``REJECTION_RECORDS_PER_SECOND`` a second: a flood of refused
 requests cannot rotate the served records out of the log."""
@@ -24,10 +24,10 @@ from llmproxy.errors import (
     RateLimited,
     RequestTooLarge,
 )
-from llmproxy.server.errors import error_response, is_openai_surface
-from llmproxy.server.keyauth import CALLER, cache_of, caller_of, check_limits, is_admin_path
-from llmproxy.server.keylimits import BudgetSpent
-from llmproxy.server.record import RequestRecord, finish
+from llmproxy.server.request.errors import error_response, is_openai_surface
+from llmproxy.server.request.keyauth import CALLER, cache_of, caller_of, check_limits, is_admin_path
+from llmproxy.server.request.keylimits import BudgetSpent
+from llmproxy.server.request.record import RequestRecord, finish
 from llmproxy.server.state import REQUEST_ID, STATE
 
 log = logging.getLogger("llmproxy")
@@ -149,7 +149,7 @@ _WHERE_KEYS = ("send a key made by `llmproxy keys create` or one of the keys in 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):
-    """Who the caller is (``server/keyauth.py``): a config key (admin), a store key, or anyone on an open
+    """Who the caller is (``server/request/keyauth.py``): a config key (admin), a store key, or anyone on an open
     proxy; the admin routes (``/api/…``, ``/metrics``) for admins only."""
     path = request.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or _is_profile_root(path):

@@ -9,7 +9,7 @@
 The page is public (it holds no data); everything under ``/api/`` needs the proxy key when keys are set.
 The page sends it as ``x-api-key`` (the feed is read with ``fetch``, so the key never goes in a URL).
 Without proxy keys, these endpoints answer only requests addressed to a loopback name or the configured
-host, so a web page elsewhere cannot read them through DNS rebinding (the origin guard, ``server/guard.py``,
+host, so a web page elsewhere cannot read them through DNS rebinding (the origin guard, ``server/request/guard.py``,
 checks that for every route).
 """
 
@@ -27,11 +27,11 @@ from aiohttp import web
 from llmproxy import __version__
 from llmproxy.errors import NotFound, Overloaded
 from llmproxy.obs.hub import Closed, Overrun
-from llmproxy.server.feed import render_batch, sse
+from llmproxy.server.dashboard.feed import render_batch, sse
+from llmproxy.server.dashboard.ui_api import bodies_logged, kg, providers, request_detail, secrets_of, stats
 from llmproxy.server.state import STATE
-from llmproxy.server.ui_api import bodies_logged, kg, providers, request_detail, secrets_of, stats
 
-UI_DIR = Path(__file__).resolve().parent.parent / "ui"
+UI_DIR = Path(__file__).resolve().parents[2] / "ui"
 #: the files the page is made of (nothing else under /ui/ is served)
 FILES = {"index.html": "text/html", "app.css": "text/css", "app.js": "text/javascript",
          "charts.js": "text/javascript"}

@@ -9,7 +9,7 @@ never on the request path:
   ledger (an upsert that sums). ``llmproxy stats --fleet`` reads it.
 * the **fleet-wide key limits**: every ``keylimits.SYNC_S`` (or at once when a request waits for one) this
   process claims request allowances for its keys, adds its token and cost counts to the store's and reads
-  the fleet's sums back (``server/keylimits.py``).
+  the fleet's sums back (``server/request/keylimits.py``).
 
 When the store is unreachable both keep trying with exponential backoff (up to ``BACKOFF_MAX_S``); the
 ledger keeps aggregating in memory up to its bound. ``/health`` shows the store's kind, whether the last
@@ -32,7 +32,7 @@ from aiohttp import web
 from llmproxy import __version__, paths
 from llmproxy.obs.ledger import Ledger
 from llmproxy.pidfile import read_pid_file
-from llmproxy.server.keylimits import FLEET, sync_forever
+from llmproxy.server.request.keylimits import FLEET, sync_forever
 from llmproxy.server.state import STATE, STORE, State
 from llmproxy.store import Instance, Store
 from llmproxy.store.schema import now_iso

@@ -18,10 +18,10 @@ from llmproxy.protocol.anthropic import validate_messages
 from llmproxy.protocol.openai import validate_chat
 from llmproxy.protocol.sse import DEFERRED, Frame
 from llmproxy.providers import Reply
-from llmproxy.server import dispatch, streaming
-from llmproxy.server.edge import begin, client_key, route_headers
-from llmproxy.server.exchange import PASSTHROUGH, Admitted, Exchange
-from llmproxy.server.record import bodies_wanted, recording, whole_message
+from llmproxy.server.request import dispatch, streaming
+from llmproxy.server.request.edge import begin, client_key, route_headers
+from llmproxy.server.request.exchange import PASSTHROUGH, Admitted, Exchange
+from llmproxy.server.request.record import bodies_wanted, recording, whole_message
 from llmproxy.server.state import STATE
 
 

@@ -24,7 +24,7 @@ import orjson
 from aiohttp import web
 
 from llmproxy.obs.hub import EventHub
-from llmproxy.server.feed import start_view
+from llmproxy.server.dashboard.feed import start_view
 from llmproxy.server.state import STATE, this_worker
 
 WANT = b"want"

@@ -16,8 +16,8 @@ from aiohttp import web
 
 from llmproxy import paths
 from llmproxy.pidfile import read_pid_file, write_pid_file
-from llmproxy.server.app import create_app, reload
-from llmproxy.server.connection import Runner
+from llmproxy.server.process.app import create_app, reload
+from llmproxy.server.process.connection import Runner
 from llmproxy.server.state import State, this_worker
 
 #: generation-0 threshold while serving: parsing a 90 KB Claude Code body allocates thousands of containers,
@@ -67,7 +67,7 @@ async def return_memory(state: State, every: float = TRIM_EVERY) -> None:
 
 def make_runner(app: web.Application, grace_seconds: float = 10.0) -> Runner:
     """The runner the daemon serves ``app`` with: its connections have a head deadline, a cap on heads in
-    progress, and parser errors in the API's shape (``server/connection.py``)."""
+    progress, and parser errors in the API's shape (``server/process/connection.py``)."""
     return Runner(app, handler_cancellation=True, shutdown_timeout=grace_seconds, access_log=None)
 
 
@@ -88,7 +88,7 @@ async def bind_error(exc: OSError, host: str, port: int) -> StartupError:
 async def serve(state: State, host: str, port: int, *, on_ready: Callable[[State], None] | None = None,
                 listeners: list | None = None, sock: socket.socket | None = None) -> None:
     """Serve until SIGINT/SIGTERM. Alone, it binds ``host:port`` and owns the pid file; as one of several
-    workers (``server/workers.py``) it serves on the supervisor's listening ``sock`` instead."""
+    workers (``server/process/workers.py``) it serves on the supervisor's listening ``sock`` instead."""
     cfg = state.runtime.cfg
     if (worker := this_worker()) is not None:
         state.worker = worker[0]

@@ -19,9 +19,9 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from llmproxy.errors import ProxyError
-from llmproxy.server.edge import json_response
-from llmproxy.server.keyauth import OWN_KEY_PATH, budgets_of, own_key, store_of_app
-from llmproxy.server.keylimits import FLEET, period_spend
+from llmproxy.server.request.edge import json_response
+from llmproxy.server.request.keyauth import OWN_KEY_PATH, budgets_of, own_key, store_of_app
+from llmproxy.server.request.keylimits import FLEET, period_spend
 from llmproxy.server.state import STATE
 from llmproxy.store import Store, StoreUnavailable
 from llmproxy.store.keys import ApiKey
@@ -117,4 +117,4 @@ async def keys_usage(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/keys", list_keys)
     app.router.add_get(USAGE_PATH, keys_usage)
-    app.router.add_get(OWN_KEY_PATH, own_key)  # any store key, about itself (server/keyauth.py)
+    app.router.add_get(OWN_KEY_PATH, own_key)  # any store key, about itself (server/request/keyauth.py)

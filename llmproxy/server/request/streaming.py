@@ -24,7 +24,7 @@ from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol import sse
 from llmproxy.protocol.sse import DEFERRED, Frame
 from llmproxy.providers import Reply
-from llmproxy.server.record import RequestRecord
+from llmproxy.server.request.record import RequestRecord
 
 log = logging.getLogger("llmproxy")
 PING = sse.encode("ping", {"type": "ping"})

@@ -1,6 +1,6 @@
 """The aiohttp app factory: typed state under AppKeys, the upstream client session and the request log
 as cleanup contexts, and every route under the bare root and under each ``/p/<profile>`` prefix. In front of
-every route: errors rendered in the API's shape, the origin guard (``server/guard.py``), then auth."""
+every route: errors rendered in the API's shape, the origin guard (``server/request/guard.py``), then auth."""
 
 from __future__ import annotations
 
@@ -13,12 +13,20 @@ from aiohttp import web
 from llmproxy import config as config_mod
 from llmproxy import paths, providers
 from llmproxy.obs.log import RequestLog
-from llmproxy.server import batches, files, handlers, keys_api, openai_surface, ui
-from llmproxy.server.fleet import fleet_context
-from llmproxy.server.guard import guard_middleware
-from llmproxy.server.middleware import REJECTIONS, auth_middleware, errors_middleware, rejection_budget
-from llmproxy.server.relay import relay_context
-from llmproxy.server.runtime import load_runtime, reload, with_providers
+from llmproxy.server.batch import batches, files
+from llmproxy.server.dashboard import keys_api, ui
+from llmproxy.server.dashboard.relay import relay_context
+from llmproxy.server.process import endpoints
+from llmproxy.server.process.fleet import fleet_context
+from llmproxy.server.process.runtime import load_runtime, reload, with_providers
+from llmproxy.server.request import handlers, openai_surface
+from llmproxy.server.request.guard import guard_middleware
+from llmproxy.server.request.middleware import (
+    REJECTIONS,
+    auth_middleware,
+    errors_middleware,
+    rejection_budget,
+)
 from llmproxy.server.state import STATE, State
 
 __all__ = ["create_app", "load_runtime", "reload"]
@@ -85,14 +93,14 @@ def create_app(state: State, listeners: list | None = None) -> web.Application:
         r.add_get(prefix + "/v1/models/{model_id:.+}", handlers.get_model)
         r.add_post(prefix + "/v1/chat/completions", openai_surface.chat_completions)
         r.add_post(prefix + "/api/route", handlers.api_route)
-        r.add_post(prefix + "/api/reload", handlers.api_reload)
+        r.add_post(prefix + "/api/reload", endpoints.api_reload)
         batches.add_routes(app, prefix)
         files.add_routes(app, prefix)
         r.add_get(prefix or "/", handlers.root)
         if prefix:
             r.add_get(prefix + "/", handlers.root)
-    app.router.add_get("/health", handlers.health)
-    app.router.add_get("/metrics", handlers.metrics)
+    app.router.add_get("/health", endpoints.health)
+    app.router.add_get("/metrics", endpoints.metrics)
     keys_api.add_routes(app)
     ui.add_routes(app)
     return app

@@ -26,7 +26,7 @@ from aiohttp import web
 
 from llmproxy.config import Config
 from llmproxy.errors import InvalidRequest, PermissionDenied
-from llmproxy.server.middleware import reject
+from llmproxy.server.request.middleware import reject
 from llmproxy.server.state import STATE
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -16,7 +16,7 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
-from llmproxy.server.edge import int_param, json_response
+from llmproxy.server.request.edge import int_param, json_response
 from llmproxy.server.state import STATE, STORE
 from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem
 from llmproxy.store.inline import inline_files

@@ -20,7 +20,7 @@ from llmproxy.convert.chunks import map_usage
 from llmproxy.errors import ProxyError
 from llmproxy.obs.cost import cost_usd
 from llmproxy.routing import Decision
-from llmproxy.server.keyauth import CALLER, spend_tokens
+from llmproxy.server.request.keyauth import CALLER, spend_tokens
 from llmproxy.server.state import REQUEST_ID, STATE, State
 
 #: optional fields written only when set, in this order (after time, request_id, endpoint, client)
@@ -139,7 +139,7 @@ def finish(state: State, rec: RequestRecord, body: dict | None = None) -> None:
         prov = cfg.providers.get(rec.target.provider)
         rec.cost_usd = 0.0 if rec.simulated else cost_usd(rec.usage, prov.model(rec.target.model) if prov else None)
         if (key := rec.extra.get("key")) is not None:
-            spend_tokens(key["id"], rec.usage, rec.cost_usd)  # its --tpm and budget (server/keyauth.py)
+            spend_tokens(key["id"], rec.usage, rec.cost_usd)  # its --tpm and budget (server/request/keyauth.py)
     data = rec.to_json()
     state.served += 1
     state.metrics.observe(data, cfg)

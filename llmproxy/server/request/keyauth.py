@@ -9,7 +9,7 @@ asks the store once (concurrent misses share one lookup). The lookup runs on the
 or the event loop's asyncpg pool (PostgreSQL): it never blocks the loop.
 
 Also here: a limited key's allowed profiles (``check_profile``, ``check_batch``), the admin-only routes, and
-``check_limits``: its budget and ``--rpm`` / ``--tpm`` across the fleet (``server/keylimits.py``), or in this
+``check_limits``: its budget and ``--rpm`` / ``--tpm`` across the fleet (``server/request/keylimits.py``), or in this
 process (``RequestWindows``, ``TokenWindows``) without a fleet task or while the store is down
 (docs/operations.md "Keys").
 """
@@ -30,7 +30,7 @@ from aiohttp import web
 
 from llmproxy import paths
 from llmproxy.errors import AuthenticationFailed, NotFound, PermissionDenied, ProxyError, RateLimited
-from llmproxy.server.keylimits import CLAIM_WAIT_S, FLEET, Budgets, check_budget, period_spend
+from llmproxy.server.request.keylimits import CLAIM_WAIT_S, FLEET, Budgets, check_budget, period_spend
 from llmproxy.server.state import STATE, STORE
 from llmproxy.store import Store
 from llmproxy.store.keys import SECRET_PREFIX, ApiKey, key_hash, load_server_secret
@@ -319,7 +319,7 @@ def is_model_call(request: web.Request) -> bool:
 async def check_limits(request: web.Request, caller: Caller) -> None:
     """A store key's limits before its model request is sent: its budget (``BudgetSpent``) and its
     ``--rpm`` / ``--tpm`` (``RateLimited``) — across every instance on the store when the app has a fleet
-    task (``server/keylimits.py``), else in this process (``check_rate``)."""
+    task (``server/request/keylimits.py``), else in this process (``check_rate``)."""
     key = caller.key
     if key is None or not (key.rpm or key.tpm or key.budget_usd is not None) or not is_model_call(request):
         return

@@ -22,10 +22,10 @@ from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarg
 from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile
 from llmproxy.server.batch.executor import Executor
+from llmproxy.server.batch.files import cursors, guarded, store_of
 from llmproxy.server.batch.native import Native
-from llmproxy.server.edge import int_param, json_response
-from llmproxy.server.files import cursors, guarded, store_of
-from llmproxy.server.keyauth import check_batch
+from llmproxy.server.request.edge import int_param, json_response
+from llmproxy.server.request.keyauth import check_batch
 from llmproxy.server.state import STATE, STORE, State
 from llmproxy.store import Batch, new_id, open_store
 from llmproxy.store.sqlite import now_iso
@@ -166,7 +166,7 @@ async def create(request: web.Request) -> web.Response:
     raw = await read_limited(request, min(cfg.max_bytes, API_MAX_BYTES))
     data = parse_json(raw)
     items = validate_batch(data, min(cfg.max_requests, API_MAX_REQUESTS))
-    check_batch(request, profile.name, data)  # a store key's allowed profiles (server/keyauth.py)
+    check_batch(request, profile.name, data)  # a store key's allowed profiles (server/request/keyauth.py)
     if problem := credential_problem(state, profile):
         raise InvalidRequest(problem)
     now = datetime.now(UTC)
@@ -259,7 +259,7 @@ async def delete(request: web.Request) -> web.Response:
 def add_routes(app: web.Application, prefix: str) -> None:
     r = app.router
     base = prefix + "/v1/messages/batches"
-    # guarded: 503 in the API's shape while the store's database cannot be reached (server/files.py)
+    # guarded: 503 in the API's shape while the store's database cannot be reached (server/batch/files.py)
     r.add_post(base, guarded(create))
     r.add_get(base, guarded(list_batches))
     r.add_get(base + "/{batch_id}", guarded(get))

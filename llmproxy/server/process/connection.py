@@ -39,8 +39,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from llmproxy.errors import InvalidRequest, ProxyError
 from llmproxy.redact import redact_text
-from llmproxy.server.errors import error_response
-from llmproxy.server.middleware import RateLimit, new_request_id
+from llmproxy.server.request.errors import error_response
+from llmproxy.server.request.middleware import RateLimit, new_request_id
 from llmproxy.server.state import STATE, State
 
 log = logging.getLogger("llmproxy")

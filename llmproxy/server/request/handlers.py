@@ -1,10 +1,9 @@
-"""HTTP handlers for the Anthropic surface and the daemon's own endpoints: thin. Read and validate once,
-resolve the profile, decide, dispatch, write, record."""
+"""HTTP handlers for the Anthropic surface, thin: read and validate once, resolve the profile, decide,
+dispatch, write, record. (The daemon's own endpoints, /health, /metrics and /api/reload, are in
+process/endpoints.py.)"""
 
 from __future__ import annotations
 
-import os
-import signal
 from datetime import datetime
 
 import orjson
@@ -15,8 +14,9 @@ from llmproxy.errors import InvalidRequest, NotFound, ProxyError
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
 from llmproxy.providers import Reply
 from llmproxy.routing import UnknownProfile
-from llmproxy.server import dispatch, streaming
-from llmproxy.server.edge import (
+from llmproxy.server.batch.files import inline_request
+from llmproxy.server.request import dispatch, streaming
+from llmproxy.server.request.edge import (
     admitted,
     begin,
     client_key,
@@ -25,12 +25,9 @@ from llmproxy.server.edge import (
     request_profile,
     route_headers,
 )
-from llmproxy.server.exchange import Admitted, Exchange
-from llmproxy.server.files import inline_request
-from llmproxy.server.health import health_info, public_health
-from llmproxy.server.middleware import is_authorised
-from llmproxy.server.record import RequestRecord, bodies_wanted, recording, whole_message
-from llmproxy.server.state import STATE, State, this_worker
+from llmproxy.server.request.exchange import Admitted, Exchange
+from llmproxy.server.request.record import RequestRecord, bodies_wanted, recording, whole_message
+from llmproxy.server.state import STATE, State
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -147,22 +144,6 @@ async def root(request: web.Request) -> web.Response:
                           "profile": prof.name if prof else state.runtime.cfg.server.default_profile})
 
 
-async def metrics(request: web.Request) -> web.Response:
-    state = request.app[STATE]
-    state.metrics.in_flight.set(state.in_flight)
-    state.metrics.observe_circuits(state.breakers.snapshot())
-    return web.Response(body=state.metrics.render(),
-                        headers={"content-type": "text/plain; version=0.0.4; charset=utf-8"})
-
-
-async def health(request: web.Request) -> web.Response:
-    """Everything to a caller the proxy would serve; with proxy keys set, only "up" to anyone else."""
-    state = request.app[STATE]
-    if not is_authorised(request):
-        return json_response(public_health())
-    return json_response(health_info(state))
-
-
 async def api_route(request: web.Request) -> web.Response:
     """The routing decision for a request (or a bare text), without calling any model."""
     state = request.app[STATE]
@@ -180,15 +161,3 @@ async def api_route(request: web.Request) -> web.Response:
             raw = orjson.dumps(body)
         d = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
         return json_response(d.to_dict())
-
-
-async def api_reload(request: web.Request) -> web.Response:
-    """Reload config, profiles and knowledge graphs now; answer whether it worked (422 with the problems)."""
-    from llmproxy.server.runtime import reload
-
-    state = request.app[STATE]
-    problems = await reload(state)
-    if not problems and this_worker() is not None:  # the other workers reload on the supervisor's SIGHUP
-        os.kill(os.getppid(), signal.SIGHUP)
-    return json_response({"ok": not problems, "problems": problems,
-                          "config_stale_since": state.config_stale_since}, status=422 if problems else 200)

@@ -4,8 +4,8 @@ Before anything reaches the client, a failure may be retried on the same target 
 connection failures: capped exponential backoff with jitter, honouring ``retry-after`` within the
 provider's ``retry_budget``), then falls back to the next target. A target whose circuit is open is skipped
 only while the route has another target to try; when every target's is open, the one that recovers first is
-tried anyway (panic mode, ``server/breaker.py``): the client hears what the upstream says, never a cooldown
-the proxy made up. Every failed try is recorded; once a reply is open, the caller (``server/exchange.py``)
+tried anyway (panic mode, ``server/request/breaker.py``): the client hears what the upstream says, never a cooldown
+the proxy made up. Every failed try is recorded; once a reply is open, the caller (``server/request/exchange.py``)
 records who answered and writes it, and nothing here runs again.
 """
 
@@ -22,9 +22,9 @@ from llmproxy.config import ProviderConfig, Target
 from llmproxy.errors import ProxyError, UpstreamError, UpstreamTimeout
 from llmproxy.providers import Provider, Reply
 from llmproxy.routing import Decision
-from llmproxy.server.breaker import COOLING_STATUSES, Breakers, Policy, health_failure
-from llmproxy.server.record import RequestRecord
-from llmproxy.server.sending import SendWindows
+from llmproxy.server.request.breaker import COOLING_STATUSES, Breakers, Policy, health_failure
+from llmproxy.server.request.record import RequestRecord
+from llmproxy.server.request.sending import SendWindows
 from llmproxy.server.state import State
 
 #: upstream statuses worth retrying on the same target (before the first byte only)

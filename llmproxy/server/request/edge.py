@@ -13,9 +13,9 @@ from llmproxy.config import Target
 from llmproxy.errors import InvalidRequest, Overloaded, RequestTooLarge
 from llmproxy.protocol.anthropic import parse_json
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
-from llmproxy.server.keyauth import CALLER, check_profile
-from llmproxy.server.middleware import client_credential
-from llmproxy.server.record import RequestRecord
+from llmproxy.server.request.keyauth import CALLER, check_profile
+from llmproxy.server.request.middleware import client_credential
+from llmproxy.server.request.record import RequestRecord
 from llmproxy.server.state import REQUEST_ID, STATE, State
 
 
@@ -35,7 +35,7 @@ async def begin(request: web.Request, rec: RequestRecord) -> tuple[CompiledProfi
     profile = request_profile(request)
     rec.profile = profile.name
     raw, data = await read_body(request, rec)
-    check_profile(request, profile.name, data)  # a store key's allowed profiles (server/keyauth.py)
+    check_profile(request, profile.name, data)  # a store key's allowed profiles (server/request/keyauth.py)
     return profile, raw, data
 
 

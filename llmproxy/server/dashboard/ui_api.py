@@ -10,7 +10,7 @@
 
 Also the secrets its answers are redacted with: answers are redacted as the log redacts them. Like every route,
 these answer, without proxy keys, only requests addressed to a loopback name or the configured host (DNS
-rebinding): the origin guard in ``server/guard.py`` checks that for all of them.
+rebinding): the origin guard in ``server/request/guard.py`` checks that for all of them.
 """
 
 from __future__ import annotations
@@ -33,9 +33,9 @@ from llmproxy import paths
 from llmproxy.errors import InvalidRequest, NotFound
 from llmproxy.obs.reader import log_files, parse_line, parse_since, record_time, reverse_lines
 from llmproxy.redact import redact
-from llmproxy.server.feed import compact_view
-from llmproxy.server.fleet import Fleet
-from llmproxy.server.health import health_info
+from llmproxy.server.dashboard.feed import compact_view
+from llmproxy.server.process.fleet import Fleet
+from llmproxy.server.process.health import health_info
 from llmproxy.server.state import STATE, State, this_worker
 from llmproxy.store import USAGE_COUNTS
 
