@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import orjson
 
@@ -196,6 +197,11 @@ class _Request:
     human: str
     turn: list
 
+    @cached_property
+    def claude_code(self) -> bool:
+        """Whether Claude Code sent it (asked once, when a scenario first needs it)."""
+        return sc.is_claude_code(self.body, self.headers)
+
     def route(self, scenario: str) -> tuple[Target, ...] | None:
         return self.profile.config.scenarios.get(scenario)
 
@@ -219,8 +225,7 @@ def _by_shape(req: _Request, cfg: Config) -> Decision | None:
     if (why := sc.web_search(body)) and req.route("web_search"):
         return req.done("web_search", req.route("web_search"), why)
     subagent_why = sc.subagent(body, req.headers)
-    claude_code = sc.is_claude_code(body, req.headers)
-    if subagent_why is None and (why := sc.background(body, p.background_models, claude_code)):
+    if subagent_why is None and (why := sc.background(body, p.background_models, req.claude_code)):
         return req.done("background", req.route("background") or default, why)
     if why := sc.compact(body):
         return req.done("compact", req.route("compact") or default, why)
@@ -261,9 +266,8 @@ def _concept_or_rest(req: _Request, concept, matches: list, extra: list[str]) ->
         written += f" (typo of {first.typo!r})" if first.typo else ""
         why = f"concept {concept.name!r} matched {first.term!r}{written} (priority {concept.priority})"
         return req.done("keyword", chain, why, concept=concept.name, matches=matches, intent=score, signal=signal)
-    claude_code = sc.is_claude_code(req.body, req.headers)
     p = req.profile.config
-    if (why := sc.think(req.body, req.human, claude_code, p.think_budget_threshold, req.turn)) and req.route("think"):
+    if (why := sc.think(req.body, req.human, req.claude_code, p.think_budget_threshold, req.turn)) and req.route("think"):
         return req.done("think", req.route("think"), why, matches=matches, intent=score, signal=signal)
     if signal.startswith("intent:"):
         extra.remove(intent_why)
