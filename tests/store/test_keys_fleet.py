@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ import tomli_w
 from llmproxy.settings import DATABASE_URL_ENV
 from tests.conftest import free_port
 from tests.helpers import REPO
-from tests.store.test_multi_instance import Daemon, Upstream, healthy, wait_for
+from tests.store.test_multi_instance import Daemon, Upstream, healthy, stop, wait_for
 
 DELAY = 0.25                   # the upstream's answer time: requests stay in flight that long
 PRICE = 1000.0                 # USD per million input tokens: the upstream's 5 input tokens cost $0.005
@@ -80,15 +79,7 @@ def fleet(pg_cluster, tmp_path_factory):
         time.sleep(1.0)  # two heartbeats (0.5 s): every instance has counted its peers
         yield up, daemons, url
     finally:
-        for d in daemons:
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.send_signal(signal.SIGTERM)
-        for d in daemons:
-            if d.proc is not None:
-                try:
-                    d.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    d.proc.kill()
+        stop(daemons)
         up.stop()
 
 

@@ -180,16 +180,21 @@ def fleet(pg_cluster, tmp_path_factory):
             wait_for(f"instance on {d.port}", lambda d=d: healthy(d), timeout=60)
         yield up, daemons, url
     finally:
-        for d in daemons:
-            if d.proc is not None and d.proc.poll() is None:
-                d.proc.send_signal(signal.SIGTERM)
-        for d in daemons:
-            if d.proc is not None:
-                try:
-                    d.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    d.proc.kill()
+        stop(daemons)
         up.stop()
+
+
+def stop(daemons: list[Daemon]) -> None:
+    """SIGTERM to every daemon still running, then wait for each (killed after 20 s)."""
+    for d in daemons:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.send_signal(signal.SIGTERM)
+    for d in daemons:
+        if d.proc is not None:
+            try:
+                d.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                d.proc.kill()
 
 
 def requests_for(n: int, tag: str) -> list[dict]:
