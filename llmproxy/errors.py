@@ -89,6 +89,17 @@ class Conflict(ProxyError):
     status, error_type, retryable = 409, "api_error", True
 
 
+class StoreDown(ProxyError):
+    """The batch and file store (its database) cannot be reached: 503, worth retrying. Made from the store's
+    ``StoreUnavailable``, whose message names the store without its password."""
+
+    status, error_type, retryable = 503, "api_error", True
+
+    @classmethod
+    def of(cls, exc: Exception) -> StoreDown:
+        return cls(f"{exc}; retry later")
+
+
 #: upstream status -> our error (docs/providers.md "Errors" has the whole table, with the reasons)
 _BY_STATUS: dict[int, type[ProxyError]] = {
     400: InvalidRequest, 401: AuthenticationFailed, 402: BillingError, 403: PermissionDenied,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 import openai
+import orjson
 import pytest
 
 from tests.conftest import wait_log
@@ -112,3 +113,22 @@ async def test_openai_stream_error_mid_stream(proxy, fake_openai):
                 "model": "m", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
             text = await r.text()
     assert "upstream melted" in text  # passthrough hands the upstream's own error chunk on
+
+
+async def test_token_estimate_is_of_the_anthropic_form_on_both_surfaces(proxy, fake_anthropic, home):
+    """The OpenAI surface estimates the converted (Anthropic) request, not the OpenAI bytes it came as: the
+    same conversation gets the same estimate on both surfaces, however the client padded its JSON."""
+    url, _ = proxy
+    text = "summarise the design of the proxy " * 400  # ~14 KB: the estimate is far from the floor
+    anthropic = {"model": "claude-x", "max_tokens": 50, "system": "be brief",
+                 "messages": [{"role": "user", "content": [{"type": "text", "text": text}]}]}
+    chat = {"model": "claude-x", "max_tokens": 50, "messages": [{"role": "system", "content": "be brief"},
+                                                                {"role": "user", "content": text}]}
+    padded = b"{" + b" " * 40_000 + orjson.dumps(chat)[1:]  # 40 KB of blanks in the OpenAI JSON
+    async with aiohttp.ClientSession() as s:
+        for path, body in (("/p/test/v1/messages", orjson.dumps(anthropic)), ("/p/test/v1/chat/completions", padded)):
+            async with s.post(url + path, data=body, headers={"content-type": "application/json"}) as r:
+                assert r.status == 200, await r.text()
+    recs = await wait_log(home, 2)
+    by_endpoint = {r["endpoint"]: r["decision"]["estimated_tokens"] for r in recs[-2:]}
+    assert by_endpoint["chat_completions"] == by_endpoint["messages"] > 3000, by_endpoint

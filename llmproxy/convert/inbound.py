@@ -93,6 +93,9 @@ def to_anthropic(req: Any, notes: list[str] | None = None) -> dict:
     if req.get("n", 1) != 1:
         raise InvalidRequest("n: only n=1 is supported")
     system, out = _conversation(msgs)
+    if not out:
+        raise InvalidRequest("messages: at least one user, assistant or tool message is required (the Anthropic "
+                             "API has no request made of system or developer messages alone)")
     body: dict[str, Any] = {"model": model, "messages": out,
                             "max_tokens": req.get("max_completion_tokens") or req.get("max_tokens") or DEFAULT_MAX_TOKENS}
     system += _response_format(req.get("response_format"), body)

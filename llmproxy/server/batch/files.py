@@ -2,8 +2,9 @@
 the store under a size limit, list (both pagination styles the SDKs use), metadata, delete. As on the API,
 an uploaded file is ``downloadable: false`` and its content endpoint answers the documented 400
 (``file_not_downloadable``): only files the platform creates can be downloaded, and this proxy creates none.
-``llmproxy files download`` reads a stored file from the store on the same machine. And ``inline_request``:
-the hook the Messages handlers call so a message may reference an uploaded file."""
+``llmproxy files download`` reads a stored file from the store on the same machine. A message that
+references an uploaded file gets its content inlined at the request's edge (``request/edge.py``,
+``store/inline.py``)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,13 @@ import functools
 import mimetypes
 from collections.abc import Awaitable, Callable
 
-import orjson
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
-from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarge
+from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge, StoreDown
 from llmproxy.server.request.edge import int_param, json_response
 from llmproxy.server.state import STATE, STORE
 from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem
-from llmproxy.store.inline import inline_files
 
 #: room for the multipart framing around the file in an upload's Content-Length
 MULTIPART_OVERHEAD = 64 * 1024
@@ -35,16 +34,6 @@ class FileNotDownloadable(InvalidRequest):
         return out
 
 
-class StoreDown(ProxyError):
-    """The store (its database) cannot be reached: 503, worth retrying; the message names the store without
-    its password (``StoreUnavailable``'s)."""
-    status, error_type, retryable = 503, "api_error", True
-
-
-def store_down(exc: StoreUnavailable) -> StoreDown:
-    return StoreDown(f"{exc}; retry later")
-
-
 def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
     """``handler`` answering 503 (``StoreDown``) while the store cannot be reached."""
     @functools.wraps(handler)
@@ -52,7 +41,7 @@ def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         try:
             return await handler(request)
         except StoreUnavailable as exc:
-            raise store_down(exc) from None
+            raise StoreDown.of(exc) from None
     return call
 
 
@@ -61,16 +50,6 @@ def store_of(request: web.Request) -> Store:
     if store is None:
         raise NotFound("the batch and file store is not available")
     return store
-
-
-async def inline_request(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
-    """``(body, raw)`` with referenced files inlined (``raw`` re-encoded to match); unchanged without any."""
-    try:
-        new = await inline_files(body, request.app.get(STORE),
-                                 max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
-    except StoreUnavailable as exc:  # only a message that references a file needs the store
-        raise store_down(exc) from None
-    return (body, raw) if new is body else (new, orjson.dumps(new))
 
 
 # ------------------------------------------------------------------------------------------------ helpers

@@ -1,5 +1,6 @@
 """What the API handlers do at the edge of a request: resolve its profile, admit it, read its body within
-the limit, find the client's credential, read query parameters, answer JSON, and name the route."""
+the limit, inline the files it references, find the client's credential, read query parameters, answer JSON,
+and name the route."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ import orjson
 from aiohttp import web
 
 from llmproxy.config import Target
-from llmproxy.errors import InvalidRequest, Overloaded, RequestTooLarge
+from llmproxy.errors import InvalidRequest, Overloaded, RequestTooLarge, StoreDown
 from llmproxy.protocol.anthropic import parse_json
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile, Decision
 from llmproxy.server.request.keyauth import CALLER, check_profile
 from llmproxy.server.request.middleware import client_credential
 from llmproxy.server.request.record import RequestRecord
-from llmproxy.server.state import REQUEST_ID, STATE, State
+from llmproxy.server.state import REQUEST_ID, STATE, STORE, State
+from llmproxy.store import StoreUnavailable
+from llmproxy.store.inline import inline_files
 
 
 def request_profile(request: web.Request, explicit: str | None = None) -> CompiledProfile:
@@ -81,6 +84,17 @@ def client_key(state: State, request: web.Request) -> str | None:
     caller = request.get(CALLER)
     ours = state.runtime.cfg.api_keys or (caller is not None and caller.proxy_credential)
     return None if ours else client_credential(request)
+
+
+async def inline_files_of(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
+    """``(body, raw)`` with the files it references inlined (``raw`` re-encoded to match); unchanged without
+    any (``store/inline.py``)."""
+    try:
+        new = await inline_files(body, request.app.get(STORE),
+                                 max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
+    except StoreUnavailable as exc:  # only a message that references a file needs the store
+        raise StoreDown.of(exc) from None
+    return (body, raw) if new is body else (new, orjson.dumps(new))
 
 
 def route_headers(request: web.Request, decision: Decision, served_by: Target) -> dict[str, str]:

@@ -6,8 +6,11 @@ body, the client's bytes, headers, query, credential and the routing decision �
 ``Exchange``. ``Exchange.open()`` owns the request body while an upstream is asked (see its docstring),
 runs the chain (``dispatch.open_chain``: retries, fallback, circuits) with one attempt function, and
 returns an ``Outcome``: the open reply, the target and provider that answered, and the mode — chosen by
-the provider's capability, never read back from the record. The record is filled from that outcome here
-(``recorded``) and, for a whole answer, by ``record.whole_message``; the caller writes the reply.
+the provider's capability, never read back from the record. ``Exchange.reply(request, surface)`` writes it
+to an HTTP client in that surface's API (a ``Surface``: the Anthropic one in ``handlers.py``, the OpenAI
+one in ``openai_surface.py``) — a stream frame by frame, or a whole message; a batch item stores the whole
+message instead. The record is filled from the outcome here and, for a whole answer, by
+``record.whole_message``.
 """
 
 from __future__ import annotations
@@ -15,12 +18,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
+
+from aiohttp import web
 
 from llmproxy.config import Target
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers import Call, ChatProvider, Provider, Reply, Source, top_level_patch
 from llmproxy.routing import Decision
-from llmproxy.server.request import dispatch
+from llmproxy.server.request import dispatch, streaming
+from llmproxy.server.request.edge import route_headers
 from llmproxy.server.request.record import RequestRecord
 from llmproxy.server.state import State
 
@@ -56,6 +63,16 @@ class Outcome(dispatch.Opened):
     mode: str = PASSTHROUGH             # PASSTHROUGH or CONVERTED, for the surface that asked
 
 
+class Surface(Protocol):
+    """The API a client speaks, as far as writing its answer goes."""
+
+    def framing(self, out: Outcome) -> streaming.Framing:
+        """How the frames of a streamed ``out`` are written."""
+
+    def whole(self, out: Outcome, rec: RequestRecord) -> web.Response:
+        """The answer for a whole (not streamed) ``out``; its usage and size written to ``rec``."""
+
+
 @functools.cache
 def speaks_chat(cls: type) -> bool:
     """Whether providers of ``cls`` speak Chat Completions themselves (``ChatProvider``; asked once per class:
@@ -72,7 +89,7 @@ def mode_of(provider: Provider, chat_surface: bool) -> str:
 class Exchange:
     """One admitted request on its way to an upstream and back into the record."""
 
-    __slots__ = ("state", "rec", "admitted", "parsed", "source")
+    __slots__ = ("state", "rec", "admitted", "parsed", "source", "outcome")
 
     def __init__(self, state: State, rec: RequestRecord, admitted: Admitted) -> None:
         self.state, self.rec, self.admitted = state, rec, admitted
@@ -81,6 +98,7 @@ class Exchange:
         self.parsed: dict | None = admitted.body
         self.source = Source(admitted.raw) if admitted.raw is not None else None
         admitted.body, admitted.raw = {}, None
+        self.outcome: Outcome | None = None
 
     async def open(self) -> Outcome:
         """Ask the chain's targets until one answers; the outcome, its record fields written.
@@ -96,12 +114,26 @@ class Exchange:
         self.parsed = self.source = None  # sent: what comes back needs neither
         out = Outcome(opened.reply, opened.target, opened.provider,
                       mode_of(opened.provider, self.admitted.chat is not None))
-        self.recorded(out)
-        return out
-
-    def recorded(self, out: Outcome) -> None:
         rec = self.rec
         rec.target, rec.simulated, rec.mode = out.target, out.provider.simulated_reason is not None, out.mode
+        self.outcome = out
+        return out
+
+    async def reply(self, request: web.Request, surface: Surface) -> web.StreamResponse:
+        """Write the opened answer to ``request``'s client in ``surface``'s API (after ``open()``): a stream
+        through the one stream writer, or a whole message; the record gets the status."""
+        out, state = self.outcome, self.state
+        assert out is not None, "reply() before open()"
+        headers = route_headers(request, self.admitted.decision, out.target)
+        if out.reply.stream is not None:
+            resp = await streaming.write_stream(request, out.reply, headers, self.rec, surface.framing(out),
+                                                state.runtime.cfg.server.ping_interval,
+                                                lambda exc: dispatch.stream_failed(state, out, exc))
+        else:
+            resp = surface.whole(out, self.rec)
+            resp.headers.update(headers)
+        self.rec.status = resp.status
+        return resp
 
     def _let_go(self) -> None:
         if self.source is not None:

@@ -12,22 +12,39 @@ from aiohttp import web
 from llmproxy import __version__
 from llmproxy.errors import InvalidRequest, NotFound, ProxyError
 from llmproxy.protocol.anthropic import parse_json, validate_messages, validate_route_request
-from llmproxy.providers import Reply
 from llmproxy.routing import UnknownProfile
-from llmproxy.server.batch.files import inline_request
-from llmproxy.server.request import dispatch, streaming
+from llmproxy.server.request import streaming
 from llmproxy.server.request.edge import (
     admitted,
     begin,
     client_key,
+    inline_files_of,
     int_param,
     json_response,
     request_profile,
-    route_headers,
 )
-from llmproxy.server.request.exchange import Admitted, Exchange
+from llmproxy.server.request.exchange import Admitted, Exchange, Outcome
 from llmproxy.server.request.record import RequestRecord, bodies_wanted, recording, whole_message
 from llmproxy.server.state import STATE, State
+
+
+class AnthropicSurface:
+    """The Messages API's answer: frames as they came (or as a converting provider built them), or the
+    whole message as JSON; its events and message kept for the log when bodies are logged (``collect``)."""
+
+    __slots__ = ("collect",)
+
+    def __init__(self, collect: bool) -> None:
+        self.collect = collect
+
+    def framing(self, out: Outcome) -> streaming.Framing:
+        return streaming.anthropic_framing(self.collect)
+
+    def whole(self, out: Outcome, rec: RequestRecord) -> web.Response:
+        reply = out.reply
+        body = reply.body_bytes()
+        whole_message(rec, reply.message, size=len(body), collect=self.collect)
+        return web.Response(status=reply.status, body=body, content_type="application/json", headers=reply.headers)
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
@@ -36,7 +53,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         rec = rc.record
         profile, raw, data = await begin(request, rec)
         body = validate_messages(data)
-        body, raw = await inline_request(request, body, raw)  # file_id references -> the stored content
+        body, raw = await inline_files_of(request, body, raw)  # file_id references -> the stored content
         collect = bodies_wanted(state)
         rc.body = body if collect else None
         rec.requested_model, rec.stream = body.get("model"), bool(body.get("stream"))
@@ -45,24 +62,8 @@ async def messages(request: web.Request) -> web.StreamResponse:
         ex = Exchange(state, rec, Admitted(body, raw, decision, request.headers, request.query,
                                            client_key(state, request)))
         data = body = raw = None  # the exchange holds the body now (``Exchange.open``)
-        out = await ex.open()
-        headers = route_headers(request, decision, out.target)
-        reply = out.reply
-        if reply.stream is not None:
-            resp = await streaming.write_stream(request, reply, headers, rec, streaming.anthropic_surface(collect),
-                                                state.runtime.cfg.server.ping_interval,
-                                                lambda exc: dispatch.stream_failed(state, out, exc))
-        else:
-            resp = json_reply(reply, headers, rec, collect)
-        rec.status = resp.status
-        return resp
-
-
-def json_reply(reply: Reply, headers: dict, rec: RequestRecord, collect: bool = False) -> web.Response:
-    body = reply.body_bytes()
-    whole_message(rec, reply.message, size=len(body), collect=collect)
-    return web.Response(status=reply.status, body=body, content_type="application/json",
-                        headers={**reply.headers, **headers})
+        await ex.open()
+        return await ex.reply(request, AnthropicSurface(collect))
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -71,7 +72,7 @@ async def count_tokens(request: web.Request) -> web.Response:
         rec = rc.record
         profile, raw, data = await begin(request, rec)
         body = rc.body = validate_messages(data, count_tokens=True)
-        body, raw = await inline_request(request, body, raw)
+        body, raw = await inline_files_of(request, body, raw)
         decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw),
                                                endpoint="count_tokens")
         target, rec.decision = decision.target, decision

@@ -2,9 +2,9 @@
 frames as they pass, pings while the stream is silent, and exactly one error frame when it fails.
 
 Frames arrive decoded (``providers/base.py``); each is encoded once on the way out — a passthrough frame is
-its upstream bytes, unchanged. A surface says how its frames are written: the Anthropic surface writes them
-as they are; the OpenAI surface either relays an OpenAI upstream's chunks, or turns Anthropic events into
-``chat.completion.chunk``s with a per-frame transform.
+its upstream bytes, unchanged. A surface says how its frames are written (its ``Framing``): the Anthropic
+surface writes them as they are; the OpenAI surface either relays an OpenAI upstream's chunks, or turns
+Anthropic events into ``chat.completion.chunk``s with a per-frame transform.
 """
 
 from __future__ import annotations
@@ -144,8 +144,8 @@ def _dict(val: object) -> dict:
 
 
 @dataclass
-class Surface:
-    """How one surface writes a stream."""
+class Framing:
+    """How one surface writes a stream: its tap, its error frame, its ping, its per-frame transform."""
     tap: AnthropicTap | OpenAITap
     error_frame: Callable[[ProxyError], bytes]
     ping: bytes
@@ -154,19 +154,19 @@ class Surface:
 
 
 
-def anthropic_surface(collect: bool) -> Surface:
-    return Surface(AnthropicTap(collect), lambda exc: sse.encode("error", exc.body()), PING)
+def anthropic_framing(collect: bool) -> Framing:
+    return Framing(AnthropicTap(collect), lambda exc: sse.encode("error", exc.body()), PING)
 
 
-async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: RequestRecord, surface: Surface,
+async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: RequestRecord, framing: Framing,
                        ping_interval: float, on_upstream_failure: Callable[[ProxyError], None] | None = None
                        ) -> web.StreamResponse:
     """Write the reply's frames; ``on_upstream_failure`` hears of an upstream that failed mid-stream."""
     resp = web.StreamResponse(status=200, headers={**reply.headers, **headers, "content-type": "text/event-stream",
                                                    "cache-control": "no-cache", "x-accel-buffering": "no"})
     await resp.prepare(request)
-    tap, transform, sent, last = surface.tap, surface.transform, 0, [time.monotonic()]
-    pinger = asyncio.create_task(_pinger(resp, surface, ping_interval, last))
+    tap, transform, sent, last = framing.tap, framing.transform, 0, [time.monotonic()]
+    pinger = asyncio.create_task(_pinger(resp, framing, ping_interval, last))
     stream = reply.stream
     assert stream is not None
     try:
@@ -187,24 +187,24 @@ async def write_stream(request: web.Request, reply: Reply, headers: dict, rec: R
         if tap.error is not None:
             if on_upstream_failure is not None:
                 on_upstream_failure(UpstreamError(str(tap.error.get("message") or "stream error")))
-            if surface.transform is not None:  # an upstream error event the transform could not carry
-                await resp.write(surface.error_frame(UpstreamError(str(tap.error.get("message") or "stream error"))))
-        elif not surface.tap.ended:
+            if framing.transform is not None:  # an upstream error event the transform could not carry
+                await resp.write(framing.error_frame(UpstreamError(str(tap.error.get("message") or "stream error"))))
+        elif not framing.tap.ended:
             raise UpstreamError(f"{rec.target or 'upstream'}: stream ended before it finished")
-        elif end := surface.done():
+        elif end := framing.done():
             await resp.write(end)
     except ProxyError as exc:
         rec.stream_error = exc.message
         if on_upstream_failure is not None:
             on_upstream_failure(exc)
-        await _write_quietly(resp, surface.error_frame(exc))
+        await _write_quietly(resp, framing.error_frame(exc))
     except (ConnectionResetError, asyncio.CancelledError):
         rec.client_disconnected = True
         raise
     except Exception as exc:  # noqa: BLE001 - a bug must end this stream cleanly, not the daemon
         log.exception("stream failed (request %s)", rec.request_id)
         rec.stream_error = f"internal proxy error: {type(exc).__name__}"
-        await _write_quietly(resp, surface.error_frame(ProxyError(f"internal proxy error (request {rec.request_id})")))
+        await _write_quietly(resp, framing.error_frame(ProxyError(f"internal proxy error (request {rec.request_id})")))
     finally:
         pinger.cancel()
         reply.close()
@@ -224,11 +224,11 @@ async def _write_quietly(resp: web.StreamResponse, data: bytes) -> None:
         await resp.write(data)
 
 
-async def _pinger(resp: web.StreamResponse, surface: Surface, interval: float, last: list[float]) -> None:
+async def _pinger(resp: web.StreamResponse, framing: Framing, interval: float, last: list[float]) -> None:
     """A ping whenever the stream has been silent for ``interval`` seconds. Frames are written whole, so a
-    ping always falls between two frames; the Anthropic surface pings only after message_start."""
+    ping always falls between two frames; the Anthropic framing pings only after message_start."""
     while True:
         await asyncio.sleep(max(0.01, interval - (time.monotonic() - last[0])))
-        if time.monotonic() - last[0] >= interval and surface.tap.started:
+        if time.monotonic() - last[0] >= interval and framing.tap.started:
             last[0] = time.monotonic()
-            await resp.write(surface.ping)
+            await resp.write(framing.ping)
