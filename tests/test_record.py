@@ -25,8 +25,8 @@ def rec(**kw) -> RequestRecord:
     (rec(decision=DECISION, target=T, simulated=False, attempts=[], status=200),
      {"target": "anthropic/claude-sonnet-4-5", "simulated": False, "cost_usd": None, "attempts": []}, ("error",)),
     # count_tokens has no cost
-    (rec(endpoint="count_tokens", decision=DECISION, target=T, simulated=True, source="estimate"),
-     {"simulated": True, "source": "estimate"}, ("cost_usd",)),
+    (rec(endpoint="count_tokens", decision=DECISION, target=T, simulated=True, tokens_from="estimate"),
+     {"simulated": True, "tokens_from": "estimate"}, ("cost_usd",)),
     # a client that went away, and what extra a caller added (batch items, the worker)
     (rec(client_disconnected=True, status=499, extra={"batch_id": "msgbatch_1", "worker": 2}),
      {"client_disconnected": True, "batch_id": "msgbatch_1", "worker": 2}, ("target",)),

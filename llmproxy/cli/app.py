@@ -13,7 +13,7 @@ from typer.core import TyperGroup
 from llmproxy.cli.batches import batches_app
 from llmproxy.cli.files import files_app
 from llmproxy.cli.keys import keys_app
-from llmproxy.cli.options import LogsOptions, RouteTestOptions, ServeOptions, Source
+from llmproxy.cli.options import ConfigPaths, LogsOptions, RouteTestOptions, ServeOptions
 from llmproxy.cli.pipes import PipeClosed
 
 
@@ -89,8 +89,8 @@ PortOpt = Annotated[int | None, typer.Option("--port", metavar="PORT", help="por
 ProfileOpt = Annotated[str | None, typer.Option("--profile", metavar="NAME", help="profile to route through (default: server.default_profile)")]
 
 
-def _source(config: Path | None, profile_dir: list[Path] | None) -> Source:
-    return Source(config, tuple(profile_dir or ()))
+def _paths(config: Path | None, profile_dir: list[Path] | None) -> ConfigPaths:
+    return ConfigPaths(config, tuple(profile_dir or ()))
 
 
 @app.command()
@@ -108,7 +108,7 @@ def serve(
     """Run the proxy (foreground unless --daemon)."""
     from llmproxy.cli import servecmd
 
-    raise typer.Exit(servecmd.serve(ServeOptions(host, port, _source(config, profile_dir), verbose, simulate, daemon,
+    raise typer.Exit(servecmd.serve(ServeOptions(host, port, _paths(config, profile_dir), verbose, simulate, daemon,
                                                  allow_remote, workers)))
 
 
@@ -155,7 +155,7 @@ def route_test(
     """Explain where a prompt (or a recorded request) would be routed, without calling any model."""
     from llmproxy.cli import routetest
 
-    opts = RouteTestOptions(text, None if all_profiles else profile, json_out, request, _source(config, profile_dir),
+    opts = RouteTestOptions(text, None if all_profiles else profile, json_out, request, _paths(config, profile_dir),
                             why_not=why_not)
     raise typer.Exit(routetest.run(opts))
 
@@ -213,7 +213,7 @@ def config_check(config: ConfigOpt = None, profile_dir: ProfileDirOpt = None) ->
     """Validate config, profiles and knowledge graphs; report every problem; non-zero exit if any."""
     from llmproxy.cli import configcmd
 
-    raise typer.Exit(configcmd.check(_source(config, profile_dir)))
+    raise typer.Exit(configcmd.check(_paths(config, profile_dir)))
 
 
 @kg_app.command("check")
@@ -226,7 +226,7 @@ def kg_check(
     too-short terms."""
     from llmproxy.cli import configcmd
 
-    raise typer.Exit(configcmd.kg_check(profile, _source(config, profile_dir)))
+    raise typer.Exit(configcmd.kg_check(profile, _paths(config, profile_dir)))
 
 
 @demo_app.callback()

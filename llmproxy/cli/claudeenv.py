@@ -11,7 +11,7 @@ import sys
 
 from llmproxy import paths
 from llmproxy.cli.console import CLIError
-from llmproxy.cli.options import Source
+from llmproxy.cli.options import ConfigPaths
 from llmproxy.demo.setup import STATUSLINE_COMMAND, seed_statusline, statusline_settings
 
 __all__ = ["seed_statusline", "statusline_settings"]
@@ -58,7 +58,7 @@ def env(profile: str | None, shell: str) -> int:
 
     if shell not in SHELLS:
         raise CLIError(f"unknown shell {shell!r} ({', '.join(SHELLS)})", code=2)
-    cfg, _ = load_lenient(Source())
+    cfg, _ = load_lenient(ConfigPaths())
     name = known_profile(cfg, profile)
     for line in shell_lines(client_env(_base_url(cfg), name, proxy_token(cfg)), UNSET_VARS, shell):
         print(line)
@@ -73,7 +73,7 @@ def code(profile: str | None, claude: str | None, args: list[str], port: int | N
     from llmproxy.cli.common import ensure_daemon, known_profile, load_lenient, proxy_token
     from llmproxy.demo import setup as S
 
-    cfg, _ = load_lenient(Source())
+    cfg, _ = load_lenient(ConfigPaths())
     name = known_profile(cfg, profile)
     path = S.find_claude(claude, paths.home())
     if path is None:

@@ -7,7 +7,7 @@ import os
 from typing import TYPE_CHECKING
 
 from llmproxy.cli.console import CLIError
-from llmproxy.cli.options import Source
+from llmproxy.cli.options import ConfigPaths
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -16,23 +16,23 @@ if TYPE_CHECKING:
     from llmproxy.routing import Router
 
 
-def load_config(source: Source) -> Config:
+def load_config(paths: ConfigPaths) -> Config:
     """The configuration, or a CLIError carrying every problem (one ``config:`` line each)."""
     from llmproxy import config as config_mod
 
     try:
-        cfg, _ = config_mod.load(source.config, list(source.profile_dirs))
+        cfg, _ = config_mod.load(paths.config, list(paths.profile_dirs))
     except config_mod.ConfigError as exc:
         raise CLIError(f"{len(exc.problems)} configuration problem(s); run 'llmproxy config check'",
                        details=[f"config: {p}" for p in exc.problems]) from None
     return cfg
 
 
-def load_lenient(source: Source) -> tuple[Config, list[str]]:
+def load_lenient(paths: ConfigPaths) -> tuple[Config, list[str]]:
     """The configuration with whatever could be read, and the problems found on the way."""
     from llmproxy import config as config_mod
 
-    return config_mod.load(source.config, list(source.profile_dirs), strict=False)
+    return config_mod.load(paths.config, list(paths.profile_dirs), strict=False)
 
 
 def problem_files(problems: list[str]) -> list[str]:

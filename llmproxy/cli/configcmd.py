@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from llmproxy import paths
 from llmproxy.cli.console import CLIError, escape, out
-from llmproxy.cli.options import Source
+from llmproxy.cli.options import ConfigPaths
 
 if TYPE_CHECKING:
     from llmproxy.config import Config
@@ -59,13 +59,13 @@ def init(path: Path | None, force: bool) -> int:
     return 0
 
 
-def check(source: Source) -> int:
+def check(paths: ConfigPaths) -> int:
     """Every problem of config, profiles and knowledge graphs, each naming its own file; the summary names the
     files that have problems (not the config file when the problems are elsewhere)."""
     from llmproxy import config as config_mod
     from llmproxy.cli.common import load_lenient, problem_files
 
-    cfg, problems = load_lenient(source)
+    cfg, problems = load_lenient(paths)
     problems += compile_all(cfg, sorted(cfg.profiles))[1]
     for p in problems:
         out.print(f"[red]problem:[/] {escape(p)}", soft_wrap=True)
@@ -133,11 +133,11 @@ def kg_problems(cfg, compiled) -> list[str]:
     return out_
 
 
-def kg_check(profile: str | None, source: Source) -> int:
+def kg_check(profile: str | None, paths: ConfigPaths) -> int:
     """All problems at once: concept files that do not parse, then what the graphs that do load get wrong."""
     from llmproxy.cli.common import known_profile, load_lenient
 
-    cfg, _ = load_lenient(source)
+    cfg, _ = load_lenient(paths)
     names = [known_profile(cfg, profile)] if profile else sorted(cfg.profiles)
     compiled, found = compile_all(cfg, names)
     found += kg_problems(cfg, compiled)

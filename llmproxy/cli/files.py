@@ -111,10 +111,10 @@ def download(file_id: FileId,
     from llmproxy import paths
     from llmproxy.cli.common import load_lenient
     from llmproxy.cli.console import CLIError, err
-    from llmproxy.cli.options import Source
+    from llmproxy.cli.options import ConfigPaths
     from llmproxy.store import StoreUnavailable, open_store
 
-    cfg, _problems = load_lenient(Source())
+    cfg, _problems = load_lenient(ConfigPaths())
 
     async def copy() -> int:
         store = open_store(paths.home(), cfg.store)

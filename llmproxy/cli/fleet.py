@@ -14,7 +14,7 @@ from llmproxy import paths
 from llmproxy.cli.common import load_lenient
 from llmproxy.cli.console import CLIError, out
 from llmproxy.cli.format import columns, fmt_cost, fmt_uptime
-from llmproxy.cli.options import Source
+from llmproxy.cli.options import ConfigPaths
 from llmproxy.obs.ledger import summarise
 from llmproxy.obs.reader import parse_since
 from llmproxy.store import Instance, Store, StoreUnavailable, open_store
@@ -27,7 +27,7 @@ SILENT_BEATS = 3
 def with_store(fn: Callable[[Store, float], Awaitable[T]]) -> T:
     """``fn(store, heartbeat_seconds)`` on the configured store; an unreachable one is a CLIError naming it
     (never its password)."""
-    cfg, _problems = load_lenient(Source())
+    cfg, _problems = load_lenient(ConfigPaths())
 
     async def run() -> T:
         store = open_store(paths.home(), cfg.store)

@@ -18,7 +18,7 @@ from llmproxy import paths
 from llmproxy.cli.batches import Command
 from llmproxy.cli.common import load_lenient
 from llmproxy.cli.console import CLIError, err, out
-from llmproxy.cli.options import Source
+from llmproxy.cli.options import ConfigPaths
 from llmproxy.server.request.keylimits import minute_of, period_bounds
 from llmproxy.store import Store, StoreUnavailable, new_id, open_store
 from llmproxy.store.keys import (
@@ -49,7 +49,7 @@ ExpiresOpt = Annotated[str | None, typer.Option("--expires", metavar="DATE", hel
 
 
 def _with_store(fn: Callable[[Store], Awaitable[T]]) -> T:
-    cfg, _problems = load_lenient(Source())
+    cfg, _problems = load_lenient(ConfigPaths())
 
     async def run() -> T:
         store = open_store(paths.home(), cfg.store)
@@ -101,7 +101,7 @@ def _positive(name: str, val: str) -> int:
 
 
 def _known_profiles(names: tuple[str, ...]) -> tuple[str, ...]:
-    cfg, _problems = load_lenient(Source())
+    cfg, _problems = load_lenient(ConfigPaths())
     unknown = [n for n in names if n not in cfg.profiles]
     if unknown:
         raise ValueError(f"profiles: unknown {', '.join(map(repr, unknown))}; valid profiles: "

@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 @dataclass(frozen=True)
-class Source:
+class ConfigPaths:
     """Where the configuration comes from: ``--config`` and ``--profile-dir``."""
 
     config: Path | None = None
@@ -19,7 +19,7 @@ class Source:
 class ServeOptions:
     host: str | None = None
     port: int | None = None
-    source: Source = field(default_factory=Source)
+    paths: ConfigPaths = field(default_factory=ConfigPaths)
     verbose: int = 0
     simulate: bool = False
     daemon: bool = False
@@ -33,7 +33,7 @@ class RouteTestOptions:
     profile: str | None = None  # None: every profile, one row each
     json_out: bool = False
     request: Path | None = None  # a request body (or a recorded {headers, body}) file; "-" is stdin
-    source: Source = field(default_factory=Source)
+    paths: ConfigPaths = field(default_factory=ConfigPaths)
     why_not: str | None = None  # a concept: say why it did not fire for the text
 
 

@@ -47,7 +47,7 @@ def load_router(opts: RouteTestOptions) -> Router:
     """A Router over every profile that works; the others (and problems elsewhere) become warnings."""
     from llmproxy.cli.common import load_lenient, usable_router
 
-    cfg, problems = load_lenient(opts.source)
+    cfg, problems = load_lenient(opts.paths)
     router, broken = usable_router(cfg, problems)
     for name, why in broken.items():
         warn(f"profile {name!r} left out: {why}")

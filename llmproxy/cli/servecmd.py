@@ -40,7 +40,7 @@ def serve(opts: ServeOptions) -> int:
     paths.make_private()  # before anything is created: whatever the daemon writes is its owner's alone
     _ensure_home()
     _workers(opts.workers)  # a bad value is said here, before a daemon forks
-    cfg = load_config(opts.source)
+    cfg = load_config(opts.paths)
     try:
         profiles = compile_profiles(cfg)
     except KGError as exc:
@@ -178,7 +178,7 @@ def _foreground(cfg, profiles, host: str, port: int, opts: ServeOptions) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     workers = _workers(opts.workers)
-    options = Options(config_path=opts.source.config, profile_dirs=opts.source.profile_dirs, simulate=opts.simulate,
+    options = Options(config_path=opts.paths.config, profile_dirs=opts.paths.profile_dirs, simulate=opts.simulate,
                       verbose=opts.verbose, host=host, allow_remote=opts.allow_remote)
     state = State(runtime=Runtime(router=Router(cfg, profiles), providers={}), options=options)
 

@@ -34,12 +34,12 @@ def can_open_browser() -> bool:
 
 def run(port: int | None, open_browser: bool) -> int:
     from llmproxy.cli.common import ensure_daemon, load_lenient
-    from llmproxy.cli.options import Source
+    from llmproxy.cli.options import ConfigPaths
 
     base_url = ensure_daemon(port, "ui")
     url = dashboard_url(base_url)
     print(url, flush=True)
-    cfg, _ = load_lenient(Source())
+    cfg, _ = load_lenient(ConfigPaths())
     if cfg.api_keys:
         err.print(escape("the page asks once for a proxy API key (one of [auth] api_keys) and keeps it for that "
                          "tab only"))

@@ -1,6 +1,6 @@
 """Fitting a validated Anthropic request to the model it is sent to (``adapt_for_model``). Its edits touch
 top-level fields only, and the body itself comes back when nothing changes, so a passthrough can forward the
-client's bytes (``providers/base.Source`` keeps just the edited fields' original values for a fallback).
+client's bytes (``providers/base.RetryCopy`` keeps just the edited fields' original values for a fallback).
 """
 
 from __future__ import annotations

@@ -10,9 +10,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from llmproxy.config import Config, ProviderConfig
-from llmproxy.providers.base import Call, ChatProvider, Provider, Reply, Source, top_level_patch
+from llmproxy.providers.base import Call, ChatProvider, Provider, Reply, RetryCopy, top_level_patch
 
-__all__ = ["Call", "ChatProvider", "KINDS", "Provider", "Reply", "Source", "build", "probe_local", "top_level_patch"]
+__all__ = ["Call", "ChatProvider", "KINDS", "Provider", "Reply", "RetryCopy", "build", "probe_local", "top_level_patch"]
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 

@@ -116,8 +116,8 @@ class AnthropicProvider(MessageBatches):
         if body is call.body and call.raw is not None:
             return http.SentOnce(call.raw, call.on_sent)
         data = http.wire_bytes(body)
-        if body is call.body and call.source is not None and call.patch is not None:
-            call.source.keep(data, call.patch)  # the client's request is these bytes, patched back
+        if body is call.body and call.retry_copy is not None and call.patch is not None:
+            call.retry_copy.keep(data, call.patch)  # the client's request is these bytes, patched back
         return http.SentOnce(data, call.on_sent)
 
     async def messages(self, call: Call) -> Reply:

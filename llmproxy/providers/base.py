@@ -26,7 +26,7 @@ FrameBatch = list[Frame]
 _MISSING = object()
 
 
-class Source:
+class RetryCopy:
     """The request as the client sent it, kept while an upstream is asked so that a retry or a fallback can
     rebuild it: the client's bytes, or — once a provider has sent bytes that differ from them only in
     top-level fields (``keep``) — those bytes and the fields' original values. A thousand requests waiting
@@ -79,8 +79,8 @@ class Call:
     headers: Mapping[str, str]      # inbound client headers (case-insensitive mapping)
     query: Mapping[str, str] = field(default_factory=dict)  # inbound query (Claude Code sends ?beta=true)
     client_key: str | None = None   # the client's credential, if it may be forwarded
-    source: Source | None = None    # the client's request, for a retry or fallback (the handler's)
-    patch: dict | None = None       # ``body`` -> the client's request: original top-level values (``Source.keep``)
+    retry_copy: RetryCopy | None = None  # the client's request, for a retry or fallback (the exchange's)
+    patch: dict | None = None       # ``body`` -> the client's request: original top-level values (``RetryCopy.keep``)
     on_sent: Callable[[], None] | None = None  # called once the body has been handed to the connection
 
     stream: bool = field(init=False)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from llmproxy.config import ModelSpec
 from llmproxy.protocol.adapt import adapt_for_model
-from llmproxy.providers import Source, top_level_patch
+from llmproxy.providers import RetryCopy, top_level_patch
 from llmproxy.providers.http import wire_bytes
 
 CLIENT = {
@@ -61,7 +61,7 @@ def test_source_rebuilds_the_client_request_from_what_was_sent(fields, spec, mod
     raw = orjson.dumps(body)
     before = copy.deepcopy(body)
     sent_body = adapt_for_model(body, model, spec)
-    src = Source(raw)
+    src = RetryCopy(raw)
     if sent_body is not body:
         src.keep(wire_bytes(sent_body), top_level_patch(body, sent_body))
         assert src.raw is None  # one copy held: what was sent

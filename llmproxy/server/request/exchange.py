@@ -24,7 +24,7 @@ from aiohttp import web
 
 from llmproxy.config import Target
 from llmproxy.protocol.adapt import adapt_for_model
-from llmproxy.providers import Call, ChatProvider, Provider, Reply, Source, top_level_patch
+from llmproxy.providers import Call, ChatProvider, Provider, Reply, RetryCopy, top_level_patch
 from llmproxy.routing import Decision
 from llmproxy.server.request import dispatch, streaming
 from llmproxy.server.request.edge import route_headers
@@ -46,15 +46,15 @@ class Admitted:
     client_key: str | None = None       # the client's credential, when it may be forwarded
     chat: dict | None = None            # the OpenAI surface's request as it came (for a ChatProvider)
 
-    def call(self, body: dict, raw: bytes | None, target: Target, provider: Provider, source: Source | None = None,
+    def call(self, body: dict, raw: bytes | None, target: Target, provider: Provider, retry_copy: RetryCopy | None = None,
              on_sent=None) -> Call:
         """``body`` as ``target`` gets it. ``raw`` travels only while nothing changed; otherwise the call
-        carries how to undo the change (``Source.keep``)."""
+        carries how to undo the change (``RetryCopy.keep``)."""
         spec = provider.config.model(target.model)
         new_body = adapt_for_model(body, target.model, spec)
         same = new_body is body
         return Call(body=new_body, raw=raw if same else None, target=target, spec=spec, decision=self.decision,
-                    headers=self.headers, query=self.query, client_key=self.client_key, source=source,
+                    headers=self.headers, query=self.query, client_key=self.client_key, retry_copy=retry_copy,
                     patch={} if same else top_level_patch(body, new_body), on_sent=on_sent)
 
 
@@ -89,14 +89,14 @@ def mode_of(provider: Provider, chat_surface: bool) -> str:
 class Exchange:
     """One admitted request on its way to an upstream and back into the record."""
 
-    __slots__ = ("state", "rec", "admitted", "parsed", "source", "outcome")
+    __slots__ = ("state", "rec", "admitted", "parsed", "copy", "outcome")
 
     def __init__(self, state: State, rec: RequestRecord, admitted: Admitted) -> None:
         self.state, self.rec, self.admitted = state, rec, admitted
         # the body is the exchange's now: the parsed object (``parsed``) and, with the client's bytes, a
-        # ``Source`` that can parse it again; the admitted value keeps neither
+        # ``RetryCopy`` that can parse it again; the admitted value keeps neither
         self.parsed: dict | None = admitted.body
-        self.source = Source(admitted.raw) if admitted.raw is not None else None
+        self.copy = RetryCopy(admitted.raw) if admitted.raw is not None else None
         admitted.body, admitted.raw = {}, None
         self.outcome: Outcome | None = None
 
@@ -105,13 +105,13 @@ class Exchange:
 
         The body's lifetime, in one place (a thousand Claude Code bodies waiting for their first byte must
         not hold ~200 KB of objects each): with the client's bytes, the parsed body is handed to the first
-        attempt and let go; a retry or fallback parses it again from the ``Source``, which holds one copy of
+        attempt and let go; a retry or fallback parses it again from the ``RetryCopy``, which holds one copy of
         the bytes (the client's, or what was sent and how to undo it). Each attempt takes a place in the
         provider's send window (``server/request/sending.py``); while it waits for one it lets go of the parsed body,
         and the place is given back once the body is on the connection (``on_sent``). Without the client's
         bytes (the OpenAI surface's converted body, a batch item) the parsed body is kept until sent."""
         opened = await dispatch.open_chain(self.state, self.admitted.decision, self.rec, self._attempt)
-        self.parsed = self.source = None  # sent: what comes back needs neither
+        self.parsed = self.copy = None  # sent: what comes back needs neither
         out = Outcome(opened.reply, opened.target, opened.provider,
                       mode_of(opened.provider, self.admitted.chat is not None))
         rec = self.rec
@@ -136,16 +136,16 @@ class Exchange:
         return resp
 
     def _let_go(self) -> None:
-        if self.source is not None:
+        if self.copy is not None:
             self.parsed = None
 
     def _body(self) -> dict:
         """The parsed body for one attempt (validated when admitted: the same request)."""
         body = self.parsed
-        if self.source is None:
+        if self.copy is None:
             return body  # type: ignore[return-value]  # kept until sent
         if body is None:
-            return self.source.body()
+            return self.copy.body()
         self.parsed = None
         return body
 
@@ -157,7 +157,7 @@ class Exchange:
             if chat is not None and speaks_chat(type(provider)):
                 return await provider.chat(chat, target.model, on_sent=slot.release)  # type: ignore[attr-defined]
             body = self._body()
-            src = self.source
+            src = self.copy
             call = self.admitted.call(body, src.raw if src is not None else None, target, provider, src,
                                       slot.release)
             del body

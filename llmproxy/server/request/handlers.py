@@ -82,12 +82,12 @@ async def count_tokens(request: web.Request) -> web.Response:
                         client_key(state, request)).call(body, raw, target, provider)
         try:
             n = await provider.count_tokens(call)
-            rec.source = "upstream" if provider.simulated_reason is None else "estimate"
+            rec.tokens_from = "upstream" if provider.simulated_reason is None else "estimate"
         except ProxyError as exc:
             if not exc.retryable:
                 raise
             n = decision.estimated_tokens
-            rec.source, rec.upstream_error = "estimate", exc.message
+            rec.tokens_from, rec.upstream_error = "estimate", exc.message
         rec.status, rec.usage = 200, {"input_tokens": n}
         return json_response({"input_tokens": n}, headers={"x-llmproxy-route": decision.header()})
 

@@ -24,7 +24,7 @@ from llmproxy.server.request.keyauth import CALLER, spend_tokens
 from llmproxy.server.state import REQUEST_ID, STATE, State
 
 #: optional fields written only when set, in this order (after time, request_id, endpoint, client)
-_OPTIONAL = ("profile", "requested_model", "stream", "mode", "status", "error", "stream_error", "source",
+_OPTIONAL = ("profile", "requested_model", "stream", "mode", "status", "error", "stream_error", "tokens_from",
              "upstream_error", "usage", "stop_reason", "bytes_in", "bytes_out", "ttfb_ms", "ttft_ms",
              "duration_ms")
 
@@ -48,7 +48,7 @@ class RequestRecord:
     error: str | None = None
     stream_error: str | None = None
     client_disconnected: bool = False
-    source: str | None = None                     # count_tokens: "upstream" | "estimate"
+    tokens_from: str | None = None                # count_tokens: the count is "upstream"'s or our "estimate"
     upstream_error: str | None = None
     usage: dict | None = None
     stop_reason: str | None = None
