@@ -331,15 +331,14 @@ def test_a_credential_named_field_is_masked_whole():
 
 
 def test_a_start_whose_end_is_in_the_same_batch_is_brief():
-    from types import SimpleNamespace
-
     from llmproxy.obs.hub import Event
+    from llmproxy.server.request.record import RequestRecord
 
-    rec = SimpleNamespace(time="2026-01-01T00:00:00.000+00:00", request_id="req_1", endpoint="messages",
-                          client={"user_agent": "x"}, profile="fast", requested_model="m", stream=False,
-                          decision=None, target=None, simulated=None)
-    other = SimpleNamespace(**{**vars(rec), "request_id": "req_2"})
-    batch = [Event(1, "start", rec), Event(2, "start", other), Event(3, "end", {"request_id": "req_1", "status": 200})]
+    rec = RequestRecord(request_id="req_1", endpoint="messages", client={"user_agent": "x"}, profile="fast",
+                        requested_model="m", stream=False)
+    other = RequestRecord(request_id="req_2", endpoint="messages", client={"user_agent": "x"}, profile="fast")
+    batch = [Event(1, "start", rec.start_json()), Event(2, "start", other.start_json()),
+             Event(3, "end", {"request_id": "req_1", "status": 200})]
     lines = [json.loads(b.split(b"data: ", 1)[1]) for b in feed.render_batch(batch, ()).split(b"\n\n") if b]
     assert lines[0] == {"time": rec.time, "request_id": "req_1", "endpoint": "messages", "phase": "start",
                         "brief": True}

@@ -3,7 +3,8 @@
 Publishing is O(1) whatever the number of subscribers: one append to a ring of the newest ``size`` events
 and, at most once per ``flush_interval`` (50 ms), a wake-up scheduled for the readers, so a busy proxy
 writes to each browser in batches rather than once per request. With nobody subscribed it does nothing
-at all. The payload is stored as it is (a record, a dict); turning it into bytes is the
+at all. The payload is stored as it is — a JSON-shaped dict the publisher made for the event and never
+changes again (``start``: ``RequestRecord.start_json``, ``end``: ``to_json``); turning it into bytes is the
 subscriber side's work (``Event.wire``, done once per event and shared by every subscriber).
 
 Each subscriber reads the ring from its own cursor, so its queue is the part of the ring it has not read

@@ -3,8 +3,6 @@ compact), the log's redaction done on the serialised line, and the SSE messages 
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from llmproxy.obs.hub import Event
@@ -38,21 +36,6 @@ def compact_view(rec: dict) -> dict:
     if any(k in rec for k in BODY_KEYS):
         out["bodies"] = True
     out["partial"] = True
-    return out
-
-
-def start_view(rec: Any) -> dict:
-    """What a ``start`` event says: who asked, through which profile, and the route once it is decided (the
-    record is read when the event is sent, a moment after the request began). The rest comes with ``end``."""
-    out: dict[str, Any] = {"time": rec.time, "request_id": rec.request_id, "endpoint": rec.endpoint,
-                           "client": rec.client}
-    for key in ("profile", "requested_model", "stream"):
-        if (val := getattr(rec, key, None)) is not None:
-            out[key] = val
-    if (d := rec.decision) is not None:
-        out["decision"] = {"profile": d.profile, "scenario": d.scenario, "concept": d.concept, "target": str(d.target)}
-    if rec.target is not None:
-        out["target"], out["simulated"] = str(rec.target), bool(rec.simulated)
     return out
 
 
@@ -94,15 +77,14 @@ def render_event(ev: Event, secrets: tuple[str, ...], brief: bool = False) -> by
     endpoint: nothing to redact)."""
     payload = ev.payload
     if brief:
-        body = orjson.dumps({"time": payload.time, "request_id": payload.request_id, "endpoint": payload.endpoint,
-                             "phase": "start", "brief": True})
+        body = orjson.dumps({"time": payload["time"], "request_id": payload["request_id"],
+                             "endpoint": payload["endpoint"], "phase": "start", "brief": True})
         return b"id: %d\nevent: start\ndata: %s\n\n" % (ev.seq, body)
     try:
-        data = start_view(payload) if ev.kind == "start" and hasattr(payload, "request_id") else feed_view(payload)
-        data["phase"] = ev.kind
-        body = redacted_json(data, secrets)
+        data = payload if ev.kind == "start" else feed_view(payload)
+        body = redacted_json({**data, "phase": ev.kind}, secrets)
     except Exception as exc:  # noqa: BLE001 - one odd record must not end the feed
-        rid = getattr(payload, "request_id", None) or (payload.get("request_id") if isinstance(payload, dict) else None)
+        rid = payload.get("request_id") if isinstance(payload, dict) else None
         body = orjson.dumps({"request_id": rid, "phase": ev.kind, "note": f"not shown: {type(exc).__name__}"})
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (ev.seq, ev.kind.encode(), body)
 
@@ -113,7 +95,7 @@ def render_batch(batch: list[Event], secrets: tuple[str, ...]) -> bytes:
     ended = {ev.payload.get("request_id") for ev in batch
              if ev.kind == "end" and isinstance(ev.payload, dict)} if len(batch) > 1 else set()
     return b"".join(ev.render(lambda e: render_event(
-        e, secrets, brief=e.kind == "start" and getattr(e.payload, "request_id", None) in ended)) for ev in batch)
+        e, secrets, brief=e.kind == "start" and e.payload.get("request_id") in ended)) for ev in batch)
 
 
 def sse(kind: str, data: dict) -> bytes:

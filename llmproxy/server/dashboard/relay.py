@@ -24,7 +24,6 @@ import orjson
 from aiohttp import web
 
 from llmproxy.obs.hub import EventHub
-from llmproxy.server.dashboard.feed import start_view
 from llmproxy.server.state import STATE, this_worker
 
 WANT = b"want"
@@ -50,9 +49,8 @@ class Relay(asyncio.DatagramProtocol):
         if self.sock is None or time.monotonic() > self.wanted_until:
             return
         try:
-            view = start_view(payload) if kind == "start" and hasattr(payload, "request_id") else \
-                {k: v for k, v in payload.items() if k not in _BODY_KEYS} | (
-                    {"bodies": True} if any(k in payload for k in _BODY_KEYS) else {})
+            view = {k: v for k, v in payload.items() if k not in _BODY_KEYS} | (
+                {"bodies": True} if any(k in payload for k in _BODY_KEYS) else {})
             data = orjson.dumps({"kind": kind, "payload": view}, default=str)
         except Exception:  # noqa: BLE001 - an event that cannot travel is not shown elsewhere, nothing more
             return

@@ -80,6 +80,21 @@ class RequestRecord:
     def ms_since_start(self, at: float | None = None) -> float:
         return round(((at if at is not None else monotonic()) - self.t0) * 1000, 1)
 
+    def start_json(self) -> dict[str, Any]:
+        """What the ``start`` event says, once the route is decided: who asked, through which profile, and
+        the route. The rest comes with ``end`` (``to_json``)."""
+        out: dict[str, Any] = {"time": self.time, "request_id": self.request_id, "endpoint": self.endpoint,
+                               "client": self.client}
+        for key in ("profile", "requested_model", "stream"):
+            if (val := getattr(self, key)) is not None:
+                out[key] = val
+        if (d := self.decision) is not None:
+            out["decision"] = {"profile": d.profile, "scenario": d.scenario, "concept": d.concept,
+                               "target": str(d.target)}
+        if (key := self.extra.get("key")) is not None:
+            out["key"] = key
+        return out
+
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"time": self.time, "request_id": self.request_id, "endpoint": self.endpoint,
                                "client": self.client}
@@ -158,7 +173,6 @@ class recording:  # noqa: N801 - reads as a statement: `with recording(request, 
 
     def __enter__(self) -> recording:
         self.state.in_flight += 1
-        self.state.events.publish("start", self.record)
         return self
 
     def __exit__(self, _type, exc, _tb) -> None:
