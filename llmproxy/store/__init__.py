@@ -12,6 +12,11 @@ Guarantees every implementation gives:
 * ``end_batch`` ends a batch once, whoever of several instances tries (a conditional update);
 * a file's content is complete or absent (SQLite: written aside, then moved into place; PostgreSQL: its
   chunk rows and metadata in one transaction), stored under its id as it arrives (never whole in memory).
+
+Every batch and file has an ``owner_key``: the id of the store key (``llmproxy keys``) that created it, or
+``""`` when an admin did (a config key, or an open proxy); a row from before owners were kept is ``""``. The
+lists take ``owner_key`` to return one key's rows only (``None``: every row); the server decides who sees what
+(docs/operations.md "Keys").
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class Batch:
     #: {succeeded, errored, canceled, expired}: results stored so far (filled by get/list)
     counts: dict[str, int] = field(default_factory=dict)
     native: dict | None = None          # {"provider", "id"} when Anthropic runs it (native_batches)
+    owner_key: str = ""                 # the store key that created it ("": an admin)
 
     def request_counts(self) -> dict[str, int]:
         """As the API documents them: until the batch has ended every request counts as ``processing`` and
@@ -107,6 +113,7 @@ class FileMeta:
     size_bytes: int
     created_at: str
     downloadable: bool = False         # uploads never are (only files the platform creates)
+    owner_key: str = ""                # the store key that uploaded it ("": an admin); never in the API's shape
 
     def to_api(self) -> dict:
         return {"id": self.id, "type": "file", "filename": self.filename, "mime_type": self.mime_type,
@@ -200,10 +207,11 @@ class Store(Protocol):
     async def get_batch(self, batch_id: str) -> Batch | None: ...
 
     async def list_batches(self, limit: int, before_id: str | None = None, after_id: str | None = None,
-                           profile: str | None = None) -> tuple[list[Batch], bool]:
+                           profile: str | None = None, owner_key: str | None = None) -> tuple[list[Batch], bool]:
         """Newest first; ``after_id``: the page after (older than) that id, ``before_id``: newer than it;
-        ``profile``: only that profile's batches. Returns (page, has_more). Raises KeyError naming an unknown
-        cursor id (one of another profile's batches is unknown here)."""
+        ``profile``: only that profile's batches; ``owner_key``: only that key's. Returns (page, has_more).
+        Raises KeyError naming an unknown cursor id (one of another profile's or key's batches is unknown
+        here)."""
 
     async def unfinished_batches(self) -> list[Batch]:
         """Every batch not ended (in_progress or canceling), oldest first: what a restart resumes."""
@@ -252,15 +260,15 @@ class Store(Protocol):
 
     # ------------------------------------------------------------------ files
     async def put_file(self, filename: str, mime_type: str, chunks: AsyncIterable[bytes],
-                       max_bytes: int) -> FileMeta:
-        """Store a file's content as it arrives (never all in memory) and its metadata. Raises FileTooLarge
-        (nothing is kept) past ``max_bytes``."""
+                       max_bytes: int, owner_key: str = "") -> FileMeta:
+        """Store a file's content as it arrives (never all in memory) and its metadata, owned by
+        ``owner_key``. Raises FileTooLarge (nothing is kept) past ``max_bytes``."""
 
     async def get_file(self, file_id: str) -> FileMeta | None: ...
 
-    async def list_files(self, limit: int, before_id: str | None = None,
-                         after_id: str | None = None) -> tuple[list[FileMeta], bool]:
-        """Newest first, paged like ``list_batches``."""
+    async def list_files(self, limit: int, before_id: str | None = None, after_id: str | None = None,
+                         owner_key: str | None = None) -> tuple[list[FileMeta], bool]:
+        """Newest first, paged (and by ``owner_key``) like ``list_batches``."""
 
     def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:
         """A stored file's bytes in chunks (the API never serves an upload's content: ``llmproxy files
@@ -313,7 +321,8 @@ class Store(Protocol):
 
     async def rotate_key(self, name: str, new_id: str, secret_hash: str) -> ApiKey | None:
         """Revoke the live key ``name`` and store its successor (``new_id``, the same name and limits,
-        ``rotated_from`` the old id) in one transaction; the new key, or None when no live key has that name."""
+        ``rotated_from`` the old id), which takes over the old key's batches and files, in one transaction;
+        the new key, or None when no live key has that name."""
 
     async def key_spend(self, key_id: str, since_minute: str, before_minute: str) -> float:
         """The ledger's cost (USD) of ``key_id``'s requests in the minutes from ``since_minute`` up to (not

@@ -5,7 +5,10 @@ references an uploaded file works with every upstream. Nothing is uploaded anywh
 Memory is bounded by ``files.max_inline_bytes``, not by the number of references: the size the request
 will have once inlined is computed from the stored sizes (metadata) before any file is read, and a request
 over the cap is a 413 naming the block that crosses it. Each file is then read once, and every block that
-references it shares one encoded copy."""
+references it shares one encoded copy.
+
+A caller sees only the files it may: with ``owner_key`` (a store key's id), a file another key uploaded is
+refused exactly as a file that does not exist."""
 
 from __future__ import annotations
 
@@ -68,7 +71,13 @@ def inlined_size(size: int, encoding: str) -> int:
     return 4 * ((size + 2) // 3) if encoding == "base64" else size
 
 
-async def _plan(refs: list[tuple[str, dict]], store: Store | None, max_bytes: int) -> dict[str, FileMeta]:
+def visible(meta: FileMeta | None, owner_key: str | None) -> FileMeta | None:
+    """``meta`` when a caller scoped to ``owner_key`` (None: an admin, every file) may see it, else None."""
+    return meta if meta is not None and (owner_key is None or meta.owner_key == owner_key) else None
+
+
+async def _plan(refs: list[tuple[str, dict]], store: Store | None, max_bytes: int,
+                owner_key: str | None) -> dict[str, FileMeta]:
     """Every referenced file's metadata, checked against its blocks and the cap before anything is read."""
     metas: dict[str, FileMeta] = {}
     total = 0
@@ -77,8 +86,8 @@ async def _plan(refs: list[tuple[str, dict]], store: Store | None, max_bytes: in
         if not isinstance(fid, str) or not fid:
             raise InvalidRequest(f"{path}.source.file_id: Input should be a valid string")
         if fid not in metas:
-            meta = await store.get_file(fid) if store is not None else None
-            if meta is None:
+            meta = visible(await store.get_file(fid), owner_key) if store is not None else None
+            if meta is None:  # absent, or another key's: the same answer
                 raise InvalidRequest(f"{path}: file_id {fid!r} not found: upload it with POST /v1/files first")
             metas[fid] = meta
         meta = metas[fid]
@@ -100,14 +109,15 @@ def _source(meta: FileMeta, data: bytes, encoding: str, path: str) -> dict:
     return {"type": "text", "media_type": "text/plain", "data": text}
 
 
-async def inline_files(body: dict, store: Store | None, *, max_bytes: int) -> dict:
+async def inline_files(body: dict, store: Store | None, *, max_bytes: int, owner_key: str | None = None) -> dict:
     """``body`` with every file reference replaced by the file's content; ``body`` itself (the same object)
-    when it references none. An unknown ``file_id`` is a 400 naming it; inlined files adding up to more than
-    ``max_bytes`` (``files.max_inline_bytes``) a 413 naming the block that crosses the limit."""
+    when it references none. An unknown ``file_id`` (or, with ``owner_key``, one another key uploaded) is a
+    400 naming it; inlined files adding up to more than ``max_bytes`` (``files.max_inline_bytes``) a 413 naming
+    the block that crosses the limit."""
     refs = _file_refs(body)
     if not refs:
         return body
-    metas = await _plan(refs, store, max_bytes)  # nothing copied or read for a request refused here
+    metas = await _plan(refs, store, max_bytes, owner_key)  # nothing copied or read for a request refused here
     body = copy.deepcopy(body)
     refs = _file_refs(body)
     sources: dict[str, dict] = {}  # file id -> its encoded source, shared by every block that references it

@@ -73,6 +73,8 @@ class PgKeys:
                 return None
             now = now_iso()
             await conn.execute("UPDATE keys SET revoked_at = $2 WHERE id = $1", old.id, now)
+            for table in ("batches", "files"):  # the successor keeps what the key created
+                await conn.execute(f"UPDATE {table} SET owner_key = $1 WHERE owner_key = $2", new_id, old.id)
             new = ApiKey(**{**old.__dict__, "id": new_id, "created_at": now, "revoked_at": None,
                             "rotated_from": old.id})
             await _insert(conn, new, secret_hash)

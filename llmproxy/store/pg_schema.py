@@ -139,6 +139,13 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (key_id, win)
         );
     """),
+    #: who created a batch or a file: the store key's id, '' for an admin (rows from before: admin-owned)
+    ("0011_owner_keys", """
+        ALTER TABLE batches ADD COLUMN owner_key TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN owner_key TEXT NOT NULL DEFAULT '';
+        CREATE INDEX batches_owner ON batches(owner_key, seq);
+        CREATE INDEX files_owner ON files(owner_key, seq);
+    """),
 ]
 
 

@@ -48,6 +48,7 @@ from llmproxy.store.schema import (
     batch_row,
     file_row,
     now_iso,
+    scope,
     usage_row,
     usage_upsert,
 )
@@ -183,10 +184,10 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
         pool = await self._db()
         async with pool.acquire() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO batches (id, profile, created_at, expires_at, total, status, native) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO batches (id, profile, created_at, expires_at, total, status, native, owner_key) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 batch.id, batch.profile, batch.created_at, batch.expires_at, batch.total, batch.status,
-                orjson.dumps(batch.native).decode() if batch.native else None)
+                orjson.dumps(batch.native).decode() if batch.native else None, batch.owner_key)
             if items:
                 await conn.copy_records_to_table(
                     "batch_items", columns=["batch_id", "idx", "custom_id", "params"],
@@ -205,8 +206,8 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
         return batch_row(tuple(row)) if row else None
 
     async def list_batches(self, limit: int, before_id: str | None = None, after_id: str | None = None,
-                           profile: str | None = None) -> tuple[list[Batch], bool]:
-        where = {"profile": profile} if profile is not None else None
+                           profile: str | None = None, owner_key: str | None = None) -> tuple[list[Batch], bool]:
+        where = scope(profile, owner_key)
         async with (await self._db()).acquire() as conn:
             rows, more = await page_rows(conn, "batches", BATCH_COLS, limit, before_id, after_id, where)
         return [batch_row(r) for r in rows], more
@@ -328,7 +329,7 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
 
     # ------------------------------------------------------------------ files
     async def put_file(self, filename: str, mime_type: str, chunks: AsyncIterable[bytes],
-                       max_bytes: int) -> FileMeta:
+                       max_bytes: int, owner_key: str = "") -> FileMeta:
         file_id, size, n, buf = new_id("file_"), 0, 0, bytearray()
         pool = await self._db()
         async with pool.acquire() as conn, conn.transaction():
@@ -345,20 +346,21 @@ class PostgresStore(PgKeys):  # client keys: pg_keys.py
             if buf:
                 await conn.execute(insert, file_id, n, bytes(buf))
             meta = FileMeta(id=file_id, filename=filename, mime_type=mime_type, size_bytes=size,
-                            created_at=now_iso())
-            await conn.execute("INSERT INTO files (id, filename, mime_type, size_bytes, created_at) "
-                               "VALUES ($1, $2, $3, $4, $5)",
-                               meta.id, meta.filename, meta.mime_type, meta.size_bytes, meta.created_at)
+                            created_at=now_iso(), owner_key=owner_key)
+            await conn.execute("INSERT INTO files (id, filename, mime_type, size_bytes, created_at, owner_key) "
+                               "VALUES ($1, $2, $3, $4, $5, $6)",
+                               meta.id, meta.filename, meta.mime_type, meta.size_bytes, meta.created_at, owner_key)
         return meta
 
     async def get_file(self, file_id: str) -> FileMeta | None:
         row = await (await self._db()).fetchrow(f"SELECT {FILE_COLS} FROM files WHERE id = $1", file_id)
         return file_row(tuple(row)) if row else None
 
-    async def list_files(self, limit: int, before_id: str | None = None,
-                         after_id: str | None = None) -> tuple[list[FileMeta], bool]:
+    async def list_files(self, limit: int, before_id: str | None = None, after_id: str | None = None,
+                         owner_key: str | None = None) -> tuple[list[FileMeta], bool]:
         async with (await self._db()).acquire() as conn:
-            rows, more = await page_rows(conn, "files", FILE_COLS, limit, before_id, after_id)
+            rows, more = await page_rows(conn, "files", FILE_COLS, limit, before_id, after_id,
+                                         scope(owner_key=owner_key))
         return [file_row(r) for r in rows], more
 
     async def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:

@@ -150,11 +150,18 @@ MIGRATIONS: list[tuple[str, str]] = [
             PRIMARY KEY (key_id, win)
         ) WITHOUT ROWID;
     """),
+    #: who created a batch or a file: the store key's id, '' for an admin (rows from before: admin-owned)
+    ("0011_owner_keys", """
+        ALTER TABLE batches ADD COLUMN owner_key TEXT NOT NULL DEFAULT '';
+        ALTER TABLE files ADD COLUMN owner_key TEXT NOT NULL DEFAULT '';
+        CREATE INDEX batches_owner ON batches(owner_key, seq);
+        CREATE INDEX files_owner ON files(owner_key, seq);
+    """),
 ]
 
 BATCH_COLS = ("id, profile, created_at, expires_at, total, status, ended_at, cancel_initiated_at, "
-              "succeeded, errored, canceled, expired, native")
-FILE_COLS = "id, filename, mime_type, size_bytes, created_at"
+              "succeeded, errored, canceled, expired, native, owner_key")
+FILE_COLS = "id, filename, mime_type, size_bytes, created_at, owner_key"
 
 
 INSTANCE_COLS = "id, host, port, version, pid, started_at, circuits"
@@ -183,11 +190,18 @@ def batch_row(row: tuple) -> Batch:
     counts = dict(zip(RESULT_TYPES, row[8:12], strict=True))
     return Batch(id=row[0], profile=row[1], created_at=row[2], expires_at=row[3], total=row[4], status=row[5],
                  ended_at=row[6], cancel_initiated_at=row[7], counts=counts,
-                 native=orjson.loads(row[12]) if row[12] else None)
+                 native=orjson.loads(row[12]) if row[12] else None, owner_key=row[13])
 
 
 def file_row(row: tuple) -> FileMeta:
-    return FileMeta(id=row[0], filename=row[1], mime_type=row[2], size_bytes=row[3], created_at=row[4])
+    return FileMeta(id=row[0], filename=row[1], mime_type=row[2], size_bytes=row[3], created_at=row[4],
+                    owner_key=row[5])
+
+
+def scope(profile: str | None = None, owner_key: str | None = None) -> dict[str, object] | None:
+    """``page_rows``' ``where`` for a list: the columns given (None: any value)."""
+    where = {k: v for k, v in (("profile", profile), ("owner_key", owner_key)) if v is not None}
+    return where or None
 
 
 def migrate(conn: sqlite3.Connection) -> list[str]:

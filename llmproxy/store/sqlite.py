@@ -45,6 +45,7 @@ from llmproxy.store.schema import (
     migrate,
     now_iso,
     page_rows,
+    scope,
     usage_row,
     usage_upsert,
 )
@@ -125,10 +126,10 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
         def tx(conn: sqlite3.Connection) -> None:
             with conn:
                 conn.execute("BEGIN")
-                conn.execute("INSERT INTO batches (id, profile, created_at, expires_at, total, status, native) "
-                             "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                conn.execute("INSERT INTO batches (id, profile, created_at, expires_at, total, status, native, "
+                             "owner_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                              (batch.id, batch.profile, batch.created_at, batch.expires_at, batch.total,
-                              batch.status, orjson.dumps(batch.native) if batch.native else None))
+                              batch.status, orjson.dumps(batch.native) if batch.native else None, batch.owner_key))
                 conn.executemany("INSERT INTO batch_items (batch_id, idx, custom_id, params) VALUES (?, ?, ?, ?)",
                                  ((batch.id, i, cid, params) for i, (cid, params) in enumerate(items)))
 
@@ -142,8 +143,8 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
         return await self._run(q)
 
     async def list_batches(self, limit: int, before_id: str | None = None, after_id: str | None = None,
-                           profile: str | None = None) -> tuple[list[Batch], bool]:
-        where = {"profile": profile} if profile is not None else None
+                           profile: str | None = None, owner_key: str | None = None) -> tuple[list[Batch], bool]:
+        where = scope(profile, owner_key)
         rows, more = await self._run(lambda c: page_rows(c, "batches", BATCH_COLS, limit, before_id, after_id,
                                                          where))
         return [batch_row(r) for r in rows], more
@@ -298,7 +299,7 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
         return self.files_dir / file_id
 
     async def put_file(self, filename: str, mime_type: str, chunks: AsyncIterable[bytes],
-                       max_bytes: int) -> FileMeta:
+                       max_bytes: int, owner_key: str = "") -> FileMeta:
         file_id = new_id("file_")
         part = self.files_dir / f".{file_id}.part"
         fh = await asyncio.to_thread(open, part, "wb", opener=lambda p, f: os.open(p, f, 0o600))
@@ -318,11 +319,13 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
             fh.close()
             part.unlink(missing_ok=True)
             raise
-        meta = FileMeta(id=file_id, filename=filename, mime_type=mime_type, size_bytes=size, created_at=now_iso())
+        meta = FileMeta(id=file_id, filename=filename, mime_type=mime_type, size_bytes=size, created_at=now_iso(),
+                        owner_key=owner_key)
 
         def tx(conn: sqlite3.Connection) -> None:
-            conn.execute("INSERT INTO files (id, filename, mime_type, size_bytes, created_at) VALUES (?, ?, ?, ?, ?)",
-                         (meta.id, meta.filename, meta.mime_type, meta.size_bytes, meta.created_at))
+            conn.execute("INSERT INTO files (id, filename, mime_type, size_bytes, created_at, owner_key) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (meta.id, meta.filename, meta.mime_type, meta.size_bytes, meta.created_at, owner_key))
 
         try:
             await self._run(tx)
@@ -338,9 +341,10 @@ class SqliteStore(SqliteKeys):  # client keys: sqlite_keys.py
 
         return await self._run(q)
 
-    async def list_files(self, limit: int, before_id: str | None = None,
-                         after_id: str | None = None) -> tuple[list[FileMeta], bool]:
-        rows, more = await self._run(lambda c: page_rows(c, "files", FILE_COLS, limit, before_id, after_id))
+    async def list_files(self, limit: int, before_id: str | None = None, after_id: str | None = None,
+                         owner_key: str | None = None) -> tuple[list[FileMeta], bool]:
+        where = scope(owner_key=owner_key)
+        rows, more = await self._run(lambda c: page_rows(c, "files", FILE_COLS, limit, before_id, after_id, where))
         return [file_row(r) for r in rows], more
 
     async def file_content(self, file_id: str, chunk_size: int = 64 * 1024) -> AsyncIterator[bytes]:

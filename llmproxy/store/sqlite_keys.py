@@ -71,8 +71,8 @@ class SqliteKeys:
         return await self._run(tx)
 
     async def rotate_key(self, name: str, new_id: str, secret_hash: str) -> ApiKey | None:
-        """Revoke the live key ``name`` and insert its successor (``new_id``, same limits), in one
-        transaction; the new key, or None when no live key has that name."""
+        """Revoke the live key ``name`` and insert its successor (``new_id``, same limits), which takes over
+        its batches and files, in one transaction; the new key, or None when no live key has that name."""
         def tx(conn: sqlite3.Connection) -> ApiKey | None:
             with conn:
                 conn.execute("BEGIN IMMEDIATE")
@@ -81,6 +81,8 @@ class SqliteKeys:
                     return None
                 now = now_iso()
                 conn.execute("UPDATE keys SET revoked_at = ? WHERE id = ?", (now, old.id))
+                for table in ("batches", "files"):  # the successor keeps what the key created
+                    conn.execute(f"UPDATE {table} SET owner_key = ? WHERE owner_key = ?", (new_id, old.id))
                 new = ApiKey(**{**old.__dict__, "id": new_id, "created_at": now, "revoked_at": None,
                                 "rotated_from": old.id})
                 _insert(conn, new, secret_hash)
