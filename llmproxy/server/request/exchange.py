@@ -93,6 +93,7 @@ class Exchange:
 
     def __init__(self, state: State, rec: RequestRecord, admitted: Admitted) -> None:
         self.state, self.rec, self.admitted = state, rec, admitted
+        rec.profile, rec.decision = admitted.decision.profile, admitted.decision
         # the body is the exchange's now: the parsed object (``parsed``) and, with the client's bytes, a
         # ``RetryCopy`` that can parse it again; the admitted value keeps neither
         self.parsed: dict | None = admitted.body

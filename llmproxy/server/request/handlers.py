@@ -58,7 +58,6 @@ async def messages(request: web.Request) -> web.StreamResponse:
         rc.body = body if collect else None
         rec.requested_model, rec.stream = body.get("model"), bool(body.get("stream"))
         decision = state.runtime.router.decide(body, profile, headers=request.headers, raw_len=len(raw))
-        rec.profile, rec.decision = decision.profile, decision
         ex = Exchange(state, rec, Admitted(body, raw, decision, request.headers, request.query,
                                            client_key(state, request)))
         data = body = raw = None  # the exchange holds the body now (``Exchange.open``)

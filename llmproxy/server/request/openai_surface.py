@@ -77,7 +77,6 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         rec.requested_model, rec.stream = oreq.get("model"), bool(oreq.get("stream"))
         # sized as the Anthropic form it is now (the client's bytes are the OpenAI form)
         decision = state.runtime.router.decide(body, profile, headers=request.headers)
-        rec.profile, rec.decision = decision.profile, decision
         # no client bytes: what the client sent is not the Anthropic form the exchange would rebuild
         ex = Exchange(state, rec, Admitted(body, None, decision, request.headers, request.query,
                                            client_key(state, request), chat=oreq))
