@@ -168,12 +168,16 @@ class KnowledgeGraph:
         return out
 
     def _masked_matches(self, text: str, spans: list, chosen: list[Match]) -> list[Match]:
-        """Routing terms hidden by the mask, reported with the mask that hid them."""
+        """Routing terms hidden by the mask, reported with the mask that hid them. ``chosen`` is in text order
+        and its matches do not overlap, so one pointer walks it beside the candidates (linear, not one scan of
+        ``chosen`` per candidate)."""
         out: list[Match] = []
         taken = [(m.start, m.end) for m in chosen]
-        last_end = -1
+        j, last_end = 0, -1
         for s, e, term, concept, _form in sorted(self.candidates(text.lower()), key=lambda c: (c[0], c[0] - c[1])):
-            if s < last_end or self.concepts[concept].absorber or any(a < e and s < b for a, b in taken):
+            while j < len(taken) and taken[j][1] <= s:
+                j += 1
+            if s < last_end or self.concepts[concept].absorber or (j < len(taken) and taken[j][0] < e):
                 continue
             kind = span_kind(spans, s, e)
             if kind:
