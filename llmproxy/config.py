@@ -26,6 +26,7 @@ from llmproxy.settings import (
     ProviderConfig,
     Quirks,
     Reader,
+    RoutingConfig,
     ServerConfig,
     StoreConfig,
     option_names,
@@ -33,12 +34,13 @@ from llmproxy.settings import (
 )
 
 __all__ = ["PROVIDER_KINDS", "REASONING_STYLES", "SCENARIOS", "STRUCTURED_OUTPUT_STYLES", "AuthConfig", "Config",
-           "ConfigError", "LogConfig", "ModelSpec", "ProfileConfig", "ProviderConfig", "Quirks", "ServerConfig",
-           "Target", "check_references", "load", "load_profile", "missing_keys", "option_names", "profile_dirs"]
+           "ConfigError", "LogConfig", "ModelSpec", "ProfileConfig", "ProviderConfig", "Quirks", "RoutingConfig",
+           "ServerConfig", "Target", "check_references", "load", "load_profile", "missing_keys", "option_names",
+           "profile_dirs"]
 
 _Reader = Reader  # the old private name
 SECTIONS = {"server": ServerConfig, "log": LogConfig, "auth": AuthConfig, "batches": BatchConfig,
-            "files": FilesConfig, "store": StoreConfig}  # plus [providers.NAME]
+            "files": FilesConfig, "store": StoreConfig, "routing": RoutingConfig}  # plus [providers.NAME]
 SCENARIOS = ("override", "image", "long_context", "web_search", "background", "compact", "subagent",
              "keyword", "think", "default")
 
@@ -95,6 +97,7 @@ class Config:
     batches: BatchConfig = field(default_factory=BatchConfig)
     files: FilesConfig = field(default_factory=FilesConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)  # keyword routing's bounds
 
     def target_problem(self, t: Target) -> str | None:
         """Why a target cannot be served from the catalog, or None if it can."""
@@ -218,7 +221,8 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
     for key in data:
         if key not in (*SECTIONS, "providers"):
             r.problem(key, "unknown key")
-    server, log, auth, batches, files, store = (r.section(cls, data, key) for key, cls in SECTIONS.items())
+    server, log, auth, batches, files, store, routing = (r.section(cls, data, key)
+                                                         for key, cls in SECTIONS.items())
     keys = list(auth.api_keys)
     if auth.api_keys_env and os.environ.get(auth.api_keys_env):
         keys += [k.strip() for k in os.environ[auth.api_keys_env].split(",") if k.strip()]
@@ -237,7 +241,8 @@ def load(config_path: Path | None = None, extra_profile_dirs: list[Path] | None 
                 if prof is not None:
                     profiles[prof.name] = prof
     cfg = Config(server=server, log=log, api_keys=tuple(keys), providers=providers,
-                 profiles=profiles, source=source, auth=auth, batches=batches, files=files, store=store)
+                 profiles=profiles, source=source, auth=auth, batches=batches, files=files, store=store,
+                 routing=routing)
     problems += check_references(cfg)
     if strict and problems:
         raise ConfigError(problems)

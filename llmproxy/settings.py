@@ -1,7 +1,8 @@
 """The options, each written once: one dataclass field per config key, read by one generic reader.
 
 A field's type annotation is the type the TOML value must have; ``opt(...)`` adds what else is checked
-(``choices``, ``gt``/``ge`` bounds, deprecated ``aliases``). A key that is not a field is reported as unknown.
+(``choices``, ``gt``/``ge``/``le`` bounds, deprecated ``aliases``). A key that is not a field is reported as
+unknown.
 Pure data, no I/O, and no imports from convert/providers/server: this is the bottom layer.
 """
 
@@ -19,10 +20,11 @@ STRUCTURED_OUTPUT_STYLES = ("json_schema", "json_object", "none")
 
 
 def opt(default: Any = MISSING, *, choices: tuple = (), gt: float | None = None, ge: float | None = None,
-        why: str = "", aliases: tuple[str, ...] = (), key: bool = False, fallback: Any = None) -> Any:
+        le: float | None = None, why: str = "", aliases: tuple[str, ...] = (), key: bool = False,
+        fallback: Any = None) -> Any:
     """A field with checks. ``key``: filled from the table's own key (not an option). ``fallback``: the value
     a required field takes when missing or invalid (the problem is still reported)."""
-    meta = {"choices": choices, "gt": gt, "ge": ge, "why": why, "aliases": aliases, "key": key,
+    meta = {"choices": choices, "gt": gt, "ge": ge, "le": le, "why": why, "aliases": aliases, "key": key,
             "fallback": fallback}
     return field(default=default, metadata=meta)
 
@@ -211,6 +213,18 @@ class StoreConfig:
     ledger_flush_seconds: float = opt(1.0, gt=0)  # how often the usage ledger's buffer is written to the store
 
 
+@dataclass(frozen=True)
+class RoutingConfig:
+    """What keyword routing may spend on one request's text, whatever the profile (docs/routing.md "Bounded
+    work"). Global, not per profile: the client picks the profile, so the bound on the event loop is the
+    operator's, one number for every request. The upper bounds keep the worst case near 0.2 s of the loop."""
+    #: keyword matching reads at most the last this many characters of the latest human text (~0.6 ms per KiB)
+    window_chars: int = opt(32 * 1024, ge=1024, le=256 * 1024, why="characters keyword matching reads")
+    #: more occurrences of the profile's terms than this in what it reads: keywords are not matched (the default
+    #: route, with a "routing budget" reason); each occurrence is weighed in its context (~20 us)
+    match_budget: int = opt(512, ge=16, le=10_000, why="term occurrences keyword matching weighs")
+
+
 # ---------------------------------------------------------------------------------------------- reading
 
 _BAD = object()  # a value that failed its check (the problem is already recorded)
@@ -296,6 +310,8 @@ class Reader:
             self.problem(where, f"must be greater than {meta['gt']}{why}")
         elif meta.get("ge") is not None and val is not None and val < meta["ge"]:
             self.problem(where, f"must be at least {meta['ge']}{why}")
+        elif meta.get("le") is not None and val is not None and val > meta["le"]:
+            self.problem(where, f"must be at most {meta['le']}{why}")
         else:
             return val
         return _BAD

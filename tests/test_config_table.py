@@ -18,6 +18,7 @@ from llmproxy.config import (
     ModelSpec,
     ProviderConfig,
     Quirks,
+    RoutingConfig,
     ServerConfig,
     option_names,
 )
@@ -243,7 +244,7 @@ def test_missing_key_is_a_warning_not_a_problem(home):
 
 TABLES = [(ServerConfig, ("server",)), (LogConfig, ("log",)), (AuthConfig, ("auth",)),
           (ProviderConfig, ("providers", "p")), (ModelSpec, ("providers", "p", "models", "m")),
-          (Quirks, ("providers", "p", "quirks"))]
+          (Quirks, ("providers", "p", "quirks")), (RoutingConfig, ("routing",))]
 
 
 def _sample(f: dataclasses.Field, typ):

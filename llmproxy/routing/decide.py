@@ -13,7 +13,7 @@ from functools import cached_property
 
 import orjson
 
-from llmproxy.config import Config, ProfileConfig, Target
+from llmproxy.config import Config, ProfileConfig, RoutingConfig, Target
 from llmproxy.errors import InvalidRequest
 from llmproxy.protocol import tokens
 from llmproxy.routing import scenarios as sc
@@ -22,9 +22,10 @@ from llmproxy.routing.kg import Concept, KnowledgeGraph, Match
 from llmproxy.routing.text import keyword_window, latest_human_text, turn_messages
 
 #: keyword matching is skipped (the default route, saying why) when the text it reads holds more occurrences of
-#: the profile's terms than this: each occurrence is weighed in its context, and a text made of little else
-#: (a term repeated thousands of times) is no request to route by; real prompts hold a few, pasted documents tens
-MAX_KEYWORD_HITS = 512
+#: the profile's terms than ``routing.match_budget`` (by default this many): each occurrence is weighed in its
+#: context, and a text made of little else (a term repeated thousands of times) is no request to route by; real
+#: prompts hold a few, pasted documents tens
+MAX_KEYWORD_HITS = RoutingConfig().match_budget
 
 
 @dataclass(frozen=True)
@@ -105,18 +106,21 @@ def parse_override(model: str, cfg: Config) -> tuple[Target | None, str | None]:
     return None, None
 
 
-def _keywords(kg: KnowledgeGraph, human: str) -> tuple[Concept | None, list[Match], str | None, str]:
-    """Keyword matching on the part of the human text it reads (``keyword_window``): (concept, matches with
-    offsets into ``human``, the reason when it is past the budget and nothing was matched, a note on the part
-    read when it is not the whole text)."""
-    start = keyword_window(human)
+def _keywords(kg: KnowledgeGraph, human: str, bounds: RoutingConfig) -> tuple[Concept | None, list[Match],
+                                                                             str | None, str]:
+    """Keyword matching on the part of the human text it reads (``keyword_window``, at most
+    ``bounds.window_chars``): (concept, matches with offsets into ``human``, the reason when it holds more than
+    ``bounds.match_budget`` term occurrences and nothing was matched, a note on the part read when it is not the
+    whole text)."""
+    start = keyword_window(human, bounds.window_chars)
     window = human[start:]
-    note = f"keywords read the last {len(window)} of {len(human)} characters of the text" if start else ""
+    note = (f"keywords read the last {len(window)} of {len(human)} characters of the text (routing.window_chars "
+            f"{bounds.window_chars})") if start else ""
     hits = len(kg.candidates(window.lower()))
-    if hits > MAX_KEYWORD_HITS:
+    if hits > bounds.match_budget:
         where = f"the last {len(window)} characters of the text" if start else "the text"
         return None, [], (f"routing budget: {hits} occurrences of keyword terms in {where} (limit "
-                          f"{MAX_KEYWORD_HITS}); keywords not matched"), note
+                          f"{bounds.match_budget}); keywords not matched (routing.match_budget)"), note
     concept, matches = kg.match(window)
     if start:
         matches = [replace(m, start=m.start + start, end=m.end + start) for m in matches]
@@ -182,7 +186,7 @@ def decide(body: dict, profile: CompiledProfile, cfg: Config, profiles: Mapping[
         return d
     if endpoint == "count_tokens":
         return req.done("default", p.default, "count_tokens: keywords are not matched")
-    return _by_text(req)
+    return _by_text(req, cfg.routing)
 
 
 @dataclass
@@ -234,11 +238,11 @@ def _by_shape(req: _Request, cfg: Config) -> Decision | None:
     return None
 
 
-def _by_text(req: _Request) -> Decision:
+def _by_text(req: _Request, bounds: RoutingConfig) -> Decision:
     """What the human text decides: the budget, plan mode, a concept (unless the learned signal vetoes it),
-    think, the learned signal alone, else the default."""
+    think, the learned signal alone, else the default. ``bounds``: what keyword matching may read of it."""
     profile, default = req.profile, req.profile.config.default
-    concept, matches, over_budget, note = _keywords(profile.kg, req.human)
+    concept, matches, over_budget, note = _keywords(profile.kg, req.human, bounds)
     if over_budget:
         return req.done("default", default, over_budget)
     extra = [note] if note else []

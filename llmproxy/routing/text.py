@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import re
 
+from llmproxy.config import RoutingConfig
+
 # tags whose whole span (tag and content) is not this turn's human text: reminders, and the wrappers of a
 # slash command that already ran (its args were instructions to that command, e.g. /compact's focus)
 _DROP_TAGS = ("system-reminder", "command-name", "command-message", "command-args", "command-contents",
@@ -36,17 +38,17 @@ def _strip_tags(text: str) -> str:
     return _DROP_RE.sub("", text)
 
 
-#: keyword matching reads at most the last this many characters of the human text: a pasted log or file of any
-#: size costs routing no more than this much (see ``keyword_window``)
-KEYWORD_WINDOW = 32 * 1024
+#: keyword matching reads at most the last this many characters of the human text by default
+#: (``routing.window_chars``): a pasted log or file of any size costs routing no more than this much
+KEYWORD_WINDOW = RoutingConfig().window_chars
 
 
-def keyword_window(text: str) -> int:
-    """Where the part of ``text`` keyword matching reads begins: 0 for a text of up to ``KEYWORD_WINDOW``
-    characters, else the first line (or word) that starts in its last ``KEYWORD_WINDOW`` characters. When that
-    point lies inside a fenced code block, the part begins after the block: its content is masked anyway, and
-    read from the middle its closing fence would open a block that masks the request after it."""
-    cut = len(text) - KEYWORD_WINDOW
+def keyword_window(text: str, window: int = KEYWORD_WINDOW) -> int:
+    """Where the part of ``text`` keyword matching reads begins: 0 for a text of up to ``window`` characters,
+    else the first line (or word) that starts in its last ``window`` characters. When that point lies inside a
+    fenced code block, the part begins after the block: its content is masked anyway, and read from the middle
+    its closing fence would open a block that masks the request after it."""
+    cut = len(text) - window
     if cut <= 0:
         return 0
     for sep in ("\n", " "):
