@@ -4,7 +4,11 @@ proxy for any provider behind any profile. Create refuses what the API refuses t
 request's ``params`` are validated when the executor (``llmproxy/server/batch/executor.py``) processes it, so
 one invalid request ends ``errored`` and the others run. ``request_counts`` are the API's (zero outcomes until
 the batch has ended); the live counts are in ``llmproxy_progress``. ``results_url`` points at this proxy, as
-the client reached it (prefix included); under ``/p/<profile>`` the list holds that profile's batches."""
+the client reached it (prefix included); under ``/p/<profile>`` the list holds that profile's batches.
+
+A batch belongs to the key that created it (``files.py``: who sees what): a store key lists, reads, cancels
+and deletes only its own batches, another key's answering 404 as an unknown id; an admin sees every batch.
+The batch's items are charged to that key (``executor.py``); a key whose budget is spent cannot create one."""
 
 from __future__ import annotations
 
@@ -22,10 +26,11 @@ from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarg
 from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile
 from llmproxy.server.batch.executor import Executor
-from llmproxy.server.batch.files import cursors, guarded, store_of
+from llmproxy.server.batch.files import creator, cursors, guarded, store_of, viewer
 from llmproxy.server.batch.native import Native
 from llmproxy.server.request.edge import int_param, json_response
-from llmproxy.server.request.keyauth import check_batch
+from llmproxy.server.request.keyauth import CALLER, budgets_of, check_batch
+from llmproxy.server.request.keylimits import FLEET, check_budget
 from llmproxy.server.state import STATE, STORE, State
 from llmproxy.store import Batch, new_id, open_store
 from llmproxy.store.sqlite import now_iso
@@ -169,10 +174,11 @@ async def create(request: web.Request) -> web.Response:
     check_batch(request, profile.name, data)  # a store key's allowed profiles (server/request/keyauth.py)
     if problem := credential_problem(state, profile):
         raise InvalidRequest(problem)
+    await budget_left(request)
     now = datetime.now(UTC)
     batch = Batch(id=new_batch_id(), profile=profile.name, created_at=now_iso(),
                   expires_at=(now + timedelta(hours=cfg.expiry_hours)).isoformat(timespec="milliseconds")
-                  .replace("+00:00", "Z"), total=len(items))
+                  .replace("+00:00", "Z"), total=len(items), owner_key=creator(request))
     ex = request.app[EXECUTOR]
     if profile.config.native_batches and params_valid(items):
         try:
@@ -188,12 +194,23 @@ def new_batch_id() -> str:
     return new_id("msgbatch_")
 
 
+async def budget_left(request: web.Request) -> None:
+    """A store key whose budget is spent may not start a batch (429, as its live requests get): its items
+    run after this request and are charged to it, so a key near its budget may overspend by one batch."""
+    caller = request.get(CALLER)
+    if caller is None or caller.key is None or caller.key.budget_usd is None:
+        return
+    fail_open = request.app[STATE].runtime.cfg.auth.on_store_down == "open"
+    await check_budget(caller.key, store_of(request), budgets_of(request.app), FLEET, fail_open)
+
+
 # ------------------------------------------------------------------------------------------------ the rest
 
 async def _batch(request: web.Request) -> Batch:
     bid = request.match_info["batch_id"]
     batch = await store_of(request).get_batch(bid)
-    if batch is None:
+    owner = viewer(request)
+    if batch is None or (owner is not None and batch.owner_key != owner):  # another key's: as if absent
         raise NotFound(f"message batch {bid!r} not found")
     return batch
 
@@ -209,7 +226,8 @@ async def list_batches(request: web.Request) -> web.Response:
     if profile is not None:
         profile = request.app[STATE].runtime.router.profile(profile, None).name
     try:
-        page, more = await store_of(request).list_batches(limit, before, after, profile=profile)
+        page, more = await store_of(request).list_batches(limit, before, after, profile=profile,
+                                                          owner_key=viewer(request))
     except KeyError as exc:
         raise InvalidRequest(f"unknown message batch id {exc.args[0]!r} in pagination cursor") from None
     data = [batch_object(b, request) for b in page]

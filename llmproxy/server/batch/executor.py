@@ -21,6 +21,9 @@ writes each result as it finishes.
   an ``invalid_request_error`` naming the field, and the batch goes on.
 * Each item is a request-log record (endpoint ``messages``, with ``batch_id`` and ``custom_id``), so logs,
   stats, metrics and cost cover batch work. Items never count towards ``server.max_concurrent_requests``.
+* Each item is charged to the key that created its batch: its record carries that store key (``key: {id,
+  name}``, as a live request's does), so the usage ledger, the key's budget and its ``--tpm`` count it; and
+  its ``file_id``s are looked up among that key's files only (an admin's batch: every file).
 * Cancel (status ``canceling`` in the store, seen by every instance within a poll interval): claiming
   stops, claimed items not started are released, in-flight items finish, and the items nobody holds a lease
   on become ``canceled`` (once: the store's first write); expiry likewise with ``expired``; then the batch
@@ -77,6 +80,25 @@ def checked(params: dict) -> dict:
         raise InvalidRequest(f"params.{exc.message}") from None
 
 
+class KeyNames:
+    """The ``key`` a batch item's record carries (``{id, name}``, as ``record.py`` writes a live request's store
+    key) from the owner id stored with its batch. A key's id never changes its name, so each id is looked up
+    once (the store's key list, read again only for an id not seen yet)."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._names: dict[str, str] = {}
+
+    async def of(self, key_id: str) -> dict | None:
+        """None for an admin's batch (``""``)."""
+        if not key_id:
+            return None
+        if key_id not in self._names:
+            keys = await retrying(self.store.list_keys, "looking up a batch's key")
+            self._names.update((k.id, k.name) for k in keys)
+        return {"id": key_id, "name": self._names.get(key_id, key_id)}
+
+
 class Executor:
     """This instance's share of every unfinished batch in the store (any instance executes any batch)."""
 
@@ -92,6 +114,7 @@ class Executor:
         self.owner = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         #: items this instance ran, their results stored, and the results another instance had stored first
         self.counts = {"ran": 0, "stored": 0, "duplicate": 0}
+        self.keys = KeyNames(store)
 
     @property
     def cfg(self):
@@ -210,6 +233,8 @@ class Executor:
             log.info("batch %s ended (by %s)", batch.id, self.owner)
             return True
         now = await retrying(lambda: self.store.get_batch(batch.id), f"batch {batch.id}")
+        if now is not None:
+            batch.owner_key = now.owner_key  # a rotated key's successor took it over (store.rotate_key)
         return now is None or now.status == "ended"
 
     async def _work(self, batch: Batch, expires: datetime, held: set[int]) -> str | None:
@@ -278,12 +303,16 @@ class Executor:
         rec.profile, rec.stream, rec.bytes_in = batch.profile, False, len(item.params)
         body = None
         try:
+            if (key := await self.keys.of(batch.owner_key)) is not None:
+                rec.extra["key"] = key  # charged to the key that created the batch (ledger, budget, --tpm)
             body = orjson.loads(item.params)
             if isinstance(model := body.get("model"), str):
                 rec.requested_model = model
             checked(body)
             limit = state.runtime.cfg.files.max_inline_bytes
-            sent = await retrying(lambda: inline_files(body, self.store, max_bytes=limit), f"batch {batch.id}")
+            owner = batch.owner_key or None  # a store key's batch sees only that key's files
+            sent = await retrying(lambda: inline_files(body, self.store, max_bytes=limit, owner_key=owner),
+                                  f"batch {batch.id}")
             decision = state.runtime.router.decide(sent, batch.profile, raw_len=len(item.params))
             rec.profile, rec.decision = decision.profile, decision
             ex = Exchange(state, rec, Admitted(sent, None, decision, _NO_HEADERS, {}))

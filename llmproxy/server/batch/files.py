@@ -4,7 +4,11 @@ an uploaded file is ``downloadable: false`` and its content endpoint answers the
 (``file_not_downloadable``): only files the platform creates can be downloaded, and this proxy creates none.
 ``llmproxy files download`` reads a stored file from the store on the same machine. A message that
 references an uploaded file gets its content inlined at the request's edge (``request/edge.py``,
-``store/inline.py``)."""
+``store/inline.py``).
+
+Who sees what: a file belongs to the key that uploaded it. A store key (``llmproxy keys``) lists, reads and
+deletes only its own files; another key's file is answered exactly as one that does not exist (404). An admin
+(a config key, or an open proxy) sees every file. Batches follow the same rule (``batches.py``)."""
 
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge, StoreDown
 from llmproxy.server.request.edge import int_param, json_response
+from llmproxy.server.request.keyauth import CALLER
 from llmproxy.server.state import STATE, STORE
 from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem
+from llmproxy.store.inline import visible
 
 #: room for the multipart framing around the file in an upload's Content-Length
 MULTIPART_OVERHEAD = 64 * 1024
@@ -43,6 +49,18 @@ def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         except StoreUnavailable as exc:
             raise StoreDown.of(exc) from None
     return call
+
+
+def viewer(request: web.Request) -> str | None:
+    """Whose batches and files the caller sees: a store key's id (its own only), or None for an admin (a
+    config key, or an open proxy: every one)."""
+    caller = request.get(CALLER)
+    return caller.key.id if caller is not None and caller.key is not None else None
+
+
+def creator(request: web.Request) -> str:
+    """The owner a batch or file the caller creates is stored with: its store key's id, "" for an admin."""
+    return viewer(request) or ""
 
 
 def store_of(request: web.Request) -> Store:
@@ -104,7 +122,7 @@ async def upload(request: web.Request) -> web.Response:
         if part is None:
             break
         if isinstance(part, BodyPartReader) and part.name == "file" and meta is None:
-            meta = await _store_part(store, part, limit)
+            meta = await _store_part(store, part, limit, creator(request))
         else:
             await part.release()
     if meta is None:
@@ -112,7 +130,7 @@ async def upload(request: web.Request) -> web.Response:
     return json_response(meta.to_api())
 
 
-async def _store_part(store: Store, part: BodyPartReader, limit: int):
+async def _store_part(store: Store, part: BodyPartReader, limit: int, owner_key: str):
     """The ``file`` part streamed into the store, its filename kept exactly as sent or refused (400)."""
     filename = part.filename
     if problem := filename_problem(filename):
@@ -123,21 +141,22 @@ async def _store_part(store: Store, part: BodyPartReader, limit: int):
             yield chunk
 
     try:
-        return await store.put_file(filename, mime_of(part.headers.get("content-type"), filename), chunks(), limit)
+        return await store.put_file(filename, mime_of(part.headers.get("content-type"), filename), chunks(), limit,
+                                    owner_key)
     except FileTooLarge:
         raise RequestTooLarge(f"file exceeds the {limit} byte limit (files.max_bytes)") from None
 
 
 async def list_files(request: web.Request) -> web.Response:
-    store = store_of(request)
+    store, owner = store_of(request), viewer(request)
     ids = request.query.getall("ids", []) + request.query.getall("ids[]", [])
-    if ids:  # one page of exactly these (known) files
-        metas = [m for fid in list(dict.fromkeys(ids))[:100] if (m := await store.get_file(fid)) is not None]
+    if ids:  # one page of exactly these (known, and the caller's) files
+        metas = [m for fid in list(dict.fromkeys(ids))[:100] if (m := visible(await store.get_file(fid), owner))]
         return page_response([m.to_api() for m in metas], False)
     limit = int_param(request, "limit", 20, 1, 1000)
     before, after = cursors(request)
     try:
-        page, more = await store.list_files(limit, before, after)
+        page, more = await store.list_files(limit, before, after, owner_key=owner)
     except KeyError as exc:
         raise InvalidRequest(f"unknown file id {exc.args[0]!r} in pagination cursor") from None
     return page_response([m.to_api() for m in page], more)
@@ -145,8 +164,8 @@ async def list_files(request: web.Request) -> web.Response:
 
 async def _meta(request: web.Request):
     fid = request.match_info["file_id"]
-    meta = await store_of(request).get_file(fid)
-    if meta is None:
+    meta = visible(await store_of(request).get_file(fid), viewer(request))
+    if meta is None:  # absent, or another key's: the same answer (never that it exists)
         raise NotFound(f"file {fid!r} not found")
     return meta
 
@@ -162,7 +181,7 @@ async def download(request: web.Request) -> web.Response:
 
 
 async def delete_file(request: web.Request) -> web.Response:
-    fid = request.match_info["file_id"]
+    fid = (await _meta(request)).id  # another key's file is not found, as for get
     if not await store_of(request).delete_file(fid):
         raise NotFound(f"file {fid!r} not found")
     return json_response({"id": fid, "type": "file_deleted"})

@@ -22,6 +22,7 @@ from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers.batches import BatchProvider
 from llmproxy.routing import CompiledProfile
+from llmproxy.server.batch.executor import KeyNames
 from llmproxy.server.request.middleware import new_request_id
 from llmproxy.server.request.record import RequestRecord, finish, whole_message
 from llmproxy.server.state import State
@@ -38,6 +39,7 @@ RESULT_ATTEMPTS = 5
 class Native:
     def __init__(self, state: State, store: Store):
         self.state, self.store = state, store
+        self.keys = KeyNames(store)
 
     def _provider(self, name: str) -> BatchProvider:
         """The live provider ``name`` as a BatchProvider (a reload may have taken it away: an error then)."""
@@ -51,8 +53,10 @@ class Native:
         {"provider", "id", "request_counts"} of the upstream batch, or None (then the batch runs locally)."""
         rt = self.state.runtime
         reqs, providers = [], set()
+        owner = batch.owner_key or None  # a store key's batch sees only that key's files
         for cid, raw in items:
-            params = await inline_files(orjson.loads(raw), self.store, max_bytes=rt.cfg.files.max_inline_bytes)
+            params = await inline_files(orjson.loads(raw), self.store, max_bytes=rt.cfg.files.max_inline_bytes,
+                                        owner_key=owner)
             target = rt.router.decide(params, profile, raw_len=len(raw)).target
             prov = rt.providers.get(target.provider)
             if not isinstance(prov, BatchProvider) or prov.simulated_reason is not None:
@@ -106,15 +110,16 @@ class Native:
 
     async def _collect(self, batch: Batch, provider: str, up: dict, every: float) -> None:
         """The ended batch's results into the store; retried on a passing failure, else every item still
-        without a result ends errored with the reason."""
+        without a result ends errored with the reason. Each item's record is charged to the batch's key."""
+        key = await self.keys.of(batch.owner_key)
         for attempt in range(1, RESULT_ATTEMPTS + 1):
             try:
-                await self._fetch_results(batch, provider, up)
+                await self._fetch_results(batch, provider, up, key)
                 return
             except ProxyError as exc:
                 log.warning("batch %s: fetching the results of %s failed: %s", batch.id, up.get("id"), exc.message)
                 if not exc.retryable or attempt == RESULT_ATTEMPTS:
-                    await self._fail_pending(batch, provider, exc)
+                    await self._fail_pending(batch, provider, exc, key)
                     return
             await asyncio.sleep(every)
 
@@ -127,27 +132,31 @@ class Native:
                 index[it.custom_id] = last = it.index
         return index
 
-    async def _fetch_results(self, batch: Batch, provider: str, up: dict) -> None:
+    async def _fetch_results(self, batch: Batch, provider: str, up: dict, key: dict | None) -> None:
         index = await self._pending(batch)
         async for row in self._provider(provider).batch_results(up):
             cid, result = row.get("custom_id"), row.get("result")
             if cid not in index or not isinstance(result, dict) or result.get("type") not in RESULT_TYPES:
                 continue
             if await self.store.put_result(batch.id, index[cid], cid, result["type"], orjson.dumps(row)):
-                self._record(batch, provider, cid, result)
+                self._record(batch, provider, cid, result, key)
 
-    async def _fail_pending(self, batch: Batch, provider: str, exc: ProxyError) -> None:
+    async def _fail_pending(self, batch: Batch, provider: str, exc: ProxyError, key: dict | None) -> None:
         result = {"type": "errored", "error": exc.body()}
         for cid, i in (await self._pending(batch)).items():
             line = orjson.dumps({"custom_id": cid, "result": result})
             if await self.store.put_result(batch.id, i, cid, "errored", line):
-                self._record(batch, provider, cid, result, status=exc.status)
+                self._record(batch, provider, cid, result, key, status=exc.status)
 
-    def _record(self, batch: Batch, provider: str, cid: str, result: dict, status: int = 400) -> None:
-        """One request-log record per item, as for locally run items (cost as billed: the batch tier's half)."""
+    def _record(self, batch: Batch, provider: str, cid: str, result: dict, key: dict | None,
+                status: int = 400) -> None:
+        """One request-log record per item, as for locally run items (cost as billed: the batch tier's half;
+        charged to the batch's key)."""
         rec = RequestRecord(request_id=new_request_id(), endpoint="messages",
                             client={"address": None, "user_agent": "llmproxy-batch"})
         rec.extra.update(batch_id=batch.id, custom_id=cid, native_batch=True)
+        if key is not None:
+            rec.extra["key"] = key
         rec.profile, rec.stream = batch.profile, False
         msg = result.get("message") if result.get("type") == "succeeded" else None
         if isinstance(msg, dict):

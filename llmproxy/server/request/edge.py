@@ -88,9 +88,11 @@ def client_key(state: State, request: web.Request) -> str | None:
 
 async def inline_files_of(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
     """``(body, raw)`` with the files it references inlined (``raw`` re-encoded to match); unchanged without
-    any (``store/inline.py``)."""
+    any (``store/inline.py``). A store key sees only the files it uploaded (another key's is unknown)."""
+    caller = request.get(CALLER)
+    owner = caller.key.id if caller is not None and caller.key is not None else None  # None: an admin, all
     try:
-        new = await inline_files(body, request.app.get(STORE),
+        new = await inline_files(body, request.app.get(STORE), owner_key=owner,
                                  max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
     except StoreUnavailable as exc:  # only a message that references a file needs the store
         raise StoreDown.of(exc) from None
