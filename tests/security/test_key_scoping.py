@@ -8,8 +8,8 @@ with the official anthropic SDK and raw HTTP:
 * a message (and count_tokens) referencing another key's ``file_id`` is refused exactly as an unknown file,
   and nothing of the file reaches the upstream; a batch item likewise ends errored;
 * a batch's items are charged to the key that created it: their records carry the key, the usage ledger
-  holds them under its id, and the key's budget counts their cost; a key whose budget is spent cannot
-  create a batch;
+  holds them under its id, the key's budget counts their cost and its --tpm their tokens; a key whose budget
+  is spent cannot create a batch;
 * a store made before owners were kept opens under a daemon, its batches and files the admin's."""
 
 from __future__ import annotations
@@ -193,6 +193,18 @@ async def test_a_batch_is_charged_to_the_key_that_created_it(backend, home, prox
         await store.close()
     status, me = await answer(url, "GET", "/api/keys/me", alice)
     assert status == 200 and me["spent_usd"] == pytest.approx(sum(r["cost_usd"] for r in succeeded), abs=1e-6)
+
+
+async def test_a_batchs_tokens_count_against_the_keys_tpm(backend, home, proxy_factory):
+    """Items run by the executor (this key has made no live request here) count in the fleet's token
+    window: after a batch of 2 x 18 tokens, a key with --tpm 30 is over it."""
+    alice, _ = await create_key("alice", "--tpm", "30")
+    url = await start(proxy_factory)
+    async with sdk(url, alice) as a:
+        batch = await a.messages.batches.create(requests=[req("one"), req("two")])
+        await wait_ended(a, batch.id)
+    status, body = await answer(url, "POST", "/v1/messages", alice, req("x")["params"])
+    assert status == 429 and "key 'alice' has used its 30 tokens per minute" in body["error"]["message"], body
 
 
 async def test_a_key_whose_budget_is_spent_cannot_create_a_batch(backend, home, proxy_factory):

@@ -47,6 +47,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from llmproxy.errors import InvalidRequest, ProxyError
 from llmproxy.protocol.anthropic import validate_messages
 from llmproxy.server.request.exchange import Admitted, Exchange
+from llmproxy.server.request.keylimits import FLEET
 from llmproxy.server.request.middleware import new_request_id
 from llmproxy.server.request.record import RequestRecord, bodies_wanted, finish, whole_message
 from llmproxy.server.state import State, this_worker
@@ -305,6 +306,7 @@ class Executor:
         try:
             if (key := await self.keys.of(batch.owner_key)) is not None:
                 rec.extra["key"] = key  # charged to the key that created the batch (ledger, budget, --tpm)
+                FLEET.touch(key["id"])  # its tokens and cost reach the fleet's counters from this instance too
             body = orjson.loads(item.params)
             if isinstance(model := body.get("model"), str):
                 rec.requested_model = model

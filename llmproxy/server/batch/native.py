@@ -23,6 +23,7 @@ from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers.batches import BatchProvider
 from llmproxy.routing import CompiledProfile
 from llmproxy.server.batch.executor import KeyNames
+from llmproxy.server.request.keylimits import FLEET
 from llmproxy.server.request.middleware import new_request_id
 from llmproxy.server.request.record import RequestRecord, finish, whole_message
 from llmproxy.server.state import State
@@ -112,6 +113,8 @@ class Native:
         """The ended batch's results into the store; retried on a passing failure, else every item still
         without a result ends errored with the reason. Each item's record is charged to the batch's key."""
         key = await self.keys.of(batch.owner_key)
+        if key is not None:
+            FLEET.touch(key["id"])  # the items' tokens and cost reach the fleet's counters (budget, --tpm)
         for attempt in range(1, RESULT_ATTEMPTS + 1):
             try:
                 await self._fetch_results(batch, provider, up, key)
