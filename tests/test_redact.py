@@ -2,7 +2,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from llmproxy.redact import MASK, needs_redaction, redact, redact_text
+from llmproxy.redact import _LINE_TOKENS, MASK, has_line_token, needs_redaction, redact, redact_text
 
 
 def test_every_secret_form():
@@ -51,3 +51,16 @@ _RECORDS = st.recursive(_LEAVES, lambda kids: st.lists(kids, max_size=4) | st.di
 def test_a_line_that_needs_no_redaction_is_what_redact_would_give(rec, secrets):
     if not needs_redaction(orjson.dumps(rec), secrets):
         assert redact(rec, extra_secrets=secrets) == rec
+
+
+_BYTES = st.binary(max_size=60) | st.lists(st.sampled_from([*_LINE_TOKENS, b"x", b'"', b"\xc4", b"K", b"-", b"="]),
+                                           max_size=8).map(b"".join)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(_BYTES, _BYTES, st.sampled_from(_LINE_TOKENS + (b"",)), st.booleans())
+def test_one_scan_finds_exactly_what_a_scan_per_token_finds(head, tail, token, upper):
+    """The automaton is an optimisation of ``any(token in line.lower() ...)``: the same answer on any bytes,
+    a token cut or split across the edges of others included."""
+    line = head + (token.upper() if upper else token) + tail
+    assert has_line_token(line) == any(tok in line.lower() for tok in _LINE_TOKENS)

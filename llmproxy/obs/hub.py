@@ -114,6 +114,12 @@ class EventHub:
 
     # ------------------------------------------------------------------------------------------ publish
 
+    @property
+    def listening(self) -> bool:
+        """Whether a published event can reach anyone (a subscriber here, or another worker's): a publisher
+        need not build a payload otherwise."""
+        return bool(self.subscribers) or self.relay is not None
+
     def publish(self, kind: str, payload: Any) -> None:
         """O(1) and never waits; a no-op while nobody listens (here, or in another worker: ``relay``)."""
         if self.relay is not None:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import base64
 import copy
-from collections.abc import Iterator
-from typing import Any
 
 from llmproxy.errors import InvalidRequest, RequestTooLarge
 from llmproxy.store import FileMeta, Store
@@ -24,26 +22,29 @@ from llmproxy.store import FileMeta, Store
 TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml",
               "application/csv", "application/javascript", "application/x-ndjson")
 
-def _walk(blocks: Any, path: str) -> Iterator[tuple[str, dict]]:
-    if not isinstance(blocks, list):
-        return
+def _walk(blocks: list, path: tuple, found: list[tuple[str, dict]]) -> None:
+    """Append to ``found`` the file-sourced blocks of ``blocks`` (tool results' content included). A loop,
+    not a generator, and a path written out only for a block found: it runs over every block of every
+    request."""
     for j, b in enumerate(blocks):
-        if not isinstance(b, dict):
+        if type(b) is not dict:
             continue
-        src = b.get("source")
-        if b.get("type") in ("image", "document") and isinstance(src, dict) and src.get("type") == "file":
-            yield f"{path}.{j}", b
-        elif b.get("type") == "tool_result":
-            yield from _walk(b.get("content"), f"{path}.{j}.content")
+        kind = b.get("type")
+        if kind == "image" or kind == "document":
+            src = b.get("source")
+            if type(src) is dict and src.get("type") == "file":
+                found.append((".".join(map(str, (*path, j))), b))
+        elif kind == "tool_result" and type(b.get("content")) is list:
+            _walk(b["content"], (*path, j, "content"), found)
 
 
 def _file_refs(body: dict) -> list[tuple[str, dict]]:
     """(path, block) of every file-sourced image/document block, wherever content blocks sit (messages,
     tool results); the path as the API names fields, e.g. ``messages.3.content.1``."""
     found: list[tuple[str, dict]] = []
-    for i, m in enumerate(body.get("messages") or []):
-        if isinstance(m, dict):
-            found.extend(_walk(m.get("content"), f"messages.{i}.content"))
+    for i, m in enumerate(body.get("messages") or ()):
+        if type(m) is dict and type(content := m.get("content")) is list:
+            _walk(content, ("messages", i, "content"), found)
     return found
 
 

@@ -111,7 +111,8 @@ class Exchange:
         provider's send window (``server/request/sending.py``); while it waits for one it lets go of the parsed body,
         and the place is given back once the body is on the connection (``on_sent``). Without the client's
         bytes (the OpenAI surface's converted body, a batch item) the parsed body is kept until sent."""
-        self.state.events.publish("start", self.rec.start_json())  # the dashboard: in flight, route decided
+        if (hub := self.state.events).listening:  # the dashboard: in flight, its route decided
+            hub.publish("start", self.rec.start_json())
         opened = await dispatch.open_chain(self.state, self.admitted.decision, self.rec, self._attempt)
         self.parsed = self.copy = None  # sent: what comes back needs neither
         out = Outcome(opened.reply, opened.target, opened.provider,

@@ -30,7 +30,8 @@ from llmproxy.server.request.middleware import reject
 from llmproxy.server.state import STATE
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback"})
+#: loopback names, and the two loopback addresses clients write (found here before parsing any address)
+LOOPBACK_NAMES = frozenset({"localhost", "ip6-localhost", "ip6-loopback", "127.0.0.1", "::1"})
 #: routes (path without the ``/p/{profile}`` prefix) whose body is multipart; every other body is JSON
 MULTIPART_ROUTES = frozenset({"/v1/files"})
 PROFILE_PREFIX = "/p/{profile}"
@@ -112,6 +113,8 @@ def body_type_problem(request: web.Request) -> str | None:
         return None
     path = resource.canonical.removeprefix(PROFILE_PREFIX)
     given = request.headers.get("content-type")
+    if given == "application/json" and path not in MULTIPART_ROUTES:  # what nearly every client sends
+        return None
     ctype = request.content_type.lower()
     if path in MULTIPART_ROUTES:
         if ctype == "multipart/form-data":
