@@ -28,7 +28,7 @@ from llmproxy.protocol import tokens
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.protocol.anthropic import validate_messages, validate_route_request
 from llmproxy.protocol.openai import MAX_ARGUMENTS_DEPTH, validate_chat
-from llmproxy.protocol.validate import MAX_DEPTH, check_depth, check_schema, first_too_deep
+from llmproxy.protocol.validate import MAX_DEPTH, _path_too_deep, check_depth, check_schema, first_too_deep
 from tests.routing import shapes as S
 
 # ------------------------------------------------------------------------------ realistic requests
@@ -467,6 +467,16 @@ def test_depth_bound_is_exact_and_iterative():
         schema = {"items": schema}
     with pytest.raises(InvalidRequest, match=r"^s\.items\.items\..*\.type: Input should be a valid string"):
         check_schema(schema, "s")  # the schema walk is iterative too
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.recursive(st.none() | st.integers(), lambda kids: st.lists(kids, max_size=3)
+                    | st.dictionaries(st.text(max_size=3), kids, max_size=3), max_leaves=40), st.integers(1, 8))
+def test_the_level_pass_finds_what_the_path_walk_finds(value, limit):
+    """``first_too_deep`` measures a level at a time and walks again only to name the place: the same
+    answer, and the same path, as the walk that remembers every container's path."""
+    assert first_too_deep(value, limit) == _path_too_deep(value, limit) if isinstance(value, dict | list) \
+        else first_too_deep(value, limit) is None
 
 
 def test_real_tool_schema_depth_is_far_below_the_bound():
