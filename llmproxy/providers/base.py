@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 from llmproxy.config import ModelSpec, ProviderConfig, Target
 from llmproxy.protocol.sse import Frame
 from llmproxy.routing import Decision
@@ -47,8 +49,6 @@ class RetryCopy:
 
     def body(self) -> dict:
         """The client's request, parsed again (it was validated when it came in)."""
-        import orjson
-
         if self.raw is not None:
             return orjson.loads(self.raw)
         body = orjson.loads(self.sent)
@@ -110,8 +110,6 @@ class Reply:
     close: Callable[[], None] = lambda: None          # aborts the upstream request if still open
 
     def body_bytes(self) -> bytes:
-        import orjson
-
         return self.raw if self.raw is not None else orjson.dumps(self.message or {})
 
 
