@@ -171,7 +171,9 @@ async def first_response(coro, provider: ProviderConfig, spec: ModelSpec | None,
         limit = min(provider.total_timeout, limit + whole_tokens / SLOWEST_TOKENS_PER_SECOND)
     try:
         async with asyncio.timeout(limit) as budget:
-            token = _WHOLE_ANSWER.set(budget if whole_tokens else None)
+            if not whole_tokens:  # a stream: nothing to lift (and no context copy for each of a thousand)
+                return await coro
+            token = _WHOLE_ANSWER.set(budget)
             try:
                 return await coro
             finally:
