@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
+from llmproxy.store import open_store
 from tests.conftest import free_port
 
 USER = "llmproxy"
@@ -106,3 +108,21 @@ def pg_cluster():
 def pg_url(pg_cluster) -> str:
     """A fresh, empty database in the session's cluster (with the password in its URL)."""
     return pg_cluster.url(pg_cluster.new_database())
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_settings(request, tmp_path, monkeypatch):
+    """(home, StoreConfig) naming one backend, for each backend in turn; the environment's database URL is
+    out of the way."""
+    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
+    if request.param == "sqlite":
+        return tmp_path, StoreConfig()
+    return tmp_path, StoreConfig(url=request.getfixturevalue("pg_url"), pool_size=8)
+
+
+@pytest.fixture
+async def store(store_settings):
+    """An open store on each backend in turn, closed after the test."""
+    s = open_store(*store_settings)
+    yield s
+    await s.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 
 from llmproxy.store import open_store
-from tests.store.test_store_backends import batch, store, store_settings  # noqa: F401 - fixtures
+from tests.store.test_store_backends import batch
 
 
 async def make(store, bid: str, n: int) -> None:  # noqa: F811

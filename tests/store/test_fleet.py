@@ -23,21 +23,6 @@ from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 from llmproxy.store import Instance, Usage, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_settings(request, tmp_path, monkeypatch):
-    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    if request.param == "sqlite":
-        return tmp_path, StoreConfig()
-    return tmp_path, StoreConfig(url=request.getfixturevalue("pg_url"), pool_size=8)
-
-
-@pytest.fixture
-async def store(store_settings):
-    s = open_store(*store_settings)
-    yield s
-    await s.close()
-
-
 def inst(i: int, circuits: dict | None = None) -> Instance:
     return Instance(id=f"host-{i}", host="host", port=4000 + i, version="1.0", pid=100 + i,
                     started_at="2026-12-05T10:00:00.000Z", circuits=circuits or {})

@@ -16,8 +16,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
-from llmproxy.store import new_id, open_store, pg_schema, schema
+from llmproxy.store import new_id, pg_schema, schema
 from llmproxy.store.keys import (
     ApiKey,
     KeyNameTaken,
@@ -35,15 +34,6 @@ SERVER = b"0" * 64
 
 def a_key(name: str, **kw) -> ApiKey:
     return ApiKey(id=new_id("key_"), name=name, created_at="2026-12-05T10:00:00.000Z", **kw)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(request, tmp_path, monkeypatch):
-    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    cfg = StoreConfig() if request.param == "sqlite" else StoreConfig(url=request.getfixturevalue("pg_url"))
-    s = open_store(tmp_path, cfg)
-    yield s
-    await s.close()
 
 
 async def test_create_get_list_lookup(store):

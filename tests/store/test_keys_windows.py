@@ -11,22 +11,13 @@ import sqlite3
 import asyncpg
 import pytest
 
-from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
 from llmproxy.store import Usage, open_store, pg_schema, schema
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def settings(request, tmp_path, monkeypatch):
-    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    if request.param == "sqlite":
-        return tmp_path, StoreConfig()
-    return tmp_path, StoreConfig(url=request.getfixturevalue("pg_url"), pool_size=4)
-
-
 @pytest.fixture
-async def stores(settings):
+async def stores(store_settings):
     """Three stores on one database: three instances' connections."""
-    opened = [open_store(*settings) for _ in range(3)]
+    opened = [open_store(*store_settings) for _ in range(3)]
     yield opened
     for s in opened:
         await s.close()
@@ -84,9 +75,9 @@ async def test_claims_never_grant_past_the_cap(stores):
     assert await stores[1].claim_key_requests([("key_a", 100, 5, 45)]) == [("key_a", 100, 5)]  # a higher cap
 
 
-async def test_migration_0010_keeps_the_ledger(settings):
+async def test_migration_0010_keeps_the_ledger(store_settings):
     """A store made before migration 0010 with ledger rows: after it, the rows are there under no key."""
-    home, cfg = settings
+    home, cfg = store_settings
     old = [m for m in (pg_schema.MIGRATIONS if cfg.url else schema.MIGRATIONS) if m[0] < "0010"]
     values = ("2026-12-05T10:00Z", "p", "default", "anthropic", "claude", 3, 0, 1, 2, 0, 0, 1.5, 0)
     cols = "minute, profile, scenario, provider, model, requests, errors, input_tokens, output_tokens, " \

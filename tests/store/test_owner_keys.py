@@ -11,7 +11,7 @@ import sqlite3
 import asyncpg
 import pytest
 
-from llmproxy.settings import DATABASE_URL_ENV, StoreConfig
+from llmproxy.settings import StoreConfig
 from llmproxy.store import Batch, open_store, pg_schema, schema
 from llmproxy.store.keys import ApiKey
 
@@ -26,21 +26,6 @@ def batch(bid: str, owner: str = "", profile: str = "p") -> Batch:
 async def chunks(*parts: bytes):
     for p in parts:
         yield p
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_settings(request, tmp_path, monkeypatch):
-    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    if request.param == "sqlite":
-        return tmp_path, StoreConfig()
-    return tmp_path, StoreConfig(url=request.getfixturevalue("pg_url"), pool_size=4)
-
-
-@pytest.fixture
-async def store(store_settings):
-    s = open_store(*store_settings)
-    yield s
-    await s.close()
 
 
 async def test_owners_are_kept_and_the_lists_filter_by_them(store):

@@ -35,22 +35,6 @@ async def chunks(*parts: bytes):
         yield p
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_settings(request, tmp_path, monkeypatch):
-    """(home, StoreConfig) naming one backend; the environment's database URL is out of the way."""
-    monkeypatch.delenv(DATABASE_URL_ENV, raising=False)
-    if request.param == "sqlite":
-        return tmp_path, StoreConfig()
-    return tmp_path, StoreConfig(url=request.getfixturevalue("pg_url"), pool_size=8)
-
-
-@pytest.fixture
-async def store(store_settings):
-    s = open_store(*store_settings)
-    yield s
-    await s.close()
-
-
 async def stored_chunks(store) -> int:
     """What the backend keeps of file content: rows in file_chunks, or bodies (and partial bodies) on disk."""
     if isinstance(store, PostgresStore):
