@@ -27,7 +27,7 @@ import tomli_w
 from llmproxy.settings import DATABASE_URL_ENV
 from tests.conftest import free_port
 from tests.helpers import REPO
-from tests.store.test_multi_instance import Daemon, Upstream, healthy, stop, wait_for
+from tests.store.test_multi_instance import Daemon, Upstream, start, stop, wait_for
 
 DELAY = 0.25                   # the upstream's answer time: requests stay in flight that long
 PRICE = 1000.0                 # USD per million input tokens: the upstream's 5 input tokens cost $0.005
@@ -60,7 +60,6 @@ def fleet(pg_cluster, tmp_path_factory):
     daemons = [Daemon(tmp_path_factory.mktemp(f"inst{k}"), free_port(), free_port()) for k in (1, 2, 3)]
     up = Upstream([d.up_port for d in daemons], delay=DELAY)
     up.start()
-    env = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
     try:
         for d in daemons:
             configure(d.home, d.up_port)
@@ -68,13 +67,7 @@ def fleet(pg_cluster, tmp_path_factory):
         for d in daemons:
             (d.home / "keys.secret").write_text(server_secret + "\n")
             (d.home / "keys.secret").chmod(0o600)
-        for d in daemons:
-            d.proc = subprocess.Popen(
-                [sys.executable, "-m", "llmproxy", "serve", "--port", str(d.port)], cwd=REPO,
-                env={**env, "LLMPROXY_HOME": str(d.home), DATABASE_URL_ENV: url, "UP_KEY": "sk-up-test"},
-                stdout=subprocess.DEVNULL, stderr=(d.home / "stderr.log").open("wb"))
-        for d in daemons:
-            wait_for(f"instance on {d.port}", lambda d=d: healthy(d), timeout=60)
+        start(daemons, url)
         wait_for("three instances in the registry", lambda: asyncio.run(instances(url)) == 3)
         time.sleep(1.0)  # two heartbeats (0.5 s): every instance has counted its peers
         yield up, daemons, url

@@ -168,20 +168,27 @@ def fleet(pg_cluster, tmp_path_factory):
     daemons = [Daemon(tmp_path_factory.mktemp(f"inst{k}"), free_port(), free_port()) for k in (1, 2, 3)]
     up = Upstream([d.up_port for d in daemons])
     up.start()
-    env = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
     try:
         for d in daemons:
             configure(d.home, d.up_port)
-            d.proc = subprocess.Popen(
-                [sys.executable, "-m", "llmproxy", "serve", "--port", str(d.port)], cwd=REPO,
-                env={**env, "LLMPROXY_HOME": str(d.home), DATABASE_URL_ENV: url, "UP_KEY": "sk-up-test"},
-                stdout=subprocess.DEVNULL, stderr=(d.home / "stderr.log").open("wb"))
-        for d in daemons:
-            wait_for(f"instance on {d.port}", lambda d=d: healthy(d), timeout=60)
+        start(daemons, url)
         yield up, daemons, url
     finally:
         stop(daemons)
         up.stop()
+
+
+def start(daemons: list[Daemon], url: str) -> None:
+    """``llmproxy serve`` for every (configured) daemon on the database at ``url``; returns once each is
+    healthy."""
+    env = {k: v for k, v in os.environ.items() if k != DATABASE_URL_ENV}
+    for d in daemons:
+        d.proc = subprocess.Popen(
+            [sys.executable, "-m", "llmproxy", "serve", "--port", str(d.port)], cwd=REPO,
+            env={**env, "LLMPROXY_HOME": str(d.home), DATABASE_URL_ENV: url, "UP_KEY": "sk-up-test"},
+            stdout=subprocess.DEVNULL, stderr=(d.home / "stderr.log").open("wb"))
+    for d in daemons:
+        wait_for(f"instance on {d.port}", lambda d=d: healthy(d), timeout=60)
 
 
 def stop(daemons: list[Daemon]) -> None:
