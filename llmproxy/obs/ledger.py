@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import fields
 
 from llmproxy.config import Config
+from llmproxy.obs.labels import record_labels
 from llmproxy.store import USAGE_COUNTS, Usage
 
 #: aggregates waiting to be written at most (a key is a minute x profile x scenario x provider x model)
@@ -34,14 +35,7 @@ def key_of(rec: dict, cfg: Config) -> tuple[str, str, str, str, str, str] | None
     when = rec.get("time")
     if rec.get("endpoint") in SKIPPED_ENDPOINTS or not isinstance(when, str) or len(when) < 16:
         return None
-    provider, _, model = str(rec.get("target") or "none/none").partition("/")
-    prov = cfg.providers.get(provider)
-    if prov is None:
-        provider = "none"
-    if prov is None or model not in prov.models:
-        model = "other" if model and model != "none" else "none"
-    profile = rec.get("profile") if rec.get("profile") in cfg.profiles else "unknown"
-    scenario = (rec.get("decision") or {}).get("scenario") or "none"
+    profile, scenario, provider, model = record_labels(rec, cfg)
     key = rec.get("key")
     key_id = key.get("id") if isinstance(key, dict) and isinstance(key.get("id"), str) else ""
     return when[:16] + "Z", str(profile), str(scenario)[:64], provider, model, key_id[:64]

@@ -12,6 +12,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from llmproxy.config import Config
+from llmproxy.obs.labels import record_labels
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 40, 80, 160, 320)
 TTFT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32)
@@ -91,14 +92,7 @@ class Metrics:
 
     def observe(self, rec: dict, cfg: Config) -> None:
         """Account one finished request record."""
-        provider, _, model = (rec.get("target") or "none/none").partition("/")
-        prov_cfg = cfg.providers.get(provider)
-        if prov_cfg is None:
-            provider = "none"
-        if prov_cfg is None or model not in prov_cfg.models:
-            model = "other" if model and model != "none" else "none"
-        profile = rec.get("profile") if rec.get("profile") in cfg.profiles else "unknown"
-        scenario = (rec.get("decision") or {}).get("scenario", "none")
+        profile, scenario, provider, model = record_labels(rec, cfg)
         endpoint = rec.get("endpoint", "other")
         self.requests.labels(endpoint, profile, scenario, provider, model, str(rec.get("status", 0))).inc()
         self.latency.labels(endpoint, profile, provider).observe(rec.get("duration_ms", 0) / 1000)
