@@ -7,6 +7,8 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,17 @@ def claude_env(base_url: str, config_dir: Path, workdir: Path, token: str = "sk-
                 "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "CLAUDE_CONFIG_DIR": str(config_dir),
                 "DISABLE_AUTOUPDATER": "1", "HOME": str(config_dir.parent)})
     return env
+
+
+def post_status(port: int, key: str, body: dict, path: str = "/v1/messages") -> int:
+    """POST ``body`` to a daemon on ``port`` with ``x-api-key: key``, from a thread (blocking); the status,
+    0 when nothing answered."""
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json", "x-api-key": key})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from llmproxy.cli.app import app
 from llmproxy.settings import DATABASE_URL_ENV
+from tests.helpers import post_status
 from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
 
 SECRET_RE = re.compile(r"llmp_[A-Za-z0-9_-]{32}")
@@ -367,8 +368,6 @@ def test_revocation_reaches_every_worker(backend, home):
     import subprocess
     import sys
     import time
-    import urllib.error
-    import urllib.request
 
     from tests.conftest import free_port, read_log
 
@@ -380,15 +379,7 @@ def test_revocation_reaches_every_worker(backend, home):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def send() -> int:
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages", data=json.dumps(hello()).encode(),
-                                     headers={"content-type": "application/json", "x-api-key": secret})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            return 0
+        return post_status(port, secret, hello())
 
     try:
         deadline = time.monotonic() + 30

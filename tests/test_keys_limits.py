@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from llmproxy.server.request.keylimits import FleetWindows, period_bounds
+from tests.helpers import post_status
 from tests.store.conftest import pg_cluster, pg_url  # noqa: F401 - the PostgreSQL fixtures, reused
 from tests.test_keys import ADMIN, acreate, akeys, backend, hello, start  # noqa: F401 - fixtures and helpers
 
@@ -233,8 +234,6 @@ def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture impor
     import subprocess
     import sys
     import time
-    import urllib.error
-    import urllib.request
     from concurrent.futures import ThreadPoolExecutor
 
     from tests.conftest import free_port
@@ -247,15 +246,7 @@ def test_workers_share_one_rpm(backend, home):  # noqa: F811 - the fixture impor
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def send(key: str) -> int:
-        req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/messages", data=json.dumps(hello()).encode(),
-                                     headers={"content-type": "application/json", "x-api-key": key})
-        try:
-            with urllib.request.urlopen(req, timeout=10) as r:
-                return r.status
-        except urllib.error.HTTPError as e:
-            return e.code
-        except OSError:
-            return 0
+        return post_status(port, key, hello())
 
     def served(name: str) -> list[dict]:  # the lines written whole so far (a worker may be writing the last one)
         recs, path = [], home / "logs" / "requests.jsonl"
