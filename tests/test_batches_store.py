@@ -121,23 +121,6 @@ async def test_results_first_one_wins_and_pending(tmp_path):
         await store.close()
 
 
-async def test_paging_newest_first(tmp_path):
-    store = open_store(tmp_path)
-    try:
-        for i in range(5):
-            await store.create_batch(batch(f"msgbatch_{i}", 0), [])
-        page, more = await store.list_batches(2)
-        assert [b.id for b in page] == ["msgbatch_4", "msgbatch_3"] and more
-        page, more = await store.list_batches(2, after_id="msgbatch_1")
-        assert [b.id for b in page] == ["msgbatch_0"] and not more
-        page, more = await store.list_batches(2, before_id="msgbatch_1")
-        assert [b.id for b in page] == ["msgbatch_3", "msgbatch_2"] and more
-        with pytest.raises(KeyError):
-            await store.list_batches(2, after_id="msgbatch_nope")
-    finally:
-        await store.close()
-
-
 async def test_files_written_aside_and_limited(tmp_path):
     store = open_store(tmp_path)
 
@@ -173,25 +156,6 @@ def test_filename_rule(name, problem):
         assert got is None
     else:
         assert got is not None and got.startswith("filename: ") and problem in got, got
-
-
-async def test_listing_one_profiles_batches(tmp_path):
-    store = open_store(tmp_path)
-    try:
-        for i in range(6):
-            await store.create_batch(batch(f"msgbatch_{i}", 0, profile="a" if i % 2 else "b"), [])
-        page, more = await store.list_batches(2, profile="a")
-        assert [b.id for b in page] == ["msgbatch_5", "msgbatch_3"] and more
-        page, more = await store.list_batches(2, after_id="msgbatch_3", profile="a")
-        assert [b.id for b in page] == ["msgbatch_1"] and not more
-        page, more = await store.list_batches(1, before_id="msgbatch_1", profile="a")
-        assert [b.id for b in page] == ["msgbatch_3"] and more
-        with pytest.raises(KeyError):  # another profile's batch is no cursor here
-            await store.list_batches(2, after_id="msgbatch_4", profile="a")
-        page, _ = await store.list_batches(10)
-        assert len(page) == 6
-    finally:
-        await store.close()
 
 
 @settings(max_examples=300, deadline=None)
