@@ -60,6 +60,15 @@ def filename_problem(name: str | None) -> str | None:
     return None
 
 
+Owned = TypeVar("Owned", "Batch", "FileMeta")
+
+
+def visible(row: Owned | None, owner_key: str | None) -> Owned | None:
+    """``row`` (a batch or a file) when a caller scoped to ``owner_key`` may see it, else None: a store key
+    sees what it created, an admin (``owner_key`` None) everything."""
+    return row if row is not None and (owner_key is None or row.owner_key == owner_key) else None
+
+
 def new_id(prefix: str) -> str:
     """``msgbatch_…`` / ``file_…``: a prefix and 24 random base-62 characters."""
     alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"

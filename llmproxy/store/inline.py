@@ -16,7 +16,7 @@ import base64
 import copy
 
 from llmproxy.errors import InvalidRequest, RequestTooLarge
-from llmproxy.store import FileMeta, Store
+from llmproxy.store import FileMeta, Store, visible
 
 #: document types sent as text (besides text/*)
 TEXT_TYPES = ("application/json", "application/xml", "application/x-yaml", "application/yaml",
@@ -70,11 +70,6 @@ def _encoding(block: dict, meta: FileMeta, where: str) -> str:
 def inlined_size(size: int, encoding: str) -> int:
     """Bytes a stored file of ``size`` bytes adds to the request once inlined (base64 grows it by a third)."""
     return 4 * ((size + 2) // 3) if encoding == "base64" else size
-
-
-def visible(meta: FileMeta | None, owner_key: str | None) -> FileMeta | None:
-    """``meta`` when a caller scoped to ``owner_key`` (None: an admin, every file) may see it, else None."""
-    return meta if meta is not None and (owner_key is None or meta.owner_key == owner_key) else None
 
 
 async def _plan(refs: list[tuple[str, dict]], store: Store | None, max_bytes: int,

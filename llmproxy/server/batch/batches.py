@@ -26,13 +26,13 @@ from llmproxy.errors import InvalidRequest, NotFound, ProxyError, RequestTooLarg
 from llmproxy.protocol.anthropic import parse_json, validate_messages
 from llmproxy.routing import PROFILE_HEADER, CompiledProfile
 from llmproxy.server.batch.executor import Executor
-from llmproxy.server.batch.files import creator, cursors, guarded, store_of, viewer
+from llmproxy.server.batch.files import creator, cursors, guarded, store_of
 from llmproxy.server.batch.native import Native
-from llmproxy.server.request.edge import int_param, json_response
+from llmproxy.server.request.edge import int_param, json_response, viewer
 from llmproxy.server.request.keyauth import CALLER, budgets_of, check_batch
 from llmproxy.server.request.keylimits import FLEET, check_budget
 from llmproxy.server.state import STATE, STORE, State
-from llmproxy.store import Batch, new_id, open_store
+from llmproxy.store import Batch, new_id, open_store, visible
 from llmproxy.store.sqlite import now_iso
 
 log = logging.getLogger("llmproxy")
@@ -208,9 +208,8 @@ async def budget_left(request: web.Request) -> None:
 
 async def _batch(request: web.Request) -> Batch:
     bid = request.match_info["batch_id"]
-    batch = await store_of(request).get_batch(bid)
-    owner = viewer(request)
-    if batch is None or (owner is not None and batch.owner_key != owner):  # another key's: as if absent
+    batch = visible(await store_of(request).get_batch(bid), viewer(request))
+    if batch is None:  # absent, or another key's: the same answer (never that it exists)
         raise NotFound(f"message batch {bid!r} not found")
     return batch
 

@@ -20,11 +20,9 @@ from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from llmproxy.errors import InvalidRequest, NotFound, RequestTooLarge, StoreDown
-from llmproxy.server.request.edge import int_param, json_response
-from llmproxy.server.request.keyauth import CALLER
+from llmproxy.server.request.edge import int_param, json_response, viewer
 from llmproxy.server.state import STATE, STORE
-from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem
-from llmproxy.store.inline import visible
+from llmproxy.store import FileTooLarge, Store, StoreUnavailable, filename_problem, visible
 
 #: room for the multipart framing around the file in an upload's Content-Length
 MULTIPART_OVERHEAD = 64 * 1024
@@ -49,13 +47,6 @@ def guarded(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]):
         except StoreUnavailable as exc:
             raise StoreDown.of(exc) from None
     return call
-
-
-def viewer(request: web.Request) -> str | None:
-    """Whose batches and files the caller sees: a store key's id (its own only), or None for an admin (a
-    config key, or an open proxy: every one)."""
-    caller = request.get(CALLER)
-    return caller.key.id if caller is not None and caller.key is not None else None
 
 
 def creator(request: web.Request) -> str:

@@ -86,13 +86,18 @@ def client_key(state: State, request: web.Request) -> str | None:
     return None if ours else client_credential(request)
 
 
+def viewer(request: web.Request) -> str | None:
+    """Whose batches and files the caller sees: a store key's id (its own only), or None for an admin (a
+    config key, or an open proxy: every one)."""
+    caller = request.get(CALLER)
+    return caller.key.id if caller is not None and caller.key is not None else None
+
+
 async def inline_files_of(request: web.Request, body: dict, raw: bytes) -> tuple[dict, bytes]:
     """``(body, raw)`` with the files it references inlined (``raw`` re-encoded to match); unchanged without
     any (``store/inline.py``). A store key sees only the files it uploaded (another key's is unknown)."""
-    caller = request.get(CALLER)
-    owner = caller.key.id if caller is not None and caller.key is not None else None  # None: an admin, all
     try:
-        new = await inline_files(body, request.app.get(STORE), owner_key=owner,
+        new = await inline_files(body, request.app.get(STORE), owner_key=viewer(request),
                                  max_bytes=request.app[STATE].runtime.cfg.files.max_inline_bytes)
     except StoreUnavailable as exc:  # only a message that references a file needs the store
         raise StoreDown.of(exc) from None
