@@ -90,14 +90,22 @@ class KeyNames:
         self.store = store
         self._names: dict[str, str] = {}
 
-    async def of(self, key_id: str) -> dict | None:
-        """None for an admin's batch (``""``)."""
+    async def charged(self, batch: Batch) -> dict | None:
+        """The key ``batch``'s items are charged to, now counted in this instance's fleet counters (so their
+        tokens and cost reach the key's budget and ``--tpm``); None for an admin's batch (``""``)."""
+        key_id = batch.owner_key
         if not key_id:
             return None
         if key_id not in self._names:
             keys = await retrying(self.store.list_keys, "looking up a batch's key")
             self._names.update((k.id, k.name) for k in keys)
+        FLEET.touch(key_id)
         return {"id": key_id, "name": self._names.get(key_id, key_id)}
+
+
+def inline_item(body: dict, store: Store, batch: Batch, max_bytes: int):
+    """A batch item's file references inlined: a store key's batch sees only that key's files."""
+    return inline_files(body, store, max_bytes=max_bytes, owner_key=batch.owner_key or None)
 
 
 class Executor:
@@ -304,20 +312,16 @@ class Executor:
         rec.profile, rec.stream, rec.bytes_in = batch.profile, False, len(item.params)
         body = None
         try:
-            if (key := await self.keys.of(batch.owner_key)) is not None:
+            if (key := await self.keys.charged(batch)) is not None:
                 rec.extra["key"] = key  # charged to the key that created the batch (ledger, budget, --tpm)
-                FLEET.touch(key["id"])  # its tokens and cost reach the fleet's counters from this instance too
             body = orjson.loads(item.params)
             if isinstance(model := body.get("model"), str):
                 rec.requested_model = model
             checked(body)
             limit = state.runtime.cfg.files.max_inline_bytes
-            owner = batch.owner_key or None  # a store key's batch sees only that key's files
-            sent = await retrying(lambda: inline_files(body, self.store, max_bytes=limit, owner_key=owner),
-                                  f"batch {batch.id}")
+            sent = await retrying(lambda: inline_item(body, self.store, batch, limit), f"batch {batch.id}")
             decision = state.runtime.router.decide(sent, batch.profile, raw_len=len(item.params))
-            rec.profile, rec.decision = decision.profile, decision
-            ex = Exchange(state, rec, Admitted(sent, None, decision, _NO_HEADERS, {}))
+            ex = Exchange(state, rec, Admitted(sent, None, decision, _NO_HEADERS, {}))  # records the decision
             sent = None
             async with self._provider_slot(decision.target.provider):
                 out = await ex.open()

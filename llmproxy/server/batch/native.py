@@ -22,13 +22,11 @@ from llmproxy.errors import ProxyError, UpstreamError
 from llmproxy.protocol.adapt import adapt_for_model
 from llmproxy.providers.batches import BatchProvider
 from llmproxy.routing import CompiledProfile
-from llmproxy.server.batch.executor import KeyNames
-from llmproxy.server.request.keylimits import FLEET
+from llmproxy.server.batch.executor import KeyNames, inline_item
 from llmproxy.server.request.middleware import new_request_id
 from llmproxy.server.request.record import RequestRecord, finish, whole_message
 from llmproxy.server.state import State
 from llmproxy.store import RESULT_TYPES, Batch, Store
-from llmproxy.store.inline import inline_files
 from llmproxy.store.sqlite import now_iso
 
 log = logging.getLogger("llmproxy")
@@ -54,10 +52,8 @@ class Native:
         {"provider", "id", "request_counts"} of the upstream batch, or None (then the batch runs locally)."""
         rt = self.state.runtime
         reqs, providers = [], set()
-        owner = batch.owner_key or None  # a store key's batch sees only that key's files
         for cid, raw in items:
-            params = await inline_files(orjson.loads(raw), self.store, max_bytes=rt.cfg.files.max_inline_bytes,
-                                        owner_key=owner)
+            params = await inline_item(orjson.loads(raw), self.store, batch, rt.cfg.files.max_inline_bytes)
             target = rt.router.decide(params, profile, raw_len=len(raw)).target
             prov = rt.providers.get(target.provider)
             if not isinstance(prov, BatchProvider) or prov.simulated_reason is not None:
@@ -112,9 +108,7 @@ class Native:
     async def _collect(self, batch: Batch, provider: str, up: dict, every: float) -> None:
         """The ended batch's results into the store; retried on a passing failure, else every item still
         without a result ends errored with the reason. Each item's record is charged to the batch's key."""
-        key = await self.keys.of(batch.owner_key)
-        if key is not None:
-            FLEET.touch(key["id"])  # the items' tokens and cost reach the fleet's counters (budget, --tpm)
+        key = await self.keys.charged(batch)
         for attempt in range(1, RESULT_ATTEMPTS + 1):
             try:
                 await self._fetch_results(batch, provider, up, key)
